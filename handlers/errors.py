@@ -1,0 +1,159 @@
+"""The project's exception tree.
+
+Every exception carries a machine-readable ``code`` (stable, snake_case) next to its
+human message, and the data a caller needs to act on it::
+
+    RelayError
+    ├── ConfigurationError          bad or missing settings
+    ├── InvalidRequest              a request broke one or more rules (``violations``)
+    ├── UnsafeURL                   a URL points somewhere we refuse to go (SSRF guard)
+    ├── ProbeFailed                 a reference could not be fetched or read during preflight
+    ├── ProviderError               EvoLink answered with an error (``status``, provider ``code``)
+    │   ├── ProviderRejected        4xx: fix the request, do not retry as is
+    │   ├── ProviderUnavailable     429/5xx/transport failure after the retry budget
+    │   └── UnknownOutcome          a create whose outcome is unknown: reconcile, never resubmit blindly
+    ├── NotFound                    no such job, task or object
+    ├── Conflict                    a conditional write lost a race (state moved on)
+    ├── StorageError                the blob store failed
+    ├── QueueError                  the work queue or event bus failed
+    └── DownloadFailed              a result could not be copied (``permanent`` tells retry from give up)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "Conflict",
+    "DownloadFailed",
+    "InvalidRequest",
+    "NotFound",
+    "ProbeFailed",
+    "ProviderError",
+    "ProviderRejected",
+    "ProviderUnavailable",
+    "QueueError",
+    "RelayError",
+    "StorageError",
+    "UnknownOutcome",
+    "UnsafeURL",
+    "Violation",
+]
+
+
+class RelayError(Exception):
+    """Root of every error the project raises on purpose."""
+
+    code = "relay_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+class ConfigurationError(RelayError):
+    code = "configuration_error"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One broken rule: ``field`` is a JSON path such as ``image_urls[3]``."""
+
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class InvalidRequest(RelayError):
+    code = "invalid_request"
+
+    def __init__(self, violations: Sequence[Violation], message: str | None = None) -> None:
+        self.violations = tuple(violations)
+        summary = "; ".join(f"{v.field}: {v.message}" for v in self.violations[:5])
+        super().__init__(message or f"invalid request: {summary}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "errors": [v.as_dict() for v in self.violations]}
+
+
+class UnsafeURL(RelayError):
+    code = "unsafe_url"
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"refused {url!r}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class ProbeFailed(RelayError):
+    code = "probe_failed"
+
+
+class ProviderError(RelayError):
+    """EvoLink answered with an error; ``code`` is the provider's own code as a string."""
+
+    code = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        body: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+        self.body = dict(body or {})
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "status": self.status}
+
+
+class ProviderRejected(ProviderError):
+    code = "provider_rejected"
+
+
+class ProviderUnavailable(ProviderError):
+    code = "provider_unavailable"
+
+
+class UnknownOutcome(ProviderError):
+    code = "unknown_outcome"
+
+
+class NotFound(RelayError):
+    code = "not_found"
+
+
+class Conflict(RelayError):
+    code = "conflict"
+
+
+class StorageError(RelayError):
+    code = "storage_error"
+
+
+class QueueError(RelayError):
+    code = "queue_error"
+
+
+class DownloadFailed(RelayError):
+    code = "download_failed"
+
+    def __init__(self, message: str, *, permanent: bool, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.permanent = permanent
