@@ -1,0 +1,1 @@
+"""Test helpers: real servers, fakes written as real code, fixture loaders."""
