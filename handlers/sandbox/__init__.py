@@ -1,0 +1,1 @@
+"""The sandbox: an EvoLink look-alike for local runs, tests and demos."""

@@ -1,0 +1,130 @@
+"""The sandbox as an ASGI app: EvoLink's routes, auth, error bodies and HTTP codes."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from handlers.contract import REQUEST_BODY_MAX
+from handlers.errors import InvalidRequest, NotFound, ProviderError
+from handlers.evolink.task import is_task_id
+from handlers.sandbox.engine import SandboxEngine
+from handlers.validation import parse_request_bytes
+
+__all__ = ["create_sandbox_app", "error_response"]
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
+          403: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
+          429: "evo_api_error", 500: "api_error", 503: "api_error"}
+
+
+def error_response(status: int, code: str, message: str, *, param: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message, "type": _TYPES.get(status, "api_error")}
+    if param is not None:
+        error["param"] = param
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _authorize(engine: SandboxEngine, request: Request) -> str | None:
+    key = _bearer(request)
+    expected = engine.settings.api_key
+    if key is None or (expected is not None and not hmac.compare_digest(key, expected)):
+        return None
+    return key
+
+
+def _callback_allowed(url: str) -> bool:
+    """https anywhere; plain http only to loopback, for local runs."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return parts.scheme == "http" and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_sandbox_app(engine: SandboxEngine) -> Starlette:
+    unauthorized = ("unauthorized", "Authentication required")
+
+    async def create(request: Request) -> Response:
+        key = _authorize(engine, request)
+        if key is None:
+            return error_response(401, *unauthorized)
+        raw = await request.body()
+        if len(raw) > REQUEST_BODY_MAX:
+            return error_response(413, "payload_too_large", "Request body exceeds 64 MB")
+        try:
+            body = parse_request_bytes(raw, allow_http=True)
+            engine.maybe_refuse_create()
+        except InvalidRequest as exc:
+            first = exc.violations[0]
+            return error_response(400, "invalid_request", exc.message, param=first.field)
+        except ProviderError as exc:
+            headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
+            return error_response(exc.status or 500, exc.code, exc.message, headers=headers)
+        callback = body.get("callback_url")
+        if callback and not _callback_allowed(str(callback)):
+            return error_response(400, "invalid_request", "callback_url must be HTTPS "
+                                  "(plain http only to loopback in the sandbox)",
+                                  param="callback_url")
+        task = await run_in_threadpool(engine.create, body, owner=key,
+                                       base_url=str(request.base_url))
+        return JSONResponse(task)
+
+    async def get_task(request: Request) -> Response:
+        key = _authorize(engine, request)
+        if key is None:
+            return error_response(401, *unauthorized)
+        task_id = request.path_params["task_id"]
+        if not is_task_id(task_id):
+            return error_response(400, "invalid_task_id",
+                                  "Invalid task ID format, must start with 'task-unified-'",
+                                  param="task_id")
+        try:
+            return JSONResponse(engine.get(task_id, owner=key))
+        except NotFound:
+            return error_response(404, "task_not_found", "The requested task could not be found")
+        except ProviderError as exc:
+            return error_response(exc.status or 403, exc.code, exc.message)
+
+    async def download(request: Request) -> Response:
+        task_id = request.path_params["task_id"]
+        expires, sig = request.query_params.get("expires", "0"), request.query_params.get("sig", "")
+        try:
+            path = engine.media_for(task_id, expires, sig)
+        except NotFound:
+            return PlainTextResponse("NoSuchKey", status_code=404)
+        except (ProviderError, ValueError) as exc:
+            return PlainTextResponse(f"AccessDenied: {exc}", status_code=403)
+        if engine.settings.download_delay:
+            await asyncio.sleep(engine.settings.download_delay)
+        return FileResponse(path, media_type="video/mp4")
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True, "sandbox": True})
+
+    return Starlette(routes=[
+        Route("/v1/videos/generations", create, methods=["POST"]),
+        Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
+        Route("/files/{task_id}/video.mp4", download, methods=["GET", "HEAD"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ])

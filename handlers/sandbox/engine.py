@@ -1,0 +1,289 @@
+"""The sandbox's task engine: EvoLink's task lifecycle, on a clock you can speed up.
+
+Status is derived from the clock until a task is final: ``pending`` for the first tenth of
+its run, then ``processing`` with rising progress. At the end a scheduler thread renders
+the result (a real MP4, cached per duration/quality/aspect/audio), marks the task
+``completed`` or ``failed`` and hands it to the :class:`CallbackSender`. Tasks are kept as
+JSON files so a restarted sandbox still answers for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import hmac
+import json
+import os
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from handlers.contract import DEFAULTS
+from handlers.errors import NotFound, ProviderError, ProviderRejected
+from handlers.evolink.task import new_task_id
+from handlers.logs import get_logger
+from handlers.sandbox import media
+from handlers.sandbox.callbacks import CallbackSender
+from handlers.sandbox.settings import SandboxSettings
+
+__all__ = ["FAILURE_MESSAGES", "SandboxEngine", "SandboxTask", "estimate_seconds"]
+
+log = get_logger(__name__)
+_QUALITY_FACTOR = {"480p": 0.8, "720p": 1.0, "1080p": 1.5, "4k": 2.5}
+FAILURE_MESSAGES = {
+    "content_policy_violation": "Content policy violation. Your request was blocked by safety filters.",
+    "invalid_parameters": "Invalid request parameters.",
+    "image_processing_error": "Image processing failed.",
+    "image_dimension_mismatch": "Image dimensions don't match the request.",
+    "request_cancelled": "Request was cancelled.",
+    "generation_failed_no_content": "The model failed to generate output.",
+    "service_error": "Internal service error, retry later.",
+    "generation_timeout": "Task processing timed out.",
+    "resource_exhausted": "Upstream resources temporarily depleted.",
+    "quota_exceeded": "Rate limit or quota exceeded.",
+    "service_unavailable": "Service temporarily unavailable.",
+    "resource_not_found": "Task ID invalid or expired.",
+    "unknown_error": "Unclassified error.",
+}
+
+
+def estimate_seconds(duration: int, quality: str) -> int:
+    """EvoLink-like estimate: 180 s for a 10 s 720p video."""
+    return int((60 + 12 * duration) * _QUALITY_FACTOR.get(quality, 1.0))
+
+
+@dataclass
+class SandboxTask:
+    id: str
+    model: str
+    owner: str
+    created: float
+    estimated_time: int
+    run_seconds: float
+    duration: int
+    quality: str
+    aspect_ratio: str
+    audio: bool
+    base_url: str
+    callback_url: str | None = None
+    planned_failure: str | None = None
+    status: str = "pending"
+    results: list[str] = field(default_factory=list)
+    media_path: str | None = None
+    finished: float | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+    def view(self, now: float) -> dict[str, Any]:
+        status, progress = self._progress(now)
+        body: dict[str, Any] = {
+            "id": self.id, "object": "video.generation.task", "created": int(self.created),
+            "model": self.model, "status": status, "progress": progress, "type": "video",
+            "task_info": {"can_cancel": status == "pending", "estimated_time": self.estimated_time,
+                          "video_duration": self.duration},
+            "usage": self._usage(status),
+        }
+        if status == "completed":
+            body["results"] = list(self.results)
+        if status == "failed" and self.planned_failure:
+            code = self.planned_failure
+            body["error"] = {"code": code, "message": FAILURE_MESSAGES.get(code, code),
+                             "type": "task_error"}
+        return body
+
+    def _progress(self, now: float) -> tuple[str, int]:
+        if self.final:
+            return self.status, 100 if self.status == "completed" else 0
+        fraction = (now - self.created) / self.run_seconds if self.run_seconds else 1.0
+        if fraction < 0.1:
+            return "pending", 0
+        return "processing", max(1, min(99, int(fraction * 100)))
+
+    def _usage(self, status: str) -> dict[str, Any]:
+        usage: dict[str, Any] = {"billing_rule": "per_second", "user_group": "default",
+                                 "credits_reserved": self.duration * 6}
+        if status == "completed":
+            usage["credits_used"] = self.duration * 6
+        return usage
+
+
+class SandboxEngine:
+    def __init__(
+        self,
+        settings: SandboxSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        sender: CallbackSender | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._rng = random.Random(settings.seed)  # noqa: S311 - simulation, not security
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._tasks: dict[str, SandboxTask] = {}
+        self._due: list[tuple[float, str]] = []
+        self._stopped = False
+        self._dir = settings.data_dir
+        (self._dir / "tasks").mkdir(parents=True, exist_ok=True)
+        self._secret = _load_secret(self._dir / "url-secret")
+        self.sender = sender or CallbackSender(settings, rng=random.Random(settings.seed))
+        self._render = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-render")
+        self._thread = threading.Thread(target=self._run, name="sandbox-scheduler", daemon=True)
+        self._load()
+
+    # lifecycle -------------------------------------------------------------------------
+    def start(self) -> SandboxEngine:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with self._wake:
+            self._stopped = True
+            self._wake.notify_all()
+        self._render.shutdown(wait=True, cancel_futures=True)
+        self.sender.close()
+
+    # API ---------------------------------------------------------------------------------
+    def maybe_refuse_create(self) -> None:
+        """``create_error_rate``: answer 429, 500 or 503 instead of creating a task."""
+        with self._lock:
+            if self._rng.random() >= self.settings.create_error_rate:
+                return
+            status = self._rng.choice((429, 500, 503))
+        code = {429: "rate_limit_exceeded", 500: "internal_error", 503: "service_unavailable"}
+        raise ProviderError(f"sandbox: injected {status}", status=status, code=code[status],
+                            retry_after=1.0 if status != 500 else None)
+
+    def create(self, request: Mapping[str, Any], *, owner: str, base_url: str) -> dict[str, Any]:
+        now = self._clock()
+        duration = int(request.get("duration", DEFAULTS["duration"]))
+        quality = str(request.get("quality", DEFAULTS["quality"]))
+        estimate = estimate_seconds(duration, quality)
+        with self._lock:
+            failure = self.settings.fail_code if self._rng.random() < self.settings.fail_rate else None
+            task = SandboxTask(
+                id=new_task_id(now), model=str(request["model"]), owner=_owner(owner),
+                created=now, estimated_time=estimate, run_seconds=estimate / self.settings.speed,
+                duration=duration, quality=quality,
+                aspect_ratio=str(request.get("aspect_ratio", DEFAULTS["aspect_ratio"])),
+                audio=bool(request.get("generate_audio", True)), base_url=base_url.rstrip("/"),
+                callback_url=request.get("callback_url"), planned_failure=failure,
+            )
+            self._tasks[task.id] = task
+            self._schedule(task)
+        self._save(task)
+        log.info("sandbox.task.created", task_id=task.id, run_seconds=round(task.run_seconds, 3))
+        return task.view(now)
+
+    def get(self, task_id: str, *, owner: str) -> dict[str, Any]:
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found", code="task_not_found")
+        if not hmac.compare_digest(task.owner, _owner(owner)):
+            raise ProviderRejected("You don't have permission to access this task",
+                                   status=403, code="permission_denied")
+        return task.view(self._clock())
+
+    def media_for(self, task_id: str, expires: str, signature: str) -> Path:
+        """The file behind a result URL, if the URL is genuine and not expired."""
+        task = self._tasks.get(task_id)
+        if task is None or task.media_path is None:
+            raise NotFound("no such result")
+        if not hmac.compare_digest(self._sign(task_id, expires), signature):
+            raise ProviderRejected("signature does not match", status=403, code="AccessDenied")
+        if float(expires) < self._clock():
+            raise ProviderRejected("Request has expired", status=403, code="AccessDenied")
+        return Path(task.media_path)
+
+    # scheduling --------------------------------------------------------------------------
+    def _schedule(self, task: SandboxTask) -> None:
+        heapq.heappush(self._due, (task.created + task.run_seconds, task.id))
+        self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopped and not self._ready():
+                    timeout = self._due[0][0] - self._clock() if self._due else None
+                    self._wake.wait(timeout=None if timeout is None else max(timeout, 0.001))
+                if self._stopped:
+                    return
+                _, task_id = heapq.heappop(self._due)
+            self._render.submit(self._finish, self._tasks[task_id])
+
+    def _ready(self) -> bool:
+        return bool(self._due) and self._due[0][0] <= self._clock()
+
+    def _finish(self, task: SandboxTask) -> None:
+        try:
+            self._complete(task)
+        except Exception:  # noqa: BLE001 - a broken render fails the task like EvoLink would
+            log.exception("sandbox.render.failed", task_id=task.id)
+            task.planned_failure = "generation_failed_no_content"
+            task.status = "failed"
+        task.finished = self._clock()
+        self._save(task)
+        view = task.view(self._clock())
+        log.info("sandbox.task.final", task_id=task.id, status=task.status)
+        if task.callback_url:
+            self.sender.deliver(task.callback_url, view)
+
+    def _complete(self, task: SandboxTask) -> None:
+        if task.planned_failure == "cancelled":
+            task.status = "cancelled"
+            return
+        if task.planned_failure:
+            task.status = "failed"
+            return
+        path = media.render_result(duration=task.duration, quality=task.quality,
+                                   aspect_ratio=task.aspect_ratio, audio=task.audio,
+                                   cache_dir=self._dir / "media")
+        task.media_path = str(path)
+        task.results = [self._result_url(task)]
+        task.status = "completed"
+
+    def _result_url(self, task: SandboxTask) -> str:
+        expires = str(int(self._clock() + self.settings.url_ttl))
+        query = urlencode({"expires": expires, "sig": self._sign(task.id, expires)})
+        return f"{task.base_url}/files/{task.id}/video.mp4?{query}"
+
+    def _sign(self, task_id: str, expires: str) -> str:
+        return hmac.new(self._secret, f"{task_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+    # persistence -------------------------------------------------------------------------
+    def _save(self, task: SandboxTask) -> None:
+        path = self._dir / "tasks" / f"{task.id}.json"
+        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(asdict(task)), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _load(self) -> None:
+        for path in sorted((self._dir / "tasks").glob("*.json")):
+            task = SandboxTask(**json.loads(path.read_text(encoding="utf-8")))
+            self._tasks[task.id] = task
+            if not task.final:
+                heapq.heappush(self._due, (task.created + task.run_seconds, task.id))
+
+
+def _owner(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _load_secret(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(secret)
+    os.replace(tmp, path)
+    return path.read_bytes()
