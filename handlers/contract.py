@@ -15,8 +15,11 @@ __all__ = [
     "AUDIO",
     "CALLBACK_URL_MAX",
     "DEFAULTS",
+    "DURATION_MAX",
+    "DURATION_MIN",
     "IMAGE",
     "MODELS",
+    "MODEL_PARAMS_FIELDS",
     "PROMPT_MAX_CJK_CHARS",
     "PROMPT_MAX_WORDS",
     "REQUEST_BODY_MAX",
@@ -35,6 +38,7 @@ DURATION_MIN, DURATION_MAX = 4, 15
 ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "adaptive")
 STANDARD_QUALITIES = ("480p", "720p", "1080p", "4k")
 FAST_QUALITIES = ("480p", "720p")
+MODEL_PARAMS_FIELDS = ("web_search",)  # keys of text-to-video's ``model_params`` object (booleans)
 
 DEFAULTS: dict[str, object] = {
     "duration": 5,

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure", "get_logger", "register_secret", "redact"]
+__all__ = ["configure", "get_logger", "redact", "register_secret"]
 
 _SECRET_KEYS = re.compile(r"(api_?key|secret|token|authorization|password)", re.IGNORECASE)
 _TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"']+")

@@ -126,7 +126,7 @@ class SandboxEngine:
     ) -> None:
         self.settings = settings
         self._clock = clock
-        self._rng = random.Random(settings.seed)  # noqa: S311 - simulation, not security
+        self._rng = random.Random(settings.seed)
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._tasks: dict[str, SandboxTask] = {}
@@ -226,7 +226,7 @@ class SandboxEngine:
     def _finish(self, task: SandboxTask) -> None:
         try:
             self._complete(task)
-        except Exception:  # noqa: BLE001 - a broken render fails the task like EvoLink would
+        except Exception:
             log.exception("sandbox.render.failed", task_id=task.id)
             task.planned_failure = "generation_failed_no_content"
             task.status = "failed"

@@ -1,0 +1,21 @@
+"""The ``seedance-relay`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from handlers import __version__
+from handlers.cli.sandbox import sandbox
+from handlers.cli.validate import validate
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="seedance-relay")
+def main() -> None:
+    """Seedance 2.0 video generation as an event-driven pipeline."""
+
+
+main.add_command(validate)
+main.add_command(sandbox)

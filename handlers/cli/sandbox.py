@@ -1,0 +1,63 @@
+"""``seedance-relay sandbox --port N``: the EvoLink look-alike in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+
+from handlers.logs import configure, get_logger
+from handlers.sandbox.app import create_sandbox_app
+from handlers.sandbox.engine import SandboxEngine
+from handlers.sandbox.settings import SWITCHES, SandboxSettings
+
+__all__ = ["sandbox", "switch_options"]
+
+_TYPES: dict[str, Any] = {
+    "speed": click.FloatRange(min=0.0, min_open=True),
+    "callback_drop": click.FloatRange(0.0, 1.0),
+    "callback_duplicate": click.IntRange(min=0),
+    "callback_delay": click.FloatRange(min=0.0),
+    "fail_rate": click.FloatRange(0.0, 1.0),
+    "fail_code": str,
+    "create_error_rate": click.FloatRange(0.0, 1.0),
+    "download_delay": click.FloatRange(min=0.0),
+    "url_ttl": click.FloatRange(min=0.0),
+}
+
+
+def switch_options(func: Any) -> Any:
+    """Add one ``--flag`` per sandbox switch, each also read from its environment variable."""
+    for name, (env, help_text) in reversed(SWITCHES.items()):
+        flag = "--" + name.replace("_", "-")
+        func = click.option(flag, name, type=_TYPES[name], envvar=env, default=None,
+                            help=f"{help_text} [env {env}]")(func)
+    return func
+
+
+def sandbox_settings(data_dir: Path, **switches: Any) -> SandboxSettings:
+    return SandboxSettings.from_env(data_dir=data_dir, **switches)
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8100, show_default=True)
+@click.option("--api-key", envvar="SANDBOX_API_KEY", default=None,
+              help="Accept only this bearer key (default: any non-empty key).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              envvar="SANDBOX_DATA_DIR", default=Path(".relay/sandbox"), show_default=True)
+@switch_options
+def sandbox(host: str, port: int, api_key: str | None, data_dir: Path, **switches: Any) -> None:
+    """Run the EvoLink look-alike: same routes, errors, callbacks; real MP4 results."""
+    configure()
+    settings = sandbox_settings(data_dir, api_key=api_key, **switches)
+    engine = SandboxEngine(settings).start()
+    get_logger("sandbox").info("sandbox.listening", url=f"http://{host}:{port}",
+                               note="EvoLink look-alike, not the real provider",
+                               speed=settings.speed)
+    try:
+        uvicorn.run(create_sandbox_app(engine), host=host, port=port, log_level="warning")
+    finally:
+        engine.stop()
