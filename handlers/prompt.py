@@ -4,14 +4,15 @@ EvoLink caps a prompt at "500 Chinese characters or 1000 English words" without 
 mixed text counts. Our definition (also in ``docs/validation.md``):
 
 1. The text is normalised to Unicode NFKC first. So fullwidth Latin letters and digits
-   (``ＡＢＣ１２３``) become ASCII and count as words, halfwidth Katakana (``ｶﾞ``) becomes
-   fullwidth Katakana, and CJK compatibility ideographs become their unified forms.
+   (U+FF21 "A", U+FF11 "1", ...) become ASCII and count as words, halfwidth Katakana
+   (``ｶﾞ``) becomes fullwidth Katakana, and CJK compatibility ideographs become their
+   unified forms. Fullwidth punctuation becomes ASCII punctuation and counts nothing.
 2. **CJK characters** count one each: Han ideographs (the unified block, extensions A and
-   beyond in planes 2 and 3, compatibility ideographs, and the ideographic marks ``々 〆 〇``),
+   beyond in planes 2 and 3, compatibility ideographs, and the ideographic marks U+3005 to U+3007),
    Hiragana, Katakana (with ``ー``), Bopomofo and Hangul (syllables and jamo). Only letters
    and numbers of those blocks count: CJK punctuation such as ``。、「」・`` counts nothing.
 3. **Words** are maximal runs of other letters, digits and combining marks (any script);
-   one apostrophe (``'`` or ``’``) or hyphen (``-``, U+2010, U+2011) between two such runs
+   one apostrophe (``'`` or U+2019) or hyphen (``-``, U+2010, U+2011) between two such runs
    joins them, so ``don't`` and ``state-of-the-art`` are one word each.
 4. Punctuation, symbols, emoji and whitespace count nothing.
 5. The budget is shared: ``cjk_chars / 500 + words / 1000 <= 1``. Pure Chinese fits up to 500
@@ -47,7 +48,7 @@ ReferenceKind = Literal["image", "video", "audio"]
 _CJK_RANGES: tuple[tuple[int, int], ...] = (
     (0x1100, 0x11FF),  # Hangul Jamo
     (0x2E80, 0x2FDF),  # CJK Radicals Supplement, Kangxi Radicals
-    (0x3000, 0x303F),  # CJK Symbols and Punctuation (only 々 〆 〇 and friends are letters)
+    (0x3000, 0x303F),  # CJK Symbols and Punctuation (only U+3005-3007 and a few more are letters)
     (0x3040, 0x30FF),  # Hiragana, Katakana
     (0x3100, 0x31BF),  # Bopomofo, Hangul Compatibility Jamo, Kanbun, Bopomofo Extended
     (0x31F0, 0x31FF),  # Katakana Phonetic Extensions

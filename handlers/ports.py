@@ -1,0 +1,112 @@
+"""The four ports the use cases talk to. Adapters live in ``handlers.adapters``.
+
+Every adapter translates its vendor's errors into the project's (``NotFound``,
+``Conflict``, ``StorageError``, ``QueueError``) at this boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from handlers.jobs import Job, JobStatus
+
+__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "StoredObject", "WorkQueue"]
+
+
+class JobStore(Protocol):
+    def create(self, job: Job) -> Job:
+        """Insert ``job`` if no job has its id; return the stored job either way."""
+        ...
+
+    def get(self, job_id: str) -> Job:
+        """The job, or ``NotFound``."""
+        ...
+
+    def update(self, job: Job) -> Job:
+        """Write ``job`` if the stored version is still ``job.version``; bump the version.
+
+        Raises ``Conflict`` when another writer got there first.
+        """
+        ...
+
+    def page(self, *, status: JobStatus | None = None, limit: int = 50,
+             cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first; the second value is the cursor of the next page, if any."""
+        ...
+
+    def due(self, now: float, limit: int = 100) -> list[Job]:
+        """Jobs whose ``check_at`` is set and not after ``now``, oldest first (never a scan)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    uri: str
+    size: int
+    sha256: str
+    content_type: str
+
+
+class BlobStore(Protocol):
+    def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
+                   metadata: Mapping[str, str] | None = None) -> StoredObject:
+        """Stream ``chunks`` into ``key`` (all or nothing) and return its size and sha256."""
+        ...
+
+    def head(self, key: str) -> StoredObject | None:
+        ...
+
+    def read(self, key: str) -> Iterator[bytes]:
+        ...
+
+    def uri(self, key: str) -> str:
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    body: Mapping[str, Any]
+    receipt: str
+    receive_count: int
+
+
+class WorkQueue(Protocol):
+    """At-least-once delivery with a visibility timeout, a receive count and a DLQ."""
+
+    def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
+        ...
+
+    def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
+        ...
+
+    def ack(self, message: Message) -> None:
+        ...
+
+    def retry_later(self, message: Message, delay: float) -> None:
+        ...
+
+    def dead_letters(self, limit: int = 100) -> list[Message]:
+        ...
+
+    def redrive(self) -> int:
+        """Move every dead letter back to the queue; return how many."""
+        ...
+
+    def depth(self) -> dict[str, int]:
+        """``{"visible": n, "in_flight": n, "dead": n}``."""
+        ...
+
+
+class EventBus(Protocol):
+    """A topic that fans CloudEvents out to named subscriber queues, filtered by type."""
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        ...
+
+    def subscriber(self, name: str) -> WorkQueue:
+        """The queue behind subscriber ``name``."""
+        ...

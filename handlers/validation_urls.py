@@ -1,0 +1,119 @@
+"""Static URL rules for reference media and the callback URL (no network, no DNS).
+
+What a URL must look like before anything fetches it: absolute, with a host, no
+credentials, no spaces, ``https`` (``http`` too when the sandbox is the provider), and for
+media a file extension of the right kind when the path has one. Whether the address is
+public is the SSRF guard's job (:mod:`handlers.netguard`), whether the file really is a
+JPEG is the preflight probe's.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import SplitResult, unquote, urlsplit
+
+from handlers.contract import CALLBACK_URL_MAX, MediaLimits
+from handlers.errors import Violation
+
+__all__ = [
+    "BASE64_MIN_CHARS",
+    "check_callback_url",
+    "check_media_url",
+    "is_inline_data",
+    "url_extension",
+]
+
+BASE64_MIN_CHARS = 128  # ours: a scheme-less run of Base64 this long is inline data, not a URL
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_WHITESPACE = re.compile(r"\s+")
+_UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
+_EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
+
+
+def is_inline_data(value: str) -> bool:
+    """True for a ``data:`` URL or a long scheme-less Base64 payload."""
+    text = value.strip()
+    if text[:5].lower() == "data:":
+        return True
+    if len(text) < BASE64_MIN_CHARS:
+        return False
+    return _BASE64.fullmatch(_WHITESPACE.sub("", text)) is not None
+
+
+def url_extension(path: str) -> str | None:
+    """The lower-cased extension of a URL path's last segment (``.jpg``), or None.
+
+    An all-digit suffix (``/v1.0``) is a version, not an extension.
+    """
+    match = _EXTENSION.search(unquote(path).rsplit("/", 1)[-1])
+    if match is None or match.group(1).isdigit():
+        return None
+    return "." + match.group(1).lower()
+
+
+def _invalid(field: str, why: str) -> Violation:
+    return Violation(field, "invalid_url", f"{field} must be an absolute URL with a host; {why}")
+
+
+def _split(url: str, field: str) -> SplitResult | Violation:
+    if _UNSAFE_CHARS.search(url):
+        return _invalid(field, "it contains spaces or control characters (encode them)")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a malformed port
+    except ValueError as exc:
+        return _invalid(field, f"it cannot be parsed ({exc})")
+    if not parts.scheme or not parts.hostname:
+        return _invalid(field, f"got {_short(url)}")
+    if "@" in parts.netloc:
+        return _invalid(field, "it must not carry credentials (user:password@)")
+    return parts
+
+
+def _scheme(parts: SplitResult, field: str, *, allow_http: bool) -> list[Violation]:
+    allowed = ("https", "http") if allow_http else ("https",)
+    if parts.scheme.lower() in allowed:
+        return []
+    wanted = " or ".join(allowed)
+    message = f"{field} must use {wanted}, got {parts.scheme}"
+    return [Violation(field, "insecure_url", message)]
+
+
+def _extension(parts: SplitResult, field: str, limits: MediaLimits) -> list[Violation]:
+    extension = url_extension(parts.path)
+    if extension is None or extension in limits.extensions:
+        return []
+    allowed = ", ".join(limits.extensions)
+    message = f"{limits.kind} files must be one of {allowed}; {field} ends in {extension}"
+    return [Violation(field, "unsupported_format", message)]
+
+
+def check_media_url(
+    url: str, field: str, limits: MediaLimits, *, allow_http: bool = False
+) -> list[Violation]:
+    """Every rule one reference URL breaks (``field`` is its path, e.g. ``image_urls[0]``)."""
+    if is_inline_data(url):
+        message = f"{field} must link to the {limits.kind}; data: URLs and Base64 are refused"
+        return [Violation(field, "inline_data_forbidden", message)]
+    parts = _split(url, field)
+    if isinstance(parts, Violation):
+        return [parts]
+    return _scheme(parts, field, allow_http=allow_http) + _extension(parts, field, limits)
+
+
+def check_callback_url(
+    url: str, field: str = "callback_url", *, allow_http: bool = False
+) -> list[Violation]:
+    """Every rule a callback URL breaks: length, shape and scheme."""
+    found: list[Violation] = []
+    if len(url) > CALLBACK_URL_MAX:
+        message = f"{field} may be at most {CALLBACK_URL_MAX} characters, got {len(url)}"
+        found.append(Violation(field, "too_long", message))
+    parts = _split(url, field)
+    if isinstance(parts, Violation):
+        return [*found, parts]
+    return found + _scheme(parts, field, allow_http=allow_http)
+
+
+def _short(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "…")
