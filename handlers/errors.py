@@ -12,6 +12,8 @@ human message, and the data a caller needs to act on it::
     │   ├── ProviderRejected        4xx: fix the request, do not retry as is
     │   ├── ProviderUnavailable     429/5xx/transport failure after the retry budget
     │   └── UnknownOutcome          a create whose outcome is unknown: reconcile, never resubmit blindly
+    ├── Unauthorized                missing or wrong credentials or capability token
+    ├── PayloadTooLarge             a body over its size limit
     ├── NotFound                    no such job, task or object
     ├── Conflict                    a conditional write lost a race (state moved on)
     ├── StorageError                the blob store failed
@@ -31,6 +33,7 @@ __all__ = [
     "DownloadFailed",
     "InvalidRequest",
     "NotFound",
+    "PayloadTooLarge",
     "ProbeFailed",
     "ProviderError",
     "ProviderRejected",
@@ -38,6 +41,7 @@ __all__ = [
     "QueueError",
     "RelayError",
     "StorageError",
+    "Unauthorized",
     "UnknownOutcome",
     "UnsafeURL",
     "Violation",
@@ -133,6 +137,14 @@ class ProviderUnavailable(ProviderError):
 
 class UnknownOutcome(ProviderError):
     code = "unknown_outcome"
+
+
+class Unauthorized(RelayError):
+    code = "unauthorized"
+
+
+class PayloadTooLarge(RelayError):
+    code = "payload_too_large"
 
 
 class NotFound(RelayError):

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from handlers.evolink.task import Task
 from handlers.jobs import Job, JobStatus
 
-__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "StoredObject", "WorkQueue"]
+__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "StoredObject", "WorkQueue"]
 
 
 class JobStore(Protocol):
@@ -109,4 +110,14 @@ class EventBus(Protocol):
 
     def subscriber(self, name: str) -> WorkQueue:
         """The queue behind subscriber ``name``."""
+        ...
+
+
+class Provider(Protocol):
+    """EvoLink, or anything that speaks its API (the sandbox)."""
+
+    def create_task(self, body: Mapping[str, Any], *, idempotency_key: str) -> Task:
+        ...
+
+    def get_task(self, task_id: str) -> Task:
         ...

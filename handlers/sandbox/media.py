@@ -254,10 +254,10 @@ def _canvas(clip: _Clip) -> _Canvas:
     stride = probe.planes[0].line_size
     font = _font(clip.height)
     margin = max(2, clip.height // 40)
-    line = _text_height(font) + margin
+    line = math.ceil(font.getbbox("0123456789/")[3]) + margin
     base = Image.new("L", (stride, clip.height), _BACKGROUND_YUV[0])  # padding included
     ImageDraw.Draw(base).text((margin, margin), clip.label, fill=_TEXT_LUMA, font=font)
-    counter_width = _text_width(font, f"{clip.frames}/{clip.frames}") + margin
+    counter_width = math.ceil(font.getlength(f"{clip.frames}/{clip.frames}")) + margin
     box = (margin, margin + line, min(counter_width, clip.width - margin),
            min(line, clip.height - margin - line))
     chroma = tuple(bytes([value]) * len(memoryview(plane))
@@ -269,14 +269,6 @@ def _canvas(clip: _Clip) -> _Canvas:
 
 def _font(height: int) -> _FontType:
     return ImageFont.load_default(size=max(10, height // 24))
-
-
-def _text_height(font: _FontType) -> int:
-    return math.ceil(font.getbbox("0123456789/")[3])
-
-
-def _text_width(font: _FontType, text: str) -> int:
-    return math.ceil(font.getlength(text))
 
 
 # -- audio -----------------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """A real HTTP server on 127.0.0.1 for tests that fetch media.
 
-Serves registered byte strings with a content type, optional ``Range`` support (single
-ranges: ``a-b``, ``a-``, ``-n``), an optional delay before answering, any status, and
-redirects. Records every request (method, path, Range, User-Agent, body bytes sent) so a
-test can say what was fetched. Use it as a context manager; it closes its socket and joins
-its threads on exit::
+Serves registered byte strings (over TLS when given a server ``ssl.SSLContext``) with a
+content type, optional ``Range`` support (single ranges: ``a-b``, ``a-``, ``-n``), an
+optional delay before answering, any status, and redirects. Records every request (method,
+path, Range, User-Agent, body bytes sent) so a test can say what was fetched. Use it as a
+context manager; it closes its socket and joins its threads on exit::
 
     with MediaServer() as server:
         url = server.add("/clip.mp4", data, content_type="video/mp4")
@@ -13,6 +13,7 @@ its threads on exit::
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,9 +145,12 @@ class _Server(ThreadingHTTPServer):
 class MediaServer:
     """A threaded HTTP server on 127.0.0.1 serving registered resources."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         self._state = _State()
         self._server = _Server(self._state)
+        self._scheme = "http" if tls is None else "https"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -161,7 +165,7 @@ class MediaServer:
             return list(self._state.requests)
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}{path}"
+        return f"{self._scheme}://{self.host}{path}"
 
     def add(self, path: str, body: bytes = b"", **options: Any) -> str:
         """Serve ``body`` at ``path`` (options: see :class:`Resource`); returns its URL."""

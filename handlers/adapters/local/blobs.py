@@ -1,0 +1,163 @@
+"""The blob store as a folder on disk.
+
+``put_stream`` writes into a hidden temporary file beside the target, hashing and
+counting as it goes, fsyncs it, writes the ``<key>.meta.json`` sidecar (content type,
+metadata, size, sha256) atomically, then ``os.replace``-s the data into place: a reader
+sees the old object or the new one, never a part. If the chunks raise, or the disk
+does, the temporary files are removed and nothing changes at the key. ``head`` trusts the
+sidecar only when its size matches the file, and otherwise re-hashes the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from handlers.errors import NotFound, StorageError
+from handlers.ports import StoredObject
+
+__all__ = ["CHUNK_SIZE", "DEFAULT_CONTENT_TYPE", "SIDECAR_SUFFIX", "FolderBlobStore"]
+
+CHUNK_SIZE = 64 * 1024
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+SIDECAR_SUFFIX = ".meta.json"
+_TEMP_PREFIX = ".tmp-"
+
+
+class FolderBlobStore:
+    """:class:`~handlers.ports.BlobStore` under ``root``; keys are relative POSIX paths."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
+                   metadata: Mapping[str, str] | None = None) -> StoredObject:
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with _staged(target.parent) as (handle, temp):
+                size, digest = _copy(chunks, handle)
+                sidecar = {"content_type": content_type, "metadata": dict(metadata or {}),
+                           "size": size, "sha256": digest}
+                _write_atomically(_sidecar(target), json.dumps(sidecar, sort_keys=True).encode())
+                os.replace(temp, target)
+            _fsync_directory(target.parent)
+        except OSError as exc:
+            raise StorageError(f"could not store {key!r}: {exc}", code="write_failed") from exc
+        return StoredObject(key=key, uri=target.as_uri(), size=size, sha256=digest,
+                            content_type=content_type)
+
+    def head(self, key: str) -> StoredObject | None:
+        target = self._path(key)
+        try:
+            if not target.is_file():
+                return None
+            size = target.stat().st_size
+            sidecar = _read_sidecar(_sidecar(target))
+            if sidecar.get("size") != size or not isinstance(sidecar.get("sha256"), str):
+                sidecar = {**sidecar, "size": size, "sha256": _hash_file(target)}
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"could not read {key!r}: {exc}", code="read_failed") from exc
+        return StoredObject(key=key, uri=target.as_uri(), size=size, sha256=str(sidecar["sha256"]),
+                            content_type=str(sidecar.get("content_type") or DEFAULT_CONTENT_TYPE))
+
+    def read(self, key: str) -> Iterator[bytes]:
+        """The object's bytes in 64 KiB chunks; ``NotFound`` at once if the key holds nothing."""
+        target = self._path(key)
+        if not target.is_file():
+            raise NotFound(f"no object at {key!r}")
+        return _chunks_of(target, key)
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def close(self) -> None:
+        """Nothing to release: files are opened and closed per call."""
+
+    def _path(self, key: str) -> Path:
+        """``root / key`` for a safe relative key; ``StorageError`` (``invalid_key``) otherwise."""
+        parts = PurePosixPath(key).parts
+        unsafe = (not parts or "\\" in key or "\x00" in key or PurePosixPath(key).is_absolute()
+                  or any(part in ("..", ".") for part in parts) or key.endswith(SIDECAR_SUFFIX)
+                  or any(part.startswith(_TEMP_PREFIX) for part in parts))
+        if unsafe:
+            raise StorageError(f"refused blob key {key!r}", code="invalid_key")
+        return self.root.joinpath(*parts)
+
+
+@contextlib.contextmanager
+def _staged(folder: Path) -> Iterator[tuple[IO[bytes], str]]:
+    """A temporary file in ``folder``, removed on the way out unless it was renamed away."""
+    descriptor, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=folder)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            yield handle, temp
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+
+
+def _copy(chunks: Iterable[bytes], handle: IO[bytes]) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        handle.write(chunk)
+        size += len(chunk)
+    handle.flush()
+    os.fsync(handle.fileno())
+    return size, digest.hexdigest()
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    with _staged(target.parent) as (handle, temp):
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+        os.replace(temp, target)
+
+
+def _fsync_directory(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _sidecar(target: Path) -> Path:
+    return target.with_name(target.name + SIDECAR_SUFFIX)
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_SIZE), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _chunks_of(path: Path, key: str) -> Iterator[bytes]:
+    try:
+        with path.open("rb") as handle:
+            yield from iter(lambda: handle.read(CHUNK_SIZE), b"")
+    except FileNotFoundError as exc:
+        raise NotFound(f"no object at {key!r}") from exc
+    except OSError as exc:
+        raise StorageError(f"could not read {key!r}: {exc}", code="read_failed") from exc

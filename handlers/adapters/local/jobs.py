@@ -1,0 +1,144 @@
+"""The job store as one SQLite table.
+
+Each row keeps the searchable fields in columns (``status``, ``check_at``,
+``created_at``, ``version``) beside the whole job as JSON (``record``). Writes are
+conditional on ``version`` in a single ``UPDATE``, so two writers from the same
+version never both win. ``page`` walks ``(created_at, id)`` newest first through the
+``jobs_created`` index with an opaque keyset cursor; ``due`` reads the partial
+``jobs_check_at`` index, never the whole table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from handlers.adapters.local.sqlite import SqliteDatabase
+from handlers.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
+from handlers.jobs import Job, JobStatus
+
+__all__ = ["SCHEMA", "SqliteJobStore"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    check_at REAL,
+    created_at REAL NOT NULL,
+    version INTEGER NOT NULL,
+    written_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_check_at ON jobs (check_at) WHERE check_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at, id);
+"""
+
+
+class SqliteJobStore:
+    """:class:`~handlers.ports.JobStore` in a SQLite file; ``clock`` stamps ``written_at``."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self._database = SqliteDatabase(path, schema=SCHEMA, error=StorageError)
+        self._clock = clock
+
+    def create(self, job: Job) -> Job:
+        with self._database.translated():
+            connection = self._database.connection()
+            connection.execute(
+                "INSERT OR IGNORE INTO jobs (id, status, check_at, created_at, version, written_at, record)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job.id, job.status.value, job.check_at, job.created_at, job.version, self._clock(),
+                 _dump(job)))
+        return self.get(job.id)
+
+    def get(self, job_id: str) -> Job:
+        with self._database.translated():
+            row = self._database.connection().execute(
+                "SELECT record FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        return _load(row)
+
+    def update(self, job: Job) -> Job:
+        written = replace(job, version=job.version + 1)
+        with self._database.translated():
+            changed = self._database.connection().execute(
+                "UPDATE jobs SET status = ?, check_at = ?, version = ?, written_at = ?, record = ?"
+                " WHERE id = ? AND version = ?",
+                (written.status.value, written.check_at, written.version, self._clock(), _dump(written),
+                 job.id, job.version)).rowcount
+        if changed == 0:
+            raise self._why_unchanged(job)
+        return written
+
+    def page(self, *, status: JobStatus | None = None, limit: int = 50,
+             cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first; the cursor is the ``(created_at, id)`` of the last job, base64-encoded."""
+        where, params = _page_filter(status, cursor)
+        with self._database.translated():
+            rows = self._database.connection().execute(
+                f"SELECT record FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?",  # noqa: S608
+                (*params, max(limit, 1) + 1)).fetchall()
+        jobs = [_load(row) for row in rows[:max(limit, 1)]]
+        more = len(rows) > len(jobs)
+        return jobs, (_encode_cursor(jobs[-1]) if more else None)
+
+    def due(self, now: float, limit: int = 100) -> list[Job]:
+        with self._database.translated():
+            rows = self._database.connection().execute(
+                "SELECT record FROM jobs WHERE check_at IS NOT NULL AND check_at <= ?"
+                " ORDER BY check_at, id LIMIT ?", (now, limit)).fetchall()
+        return [_load(row) for row in rows]
+
+    def close(self) -> None:
+        self._database.close()
+
+    def _why_unchanged(self, job: Job) -> NotFound | Conflict:
+        with self._database.translated():
+            row = self._database.connection().execute(
+                "SELECT version FROM jobs WHERE id = ?", (job.id,)).fetchone()
+        if row is None:
+            return NotFound(f"no job {job.id!r}")
+        return Conflict(f"job {job.id!r} is at version {row[0]}, not {job.version}")
+
+
+def _dump(job: Job) -> str:
+    return json.dumps(job.to_record(), separators=(",", ":"), ensure_ascii=False)
+
+
+def _load(row: sqlite3.Row | tuple[Any, ...]) -> Job:
+    return Job.from_record(json.loads(row[0]))
+
+
+def _page_filter(status: JobStatus | None, cursor: str | None) -> tuple[str, tuple[Any, ...]]:
+    terms: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        terms.append("status = ?")
+        params.append(JobStatus(status).value)
+    if cursor is not None:
+        terms.append("(created_at, id) < (?, ?)")
+        params.extend(_decode_cursor(cursor))
+    return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(params)
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at, job.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return float(created_at), str(job_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidRequest([Violation("cursor", "invalid_cursor", "not a cursor this store gave out")]
+                             ) from exc

@@ -1,0 +1,105 @@
+"""One SQLite file, opened once per thread (and per process) with the settings every local adapter needs.
+
+Connections run in autocommit mode (``isolation_level=None``) with WAL journaling,
+``synchronous=NORMAL`` and a busy timeout, so readers never block writers and writers
+wait for each other instead of failing. A read-modify-write goes through
+:meth:`SqliteDatabase.transaction`, which takes the write lock up front (``BEGIN
+IMMEDIATE``). Every ``sqlite3.Error`` leaves as the error class the owning adapter chose.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from handlers.errors import RelayError
+
+__all__ = ["BUSY_TIMEOUT", "SqliteDatabase"]
+
+BUSY_TIMEOUT = 10.0
+
+
+class SqliteDatabase:
+    """Per-thread connections to ``path``; ``schema`` (idempotent DDL) runs once per instance."""
+
+    def __init__(self, path: Path, *, schema: str, error: type[RelayError],
+                 busy_timeout: float = BUSY_TIMEOUT) -> None:
+        self.path = Path(path)
+        self._schema = schema
+        self._error = error
+        self._busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: list[sqlite3.Connection] = []
+        self._generation = 0
+        self._schema_ready = False
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened (and the schema created) on first use."""
+        key = (os.getpid(), self._generation)
+        if getattr(self._local, "key", None) != key:
+            self._local.connection = self._open()
+            self._local.key = key
+        connection: sqlite3.Connection = self._local.connection
+        return connection
+
+    @contextmanager
+    def translated(self) -> Iterator[None]:
+        """Turn any ``sqlite3.Error`` (or ``OSError``) raised inside into the adapter's error."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            name = getattr(exc, "sqlite_errorname", None) or "error"
+            raise self._error(f"sqlite {self.path}: {exc}", code=f"sqlite_{name.lower()}") from exc
+        except OSError as exc:
+            raise self._error(f"sqlite {self.path}: {exc}", code="os_error") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if the body raises."""
+        with self.translated():
+            connection = self.connection()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Close every connection this instance opened, in any thread; later use reopens."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+            self._generation += 1
+        for connection in opened:
+            connection.close()
+
+    def _open(self) -> sqlite3.Connection:
+        with self.translated():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.path, timeout=self._busy_timeout,
+                                         isolation_level=None, check_same_thread=False)
+            try:
+                self._configure(connection)
+            except BaseException:
+                connection.close()
+                raise
+        with self._lock:
+            self._opened.append(connection)
+        return connection
+
+    def _configure(self, connection: sqlite3.Connection) -> None:
+        connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+        if str(mode).lower() != "wal":
+            connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        if not self._schema_ready:
+            connection.executescript(self._schema)
+            self._schema_ready = True

@@ -1,0 +1,119 @@
+"""Routes: thin handlers that parse, call a use case and render."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from handlers.api.auth import ApiKeys
+from handlers.api.openapi import openapi_document
+from handlers.api.responses import error_response, read_limited
+from handlers.contract import REQUEST_BODY_MAX
+from handlers.errors import InvalidRequest, RelayError, Violation
+from handlers.jobs import JobStatus
+from handlers.logs import get_logger
+from handlers.relay import Relay
+from handlers.usecases import accept_callback, submit
+
+__all__ = ["create_app"]
+
+log = get_logger(__name__)
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _guarded(endpoint: Endpoint) -> Endpoint:
+    """Turn the project's errors into JSON answers; anything else into a bare 500."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except RelayError as exc:
+            return error_response(exc)
+        except Exception:  # noqa: BLE001 - logged with its traceback, never shown to callers
+            log.exception("api.unhandled", path=request.url.path)
+            return JSONResponse({"error": {"code": "internal_error",
+                                           "message": "internal error"}}, status_code=500)
+
+    return wrapper
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest([Violation("$", "invalid_json", f"body is not JSON: {exc}")]) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest([Violation("$", "invalid_type", "body must be a JSON object")])
+    return body
+
+
+def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
+    problems: list[Violation] = []
+    raw_status, raw_limit = request.query_params.get("status"), request.query_params.get("limit", "50")
+    status = None
+    if raw_status:
+        try:
+            status = JobStatus(raw_status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in JobStatus)
+            problems.append(Violation("status", "invalid_choice", f"status must be one of {allowed}"))
+    limit = int(raw_limit) if raw_limit.isdigit() else 0
+    if not 1 <= limit <= 100:
+        problems.append(Violation("limit", "out_of_range", "limit must be an integer from 1 to 100"))
+    if problems:
+        raise InvalidRequest(problems)
+    return status, limit, request.query_params.get("cursor") or None
+
+
+def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | None = None) -> Starlette:
+    async def create_job(request: Request) -> Response:
+        scope = api_keys.caller(request)
+        body = _json_object(await read_limited(request, REQUEST_BODY_MAX))
+        metadata = body.pop("metadata", {})
+        job = await run_in_threadpool(submit, relay, body, metadata=metadata, scope=scope,
+                                      idempotency_key=request.headers.get("idempotency-key"))
+        status = 422 if job.status is JobStatus.REJECTED else 202
+        return JSONResponse(job.public(), status_code=status)
+
+    async def get_job(request: Request) -> Response:
+        api_keys.caller(request)
+        job = await run_in_threadpool(relay.jobs.get, request.path_params["job_id"])
+        return JSONResponse(job.public())
+
+    async def list_jobs(request: Request) -> Response:
+        api_keys.caller(request)
+        status, limit, cursor = _list_params(request)
+        jobs, next_cursor = await run_in_threadpool(relay.jobs.page, status=status, limit=limit,
+                                                    cursor=cursor)
+        return JSONResponse({"jobs": [j.public() for j in jobs], "next_cursor": next_cursor})
+
+    async def callback(request: Request) -> Response:
+        raw = await read_limited(request, relay.settings.callback_max_bytes)
+        await run_in_threadpool(accept_callback, relay, request.path_params["job_id"],
+                                request.query_params.get("token"), raw)
+        return JSONResponse({"accepted": True}, status_code=202)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True, "backend": relay.settings.backend,
+                             "provider": "sandbox" if relay.settings.uses_sandbox else "evolink"})
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(openapi_document())
+
+    routes = [
+        Route("/v1/jobs", _guarded(create_job), methods=["POST"]),
+        Route("/v1/jobs", _guarded(list_jobs), methods=["GET"]),
+        Route("/v1/jobs/{job_id}", _guarded(get_job), methods=["GET"]),
+        Route("/v1/callbacks/evolink/{job_id}", _guarded(callback), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *(extra_routes or []),
+    ]
+    return Starlette(routes=routes)

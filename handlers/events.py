@@ -1,0 +1,62 @@
+"""CloudEvents 1.0 (structured JSON mode) for job outcomes.
+
+``id`` is deterministic — sha256 of job id and outcome — so every retry of a publish
+carries the same id and consumers can dedupe. ``type`` is
+``io.seedance-relay.job.<outcome>``, ``subject`` the job id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from handlers.jobs import Job
+
+__all__ = ["EVENT_TYPES", "SOURCE", "TYPE_PREFIX", "build_event", "event_id", "event_type"]
+
+SOURCE = "urn:seedance-relay"
+TYPE_PREFIX = "io.seedance-relay.job."
+OUTCOMES = ("completed", "failed", "cancelled", "expired", "rejected")
+EVENT_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
+
+
+def event_id(job_id: str, outcome: str) -> str:
+    return hashlib.sha256(f"{job_id}:{outcome}".encode()).hexdigest()[:32]
+
+
+def event_type(outcome: str) -> str:
+    return TYPE_PREFIX + outcome
+
+
+def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]:
+    """The CloudEvent for a job whose ``outcome`` is known."""
+    if job.outcome is None:
+        raise ValueError(f"job {job.id} has no outcome yet")
+    data: dict[str, Any] = {
+        "job_id": job.id,
+        "task_id": job.task_id,
+        "model": job.model,
+        "outcome": job.outcome,
+        "outputs": [o.as_dict() for o in job.outputs],
+        "duration": job.request.get("duration"),
+        "metadata": dict(job.metadata),
+        "created_at": _iso(job.created_at),
+        "finished_at": _iso(job.finished_at) if job.finished_at else None,
+    }
+    if job.error:
+        data["error"] = dict(job.error)
+    return {
+        "specversion": "1.0",
+        "id": event_id(job.id, job.outcome),
+        "source": source,
+        "type": event_type(job.outcome),
+        "subject": job.id,
+        "time": _iso(now),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,38 @@
+"""The relay's parts, wired once (see ``handlers.wiring``) and handed to every use case."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from handlers.download import ResultFetcher
+from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
+from handlers.settings import Settings
+from handlers.tokens import TokenSigner
+
+__all__ = ["Relay"]
+
+
+@dataclass
+class Relay:
+    settings: Settings
+    jobs: JobStore
+    blobs: BlobStore
+    ingest_queue: WorkQueue
+    bus: EventBus
+    provider: Provider
+    signer: TokenSigner
+    fetcher: ResultFetcher
+    callback_base: str
+    clock: Callable[[], float] = time.time
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def callback_url(self, job_id: str) -> str:
+        token = self.signer.sign(job_id)
+        return f"{self.callback_base}/v1/callbacks/evolink/{job_id}?token={token}"
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+        self.closers.clear()

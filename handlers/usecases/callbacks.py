@@ -1,0 +1,37 @@
+"""Accept a provider callback: size limit, capability token, JSON check, durable enqueue.
+
+The body is only a hint (it may name the task of a job whose create outcome was unknown);
+the truth is read back from the provider by the ingest worker.
+"""
+
+from __future__ import annotations
+
+import json
+
+from handlers.errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Violation
+from handlers.evolink.task import is_task_id
+from handlers.relay import Relay
+
+__all__ = ["accept_callback"]
+
+
+def accept_callback(relay: Relay, job_id: str, token: str | None, raw: bytes) -> str:
+    """Queue the job for ingestion; returns the queue message id."""
+    limit = relay.settings.callback_max_bytes
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"callback body is over {limit} bytes")
+    if not relay.signer.verify(job_id, token):
+        raise Unauthorized("unknown job or invalid token")
+    try:
+        relay.jobs.get(job_id)
+    except NotFound as exc:
+        raise Unauthorized("unknown job or invalid token") from exc
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidRequest([Violation("$", "invalid_json", f"callback body is not JSON: {exc}")]) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest([Violation("$", "invalid_type", "callback body must be a JSON object")])
+    hint = body.get("id")
+    task_hint = hint if isinstance(hint, str) and is_task_id(hint) else None
+    return relay.ingest_queue.send({"job_id": job_id, "task_id": task_hint, "source": "callback"})

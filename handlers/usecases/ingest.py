@@ -1,0 +1,139 @@
+"""Ingest: read the task from the provider (the truth), copy its result, publish one event.
+
+Safe to run any number of times for the same job, concurrently: a lease (a conditional
+write) lets one worker copy at a time, object keys are deterministic, and the event id is
+derived from job and outcome.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from handlers.errors import Conflict, DownloadFailed, ProviderRejected, RelayError
+from handlers.evolink.task import Task
+from handlers.jobs import Job, JobStatus, Output
+from handlers.logs import get_logger
+from handlers.relay import Relay
+from handlers.usecases.outcomes import conclude, publish_outcome
+
+__all__ = ["LEASE_SECONDS", "Busy", "ingest"]
+
+log = get_logger(__name__)
+LEASE_SECONDS = 600.0
+
+
+class Busy(RelayError):
+    """Another worker holds the job's lease; try again after ``delay`` seconds."""
+
+    code = "busy"
+
+    def __init__(self, job_id: str, delay: float) -> None:
+        super().__init__(f"job {job_id} is being ingested by another worker")
+        self.delay = delay
+
+
+def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: str = "worker") -> Job:
+    job = relay.jobs.get(job_id)
+    if job.outcome is not None:
+        job = _note_other_task(relay, job, task_hint)
+        return publish_outcome(relay, job) if job.check_at is not None else job
+    job = _resolve_task_id(relay, job, task_hint)
+    if job.task_id is None:
+        return job
+    if task_hint and task_hint != job.task_id:
+        return _note_other_task(relay, job, task_hint)
+    try:
+        task = relay.provider.get_task(job.task_id)
+    except ProviderRejected as exc:
+        if exc.status != 404:
+            raise
+        return conclude(relay, job, "failed", {"code": "task_not_found", "message": exc.message})
+    return _apply(relay, job, task, worker)
+
+
+def _resolve_task_id(relay: Relay, job: Job, hint: str | None) -> Job:
+    """A job whose create outcome was unknown learns its task id from the callback."""
+    if job.task_id is not None or not job.unknown_outcome or hint is None:
+        return job
+    task = relay.provider.get_task(hint)  # proves the task exists under our key
+    log.info("job.outcome_resolved", job_id=job.id, task_id=task.id)
+    return relay.jobs.update(job.evolve(relay.clock(), task_id=task.id, unknown_outcome=False,
+                                        error=None, estimated_time=task.estimated_time))
+
+
+def _note_other_task(relay: Relay, job: Job, hint: str | None) -> Job:
+    if hint is None or hint == job.task_id or hint in job.other_tasks or job.task_id is None:
+        return job
+    log.warning("job.other_task", job_id=job.id, task_id=job.task_id, other_task_id=hint)
+    return relay.jobs.update(job.evolve(relay.clock(), other_tasks=(*job.other_tasks, hint)))
+
+
+def _apply(relay: Relay, job: Job, task: Task, worker: str) -> Job:
+    if task.outcome is None:
+        return _progress(relay, job, task)
+    if task.outcome == "completed":
+        job = _take_lease(relay, job, worker)
+        return publish_outcome(relay, _store(relay, job, task))
+    error = task.error.as_dict() if task.error else {"code": "unknown_error", "message": ""}
+    return conclude(relay, job, task.outcome, error)
+
+
+def _progress(relay: Relay, job: Job, task: Task) -> Job:
+    status = JobStatus.PROCESSING if task.status == "processing" else job.status
+    if (status, task.progress) == (job.status, job.progress):
+        return job
+    return relay.jobs.update(job.evolve(relay.clock(), status=status, progress=task.progress))
+
+
+def _take_lease(relay: Relay, job: Job, worker: str) -> Job:
+    now = relay.clock()
+    if job.lease_owner not in (None, worker) and (job.lease_until or 0) > now:
+        raise Busy(job.id, min((job.lease_until or now) - now, 30.0))
+    try:
+        return relay.jobs.update(job.evolve(now, lease_owner=worker, lease_until=now + LEASE_SECONDS))
+    except Conflict as exc:
+        raise Busy(job.id, 1.0) from exc
+
+
+def _store(relay: Relay, job: Job, task: Task) -> Job:
+    if not task.results:
+        return conclude(relay, job, "failed", {"code": "no_results",
+                                               "message": "the task completed without results"})
+    try:
+        outputs = tuple(_copy(relay, job, index, url) for index, url in enumerate(task.results))
+    except DownloadFailed as exc:
+        if not exc.permanent:
+            raise
+        log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
+        return conclude(relay, job, "failed", exc.as_dict())
+    now = relay.clock()
+    _write_manifest(relay, job, task, outputs, now)
+    log.info("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
+    return relay.jobs.update(job.evolve(
+        now, status=JobStatus.STORED, outcome="completed", outputs=outputs, progress=100,
+        finished_at=now, error=None, check_at=now))
+
+
+def _copy(relay: Relay, job: Job, index: int, url: str) -> Output:
+    key = f"jobs/{job.id}/output-{index}.mp4"
+    stored = relay.blobs.head(key)
+    if stored is None:
+        with relay.fetcher.open(url) as download:
+            stored = relay.blobs.put_stream(
+                key, download.chunks, content_type=download.content_type,
+                metadata={"job_id": job.id, "task_id": job.task_id or "", "source": "evolink"})
+    return Output(uri=stored.uri, key=stored.key, size=stored.size, sha256=stored.sha256,
+                  content_type=stored.content_type)
+
+
+def _write_manifest(relay: Relay, job: Job, task: Task, outputs: tuple[Output, ...],
+                    now: float) -> None:
+    manifest: dict[str, Any] = {
+        "job_id": job.id, "request": dict(job.request), "metadata": dict(job.metadata),
+        "task": dict(task.raw), "outputs": [o.as_dict() for o in outputs],
+        "timings": {"created_at": job.created_at, "submitted_at": job.submitted_at,
+                    "stored_at": now},
+    }
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    relay.blobs.put_stream(f"jobs/{job.id}/manifest.json", [body], content_type="application/json")

@@ -1,0 +1,50 @@
+"""Reconcile: find jobs whose callback never came and feed them into the ingest path.
+
+Runs every ``RELAY_RECONCILE_EVERY`` seconds. It reads only the store's due index
+(``check_at <= now``) and never scans.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from handlers.errors import Conflict, ProviderUnavailable
+from handlers.jobs import Job, JobStatus
+from handlers.logs import get_logger
+from handlers.relay import Relay
+from handlers.usecases.outcomes import conclude
+from handlers.usecases.submit import send_to_provider
+
+__all__ = ["reconcile"]
+
+log = get_logger(__name__)
+
+
+def reconcile(relay: Relay, *, limit: int = 500) -> dict[str, int]:
+    """One pass; returns counts by action (``enqueued``, ``expired``, ``resubmitted``…)."""
+    counts: Counter[str] = Counter()
+    for job in relay.jobs.due(relay.clock(), limit):
+        try:
+            counts[_reconcile_one(relay, job)] += 1
+        except Conflict:
+            counts["raced"] += 1  # someone else moved the job on; it is due again later
+    if counts:
+        log.info("reconcile.pass", **counts)
+    return dict(counts)
+
+
+def _reconcile_one(relay: Relay, job: Job) -> str:
+    now = relay.clock()
+    if job.outcome is None and now - job.created_at >= relay.settings.expire_after:
+        conclude(relay, job, "expired", {"code": "expired",
+                                         "message": "no final answer from the provider in time"})
+        return "expired"
+    if job.status is JobStatus.ACCEPTED and job.outcome is None:
+        try:
+            send_to_provider(relay, job)
+        except ProviderUnavailable:
+            return "deferred"
+        return "resubmitted"
+    relay.jobs.update(job.evolve(now, check_at=now + relay.settings.reconcile_every))
+    relay.ingest_queue.send({"job_id": job.id, "task_id": None, "source": "reconciler"})
+    return "enqueued"

@@ -1,0 +1,121 @@
+"""Submit: validate, create the job idempotently, call the provider exactly once.
+
+A job id is derived from the caller's scope and ``Idempotency-Key`` (else a hash of the
+request), so a repeat finds the same job and never submits twice. Before calling the
+provider the submitter claims the job with a conditional write; a claim that is older than
+``SUBMIT_LEASE`` without a task id means an earlier attempt died mid-call: its outcome is
+unknown and the job waits for the callback (which names the task) instead of resubmitting.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from handlers.errors import (
+    Conflict,
+    InvalidRequest,
+    ProviderRejected,
+    ProviderUnavailable,
+    UnknownOutcome,
+    Violation,
+)
+from handlers.jobs import Job, JobStatus, derive_job_id, request_fingerprint
+from handlers.logs import get_logger
+from handlers.relay import Relay
+from handlers.usecases.outcomes import conclude
+from handlers.validation import check_request
+
+__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "send_to_provider", "submit"]
+
+log = get_logger(__name__)
+SUBMIT_LEASE = 300.0
+METADATA_MAX_BYTES = 16 * 1024
+_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
+
+
+def _check_extras(metadata: object, idempotency_key: str | None) -> list[Violation]:
+    problems: list[Violation] = []
+    if not isinstance(metadata, Mapping):
+        problems.append(Violation("metadata", "invalid_type", "metadata must be a JSON object"))
+    elif len(json.dumps(metadata).encode()) > METADATA_MAX_BYTES:
+        problems.append(Violation("metadata", "too_large",
+                                  f"metadata must be at most {METADATA_MAX_BYTES} bytes of JSON"))
+    if idempotency_key is not None and not _KEY.match(idempotency_key):
+        problems.append(Violation("Idempotency-Key", "invalid_format",
+                                  "Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 . _ : -"))
+    return problems
+
+
+def submit(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
+           idempotency_key: str | None = None, scope: str = "") -> Job:
+    """Create (or find) the job for ``request`` and make sure the provider has it."""
+    metadata = {} if metadata is None else metadata
+    problems = _check_extras(metadata, idempotency_key)
+    try:
+        check_request(request, allow_http=relay.settings.uses_sandbox, callback="forbidden")
+    except InvalidRequest as exc:
+        problems = [*exc.violations, *problems]
+    if problems:
+        raise InvalidRequest(problems)
+    fingerprint = request_fingerprint(request, metadata)
+    now = relay.clock()
+    job = relay.jobs.create(Job(
+        id=derive_job_id(scope, idempotency_key, fingerprint), request=dict(request),
+        fingerprint=fingerprint, created_at=now, updated_at=now, metadata=dict(metadata),
+        idempotency_key=idempotency_key, model=str(request["model"]),
+        check_at=now + relay.settings.reconcile_grace))
+    if job.fingerprint != fingerprint:
+        raise Conflict("this Idempotency-Key was already used with a different request",
+                       code="idempotency_key_reused")
+    return send_to_provider(relay, job) if job.status is JobStatus.ACCEPTED else job
+
+
+def send_to_provider(relay: Relay, job: Job) -> Job:
+    """Create the provider task for an accepted job, at most once."""
+    now = relay.clock()
+    if job.submit_claimed_at is not None:
+        if now - job.submit_claimed_at < SUBMIT_LEASE:
+            return job  # another submitter is on it
+        return _unknown(relay, job, "an earlier submission attempt stopped mid-call")
+    try:
+        job = relay.jobs.update(job.evolve(now, submit_claimed_at=now, attempts=job.attempts + 1))
+    except Conflict:
+        return relay.jobs.get(job.id)
+    return _call_provider(relay, job)
+
+
+def _call_provider(relay: Relay, job: Job) -> Job:
+    body = {**job.request, "callback_url": relay.callback_url(job.id)}
+    log.info("job.submitting", job_id=job.id, attempt=job.attempts)
+    try:
+        task = relay.provider.create_task(body, idempotency_key=job.id)
+    except UnknownOutcome as exc:
+        return _unknown(relay, job, exc.message)
+    except ProviderRejected as exc:
+        log.warning("job.rejected", job_id=job.id, code=exc.code, status=exc.status)
+        return conclude(relay, job, "rejected", {**exc.as_dict(), "provider_code": exc.code})
+    except ProviderUnavailable as exc:
+        log.warning("job.submit_deferred", job_id=job.id, code=exc.code, status=exc.status)
+        now = relay.clock()
+        return relay.jobs.update(job.evolve(
+            now, submit_claimed_at=None, error=exc.as_dict(),
+            check_at=now + min(relay.settings.reconcile_grace, 60.0)))
+    now = relay.clock()
+    log.info("job.submitted", job_id=job.id, task_id=task.id, estimated_time=task.estimated_time)
+    return relay.jobs.update(job.evolve(
+        now, status=JobStatus.SUBMITTED, task_id=task.id, submitted_at=now, error=None,
+        estimated_time=task.estimated_time, credits_reserved=task.credits_reserved,
+        check_at=now + (task.estimated_time or 0) + relay.settings.reconcile_grace))
+
+
+def _unknown(relay: Relay, job: Job, reason: str) -> Job:
+    """The provider may or may not have a task: wait for its callback, never resubmit blindly."""
+    now = relay.clock()
+    log.warning("job.outcome_unknown", job_id=job.id, reason=reason)
+    return relay.jobs.update(job.evolve(
+        now, status=JobStatus.SUBMITTED, unknown_outcome=True, submitted_at=now,
+        error={"code": "unknown_outcome", "message": reason},
+        check_at=job.created_at + relay.settings.expire_after))
