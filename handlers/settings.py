@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from handlers.errors import ConfigurationError
 
-__all__ = ["Settings", "env_bool", "env_float", "env_int", "env_list"]
+__all__ = ["Settings", "env_bool", "env_float", "env_int", "env_list", "parse_subscribers"]
 
 T = TypeVar("T")
 
@@ -57,6 +57,22 @@ def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def parse_subscribers(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``name:filter`` pairs, comma-separated; a filter is ``*`` or outcomes joined by ``+``.
+
+    ``archive:*,notify:completed+failed`` gives subscriber ``archive`` every event and
+    ``notify`` only completions and failures.
+    """
+    parsed = []
+    for entry in (e.strip() for e in raw.split(",") if e.strip()):
+        name, _, spec = entry.partition(":")
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigurationError(f"RELAY_SUBSCRIBERS: bad subscriber name in {entry!r}")
+        outcomes = tuple(o.strip() for o in (spec or "*").split("+") if o.strip())
+        parsed.append((name, outcomes or ("*",)))
+    return tuple(parsed)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the relay needs to know about its environment."""
@@ -74,6 +90,9 @@ class Settings:
     reconcile_grace: float = 120.0
     expire_after: float = 48 * 3600.0
     worker_concurrency: int = 2
+    subscribers: tuple[tuple[str, tuple[str, ...]], ...] = (("default", ("*",)),)
+    queue_visibility_timeout: float = 900.0
+    queue_max_receives: int = 8
     callback_max_bytes: int = 256 * 1024
     download_max_bytes: int = 2 * 1024**3
     log_level: str = "info"
@@ -111,6 +130,7 @@ class Settings:
             "reconcile_grace": env_float(env, "RELAY_RECONCILE_GRACE", 120.0),
             "expire_after": env_float(env, "RELAY_EXPIRE_AFTER", 48 * 3600.0),
             "worker_concurrency": env_int(env, "RELAY_WORKERS", 2),
+            "subscribers": parse_subscribers(env.get("RELAY_SUBSCRIBERS") or "default:*"),
             "log_level": env.get("RELAY_LOG_LEVEL") or "info",
             "log_format": env.get("RELAY_LOG_FORMAT") or "auto",
             "extra": env,

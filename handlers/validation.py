@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -56,6 +57,7 @@ _ALL_QUALITIES = tuple(dict.fromkeys(q for spec in MODELS.values() for q in spec
 _ALL_FIELDS = frozenset[str]().union(*(spec.fields for spec in MODELS.values()))
 _PLURAL = {"image": "images", "video": "videos", "audio": "audio clips"}
 _BOOLEAN = "a boolean (true or false)"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,14 @@ def _wrong_type(field: str, expected: str, value: object) -> Violation:
     return Violation(field, "invalid_type", f"{field} must be {expected}, got {json_type(value)}")
 
 
+def _key_path(key: object, parent: str = "") -> str:
+    """JSON path of an object key: ``seed``, ``model_params.depth``, ``["odd key"]``."""
+    text = str(key)
+    if _IDENTIFIER.fullmatch(text):
+        return f"{parent}.{text}" if parent else text
+    return f"{parent}[{json.dumps(text)}]"
+
+
 def _show(value: int) -> str:
     return str(value) if value.bit_length() <= 64 else "a very large integer"
 
@@ -103,9 +113,6 @@ def _amount(kind: str, count: int) -> str:
 def _given(body: Mapping[Any, object], limits: MediaLimits) -> int:
     value = body.get(limits.array)
     return len(value) if isinstance(value, list) else 0
-
-
-# --- model and prompt -------------------------------------------------------------------
 
 
 def _model(body: Mapping[Any, object]) -> tuple[ModelSpec | None, list[Violation]]:
@@ -145,14 +152,11 @@ def _unknown_fields(req: _Request) -> list[Violation]:
     owner = req.spec.name if req.spec else "any model"
     accepted = ", ".join(sorted(req.fields))
     return [
-        Violation(str(key), "unknown_field", f"{key!s:.80} is not accepted by {owner}; "
+        Violation(_key_path(key), "unknown_field", f"{key!s:.80} is not accepted by {owner}; "
                   f"accepted fields: {accepted}")
         for key in req.body
         if key not in req.fields
     ]
-
-
-# --- reference media --------------------------------------------------------------------
 
 
 def _count_bounds(spec: ModelSpec, limits: MediaLimits) -> tuple[int, int]:
@@ -204,9 +208,6 @@ def _audio_needs_visual(req: _Request) -> list[Violation]:
         return []
     message = "audio_urls needs at least 1 image or 1 video beside it; audio alone is refused"
     return [Violation(AUDIO.array, "audio_needs_visual", message)]
-
-
-# --- scalar options ---------------------------------------------------------------------
 
 
 def _duration(req: _Request) -> list[Violation]:
@@ -270,7 +271,7 @@ def _model_params(req: _Request) -> list[Violation]:
         return [_wrong_type("model_params", "an object", value)]
     accepted = ", ".join(MODEL_PARAMS_FIELDS)
     found = [
-        Violation(f"model_params.{key!s:.80}", "unknown_field",
+        Violation(_key_path(key, "model_params"), "unknown_field",
                   f"model_params accepts only {accepted}")
         for key in value
         if key not in MODEL_PARAMS_FIELDS
@@ -295,9 +296,6 @@ _CHECKS: tuple[Callable[[_Request], list[Violation]], ...] = (
     _callback,
     _model_params,
 )
-
-
-# --- public API -------------------------------------------------------------------------
 
 
 def validate_request(

@@ -6,6 +6,7 @@ import click
 
 from handlers import __version__
 from handlers.cli.sandbox import sandbox
+from handlers.cli.serve import serve
 from handlers.cli.validate import validate
 
 __all__ = ["main"]
@@ -19,3 +20,4 @@ def main() -> None:
 
 main.add_command(validate)
 main.add_command(sandbox)
+main.add_command(serve)

@@ -155,7 +155,7 @@ def test_name_resolving_to_loopback_is_refused_at_connect_time(server: MediaServ
     url = f"http://localhost:{port}/hello"
     policy = AddressPolicy(allow_http=True)
     check_url(url, policy, resolve=False)
-    with pytest.raises(UnsafeURL, match="'localhost' resolves to .* loopback"):
+    with pytest.raises(UnsafeURL, match=r"'localhost' resolves to .* loopback"):
         _get(policy, url)
     assert server.requests == []
 

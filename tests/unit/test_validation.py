@@ -638,3 +638,9 @@ def test_audio_limits_come_from_the_contract() -> None:
     urls = ["https://e.com/a.mp3"] * (AUDIO.max_count + 1)
     (violation,) = validate_request(_body(audio_urls=urls))
     assert f"at most {AUDIO.max_count} audio clips" in violation.message
+
+
+def test_odd_unknown_keys_get_a_quoted_path() -> None:
+    """A key that is not an identifier is reported as a quoted JSON path segment."""
+    assert _codes(_body(**{"odd key": 1, "": 2})) == {('["odd key"]', "unknown_field"),
+                                                     ('[""]', "unknown_field")}

@@ -26,7 +26,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=25,
 )
 url_like = st.one_of(
@@ -84,11 +86,13 @@ def test_check_request_agrees_with_validate_request(body: Any, allow_http: bool)
 @PROPERTY
 @given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
 def test_parse_request_bytes_only_raises_invalid_request(raw: bytes) -> None:
-    """Arbitrary bytes either parse into a valid body or raise InvalidRequest."""
+    """Arbitrary bytes either parse into a valid body or raise InvalidRequest with reasons."""
+    violations: tuple[Violation, ...] = ()
     try:
         parse_request_bytes(raw)
     except InvalidRequest as exc:
-        assert exc.violations
+        violations = exc.violations or (Violation("", "", ""),)
+    assert all(v.field and v.code for v in violations)
 
 
 @PROPERTY

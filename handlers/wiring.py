@@ -1,0 +1,100 @@
+"""Build the relay from settings, in one place: ``build_relay(settings)``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from handlers.download import ResultFetcher
+from handlers.errors import ConfigurationError
+from handlers.events import event_type
+from handlers.evolink.client import EvoLinkClient
+from handlers.logs import register_secret
+from handlers.netguard import AddressPolicy
+from handlers.ports import Provider
+from handlers.relay import Relay
+from handlers.settings import Settings
+from handlers.tokens import TokenSigner
+
+__all__ = ["SANDBOX_KEY", "build_relay", "local_secret", "result_policy", "subscriber_filters"]
+
+SANDBOX_KEY = "sk-evo-sandbox-local"
+
+
+def local_secret(path: Path, nbytes: int = 32) -> str:
+    """A secret kept in a private file beside the data (created on first use)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(nbytes))
+        if not path.exists():
+            os.replace(tmp, path)
+    value = path.read_text().strip()
+    register_secret(value)
+    return value
+
+
+def subscriber_filters(settings: Settings) -> dict[str, list[str]]:
+    return {name: ["*"] if "*" in outcomes else [event_type(o) for o in outcomes]
+            for name, outcomes in settings.subscribers}
+
+
+def result_policy(settings: Settings) -> AddressPolicy:
+    """Results come over https from public hosts; the local sandbox is allow-listed by name."""
+    if not settings.uses_sandbox:
+        return AddressPolicy()
+    parts = urlsplit(settings.evolink_base_url)
+    return AddressPolicy(allowed_hosts=frozenset({parts.netloc}))
+
+
+def _callback_base(settings: Settings) -> str:
+    base = settings.public_url or f"http://127.0.0.1:{settings.port}"
+    if not settings.uses_sandbox and not base.startswith("https://"):
+        raise ConfigurationError("RELAY_PUBLIC_URL must be an https URL that EvoLink can reach "
+                                 "(EvoLink sends callbacks over https only)")
+    return base
+
+
+def build_relay(settings: Settings, *, provider: Provider | None = None,
+                clock: Callable[[], float] = time.time) -> Relay:
+    if settings.backend == "aws":
+        raise ConfigurationError("RELAY_BACKEND=aws is not available in this build yet")
+    return _build_local(settings, provider, clock)
+
+
+def _build_local(settings: Settings, provider: Provider | None,
+                 clock: Callable[[], float]) -> Relay:
+    from handlers.adapters.local import (
+        FolderBlobStore,
+        SqliteEventBus,
+        SqliteJobStore,
+        SqliteWorkQueue,
+    )
+
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    db = data / "relay.sqlite3"
+    secrets_ = settings.callback_secrets or (f"k1:{local_secret(data / 'callback-secret')}",)
+    client = None
+    if provider is None:
+        client = EvoLinkClient(settings.evolink_api_key or SANDBOX_KEY, settings.evolink_base_url)
+    jobs, blobs = SqliteJobStore(db), FolderBlobStore(data / "blobs")
+    queue = SqliteWorkQueue(db, "ingest", visibility_timeout=settings.queue_visibility_timeout,
+                            max_receives=settings.queue_max_receives)
+    bus = SqliteEventBus(db, subscriber_filters(settings),
+                         max_receives=settings.queue_max_receives)
+    fetcher = ResultFetcher(result_policy(settings), max_bytes=settings.download_max_bytes)
+    relay = Relay(settings=settings, jobs=jobs, blobs=blobs, ingest_queue=queue, bus=bus,
+                  provider=provider or client,  # type: ignore[arg-type]
+                  signer=TokenSigner.from_config(secrets_), fetcher=fetcher,
+                  callback_base=_callback_base(settings), clock=clock)
+    relay.closers += [fetcher.close, jobs.close, queue.close, bus.close]
+    if client is not None:
+        relay.closers.append(client.close)
+    return relay
