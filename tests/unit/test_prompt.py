@@ -89,6 +89,8 @@ def test_han_extensions_and_compatibility_ideographs_count() -> None:
         ("中" * 250 + " word" * 500, True),
         ("中" * 250 + " word" * 501, False),
         ("中" * 251 + " word" * 499, False),
+        ("中" * 400 + " word" * 200, True),
+        ("中" * 400 + " word" * 201, False),
     ],
 )
 def test_budget_boundaries_are_exact(text: str, fits: bool) -> None:

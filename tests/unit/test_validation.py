@@ -644,3 +644,18 @@ def test_odd_unknown_keys_get_a_quoted_path() -> None:
     """A key that is not an identifier is reported as a quoted JSON path segment."""
     assert _codes(_body(**{"odd key": 1, "": 2})) == {('["odd key"]', "unknown_field"),
                                                      ('[""]', "unknown_field")}
+
+
+ALL_CODES = [
+    "audio_needs_visual", "empty", "inline_data_forbidden", "insecure_url", "invalid_choice",
+    "invalid_json", "invalid_type", "invalid_url", "not_allowed", "out_of_range",
+    "reference_out_of_range", "required", "too_few", "too_large", "too_long", "too_many",
+    "unknown_field", "unknown_model", "unsupported_format",
+]
+
+
+@pytest.mark.parametrize("code", ALL_CODES)
+def test_every_code_is_documented(code: str) -> None:
+    """docs/validation.md's rule table names every violation code."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "validation.md").read_text(encoding="utf-8")
+    assert f"`{code}`" in docs
