@@ -178,6 +178,7 @@ class GuardedBackend(httpcore.SyncBackend):
     """A network backend that connects only to addresses the policy allows."""
 
     def __init__(self, policy: AddressPolicy) -> None:
+        super().__init__()
         self.policy = policy
 
     def connect_tcp(
@@ -197,8 +198,7 @@ class GuardedBackend(httpcore.SyncBackend):
                 return super().connect_tcp(str(ip), port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
-        assert failure is not None
-        raise failure
+        raise failure or httpcore.ConnectError(f"no address to connect to for {host!r}")
 
     def _vetted(self, host: str, port: int) -> list[IPAddress]:
         try:

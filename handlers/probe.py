@@ -169,21 +169,30 @@ def _duration(container: Any) -> float | None:
     return max(ends, default=None)
 
 
+def _container_facts(container: Any) -> dict[str, Any]:
+    facts: dict[str, Any] = {"format": _container_format(container), "duration": _duration(container)}
+    video = next(iter(container.streams.video), None)
+    if video is not None:
+        rate = video.average_rate or video.guessed_rate or video.base_rate
+        facts |= {"width": video.codec_context.width or None,
+                  "height": video.codec_context.height or None,
+                  "fps": float(rate) if rate else None}
+    return facts
+
+
 def _av_facts(remote: RemoteFile) -> dict[str, Any]:
+    """Container and stream facts; a read failure FFmpeg swallowed is raised all the same."""
     try:
         with av.open(remote, mode="r", options=dict(_AV_OPTIONS)) as container:
-            facts: dict[str, Any] = {"format": _container_format(container),
-                                     "duration": _duration(container)}
-            video = next(iter(container.streams.video), None)
-            if video is not None:
-                rate = video.average_rate or video.guessed_rate or video.base_rate
-                facts |= {"width": video.codec_context.width or None,
-                          "height": video.codec_context.height or None,
-                          "fps": float(rate) if rate else None}
-            return facts
+            facts = _container_facts(container)
     except av.FFmpegError as exc:
+        if remote.failure is not None:
+            raise remote.failure from exc
         reason = exc.strerror or type(exc).__name__
         raise ProbeFailed(f"not a readable media file ({reason})", code="format_mismatch") from exc
+    if remote.failure is not None:
+        raise remote.failure
+    return facts
 
 
 def _facts(kind: str, remote: RemoteFile) -> dict[str, Any]:

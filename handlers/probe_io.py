@@ -10,6 +10,9 @@ Every byte received counts against ``max_read_bytes`` (``probe_budget_exceeded``
 request and every received chunk is bounded by one :class:`Deadline`. Transport failures,
 HTTP errors and timeouts become :class:`~handlers.errors.ProbeFailed` with code
 ``unreachable``; :class:`~handlers.errors.UnsafeURL` from a guarded client passes through.
+The first such error raised by a read is kept in ``failure`` and later reads return EOF:
+a C parser (FFmpeg) may retry a failed read or swallow its error, and the caller can then
+re-raise ``failure`` once the parser returns.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from handlers.errors import ProbeFailed
+from handlers.errors import ProbeFailed, UnsafeURL
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -135,6 +138,7 @@ class RemoteFile(io.RawIOBase):
         self.content_type: str | None = None
         self.ranged = True
         self.bytes_read = 0
+        self.failure: ProbeFailed | UnsafeURL | None = None
         self._client, self._headers, self._deadline = client, dict(headers), deadline
         self._max, self._block = max_read_bytes, block_size
         self._pos = 0
@@ -294,6 +298,16 @@ class RemoteFile(io.RawIOBase):
         return self._pos
 
     def readinto(self, buffer: WriteableBuffer) -> int:
+        """Fill ``buffer``; after a failure, every later read is EOF (see ``failure``)."""
+        if self.failure is not None:
+            return 0
+        try:
+            return self._readinto(buffer)
+        except (ProbeFailed, UnsafeURL) as exc:
+            self.failure = exc
+            raise
+
+    def _readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
         count = len(view) if self.size is None else min(len(view), self.size - self._pos)
         if count <= 0:

@@ -93,7 +93,7 @@ class LocalRuntime:
         while not self._stop.is_set():
             try:
                 run_worker_once(self.relay, self.relay.ingest_queue, worker=worker, wait=0.5)
-            except Exception:  # noqa: BLE001 - a worker must outlive one bad batch
+            except Exception:
                 log.exception("worker.batch_failed", worker=worker)
                 self._stop.wait(1.0)
 
@@ -102,7 +102,7 @@ class LocalRuntime:
         while not self._stop.wait(self.settings.reconcile_every):
             try:
                 reconcile(self.relay)
-            except Exception:  # noqa: BLE001 - the next pass tries again
+            except Exception:
                 log.exception("reconcile.failed")
 
     def stop(self) -> None:

@@ -36,7 +36,7 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except RelayError as exc:
             return error_response(exc)
-        except Exception:  # noqa: BLE001 - logged with its traceback, never shown to callers
+        except Exception:
             log.exception("api.unhandled", path=request.url.path)
             return JSONResponse({"error": {"code": "internal_error",
                                            "message": "internal error"}}, status_code=500)

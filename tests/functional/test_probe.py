@@ -34,7 +34,8 @@ def _pad_mdat(data: bytes, extra: int) -> bytes:
     """Grow the mdat box by ``extra`` unreferenced bytes; sample offsets stay valid."""
     kind, start, end = next(box for box in _boxes(data) if box[0] == b"mdat")
     size = struct.unpack(">I", data[start:start + 4])[0]
-    assert kind == b"mdat" and size == end - start, "expects a 32-bit mdat size"
+    assert kind == b"mdat"
+    assert size == end - start, "expects a 32-bit mdat size"
     header = struct.pack(">I", size + extra) + data[start + 4:start + 8]
     return data[:start] + header + data[start + 8:end] + bytes(extra) + data[end:]
 
@@ -69,6 +70,11 @@ def server() -> Iterator[MediaServer]:
         running.add("/gone.mp4", status=404, content_type="text/plain")
         running.add("/broken.mp4", status=503, content_type="text/plain")
         running.add("/sleepy.mp4", fast, delay=5.0)
+        for name in ("a", "b", "c"):
+            running.add(f"/lazy-{name}.wav", render_audio(seconds=3), delay=0.4)
+        port = running.host.rsplit(":", 1)[1]
+        running.add("/to-localhost.png", status=302, location=f"http://localhost:{port}/ok.png")
+        running.add("/to-ok.png", status=302, location=running.url("/ok.png"))
         yield running
 
 
@@ -137,7 +143,8 @@ def test_moov_at_end_is_read_from_the_tail(server: MediaServer) -> None:
     """A moov-at-end file is probed with a Range request near its end, not a full download."""
     report = _probe(server, video_urls=_urls(server, "/tail.mp4"))
     size = report.media[0].size
-    assert report.ok and size is not None
+    assert report.ok
+    assert size is not None
     starts = [int(r.range.split("=")[1].split("-")[0]) for r in server.requests
               if r.path == "/tail.mp4" and r.range]
     assert max(starts) > size // 2
@@ -185,7 +192,8 @@ def test_large_video_reads_only_what_it_needs(server: MediaServer) -> None:
     report = _probe(server, video_urls=_urls(server, "/big.mp4"))
     info = report.media[0]
     assert report.ok, report.violations
-    assert info.size is not None and info.size > 20 * MB
+    assert info.size is not None
+    assert info.size > 20 * MB
     assert info.bytes_read < info.size // 100
     assert server.bytes_sent("/big.mp4") == info.bytes_read
 
@@ -196,7 +204,7 @@ def test_without_range_support_the_read_budget_stops_the_download(server: MediaS
                            policy=AddressPolicy(allowed_hosts=frozenset({server.host})),
                            max_read_bytes=128 * 1024)
     assert _codes(report) == {("video_urls[0]", "probe_budget_exceeded")}
-    assert report.media[0].bytes_read == 0 or report.media[0].bytes_read <= 192 * 1024
+    assert 128 * 1024 <= report.media[0].bytes_read <= 192 * 1024
 
 
 @pytest.mark.parametrize(("path", "status"), [("/gone.mp4", "404"), ("/broken.mp4", "503"),
@@ -228,6 +236,22 @@ def test_unsafe_urls_are_refused_without_a_request(server: MediaServer) -> None:
     assert len(server.requests) == before
 
 
+def test_redirects_are_followed_and_vetted(server: MediaServer) -> None:
+    """A redirect to an allowed URL is probed; one to a host name outside the policy is unsafe."""
+    report = _probe(server, image_urls=_urls(server, "/to-ok.png", "/to-localhost.png"))
+    assert _codes(report) == {("image_urls[1]", "unsafe_url")}
+    assert report.media[0].format == "png"
+    assert "plain http" in report.violations[0].message  # localhost:PORT is not on the allow-list
+
+
+def test_references_are_probed_concurrently(server: MediaServer) -> None:
+    """Three references that each take 0.4 s to answer are probed in well under 1.2 s."""
+    started = time.monotonic()
+    report = _probe(server, audio_urls=_urls(server, "/lazy-a.wav", "/lazy-b.wav", "/lazy-c.wav"))
+    assert time.monotonic() - started < 1.0
+    assert [m.duration for m in report.media] == [3.0, 3.0, 3.0]
+
+
 def test_probe_sends_the_preflight_user_agent(server: MediaServer) -> None:
     """Every probe request carries the explicit seedance-relay preflight User-Agent."""
     _probe(server, audio_urls=_urls(server, "/tone.mp3"))
@@ -238,4 +262,5 @@ def test_probe_sends_the_preflight_user_agent(server: MediaServer) -> None:
 def test_body_without_references_probes_nothing() -> None:
     """No URL arrays (or non-string entries) means an empty, ok report."""
     report = probe_request({"prompt": "a cat", "image_urls": [42]})
-    assert report.ok and report.media == []
+    assert report.ok
+    assert report.media == []

@@ -38,18 +38,18 @@ class FolderBlobStore:
 
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
                    metadata: Mapping[str, str] | None = None) -> StoredObject:
+        """Errors raised by ``chunks`` reach the caller as they are; disk errors as ``StorageError``."""
         target = self._path(key)
-        try:
+        with _disk_errors(key):
             target.parent.mkdir(parents=True, exist_ok=True)
-            with _staged(target.parent) as (handle, temp):
-                size, digest = _copy(chunks, handle)
-                sidecar = {"content_type": content_type, "metadata": dict(metadata or {}),
-                           "size": size, "sha256": digest}
-                _write_atomically(_sidecar(target), json.dumps(sidecar, sort_keys=True).encode())
+        with _staged(target.parent, key) as (handle, temp):
+            size, digest = _copy(chunks, handle, key)
+            sidecar = {"content_type": content_type, "metadata": dict(metadata or {}),
+                       "size": size, "sha256": digest}
+            with _disk_errors(key):
+                _write_atomically(_sidecar(target), json.dumps(sidecar, sort_keys=True).encode(), key)
                 os.replace(temp, target)
-            _fsync_directory(target.parent)
-        except OSError as exc:
-            raise StorageError(f"could not store {key!r}: {exc}", code="write_failed") from exc
+                _fsync_directory(target.parent)
         return StoredObject(key=key, uri=target.as_uri(), size=size, sha256=digest,
                             content_type=content_type)
 
@@ -94,31 +94,43 @@ class FolderBlobStore:
 
 
 @contextlib.contextmanager
-def _staged(folder: Path) -> Iterator[tuple[IO[bytes], str]]:
+def _disk_errors(key: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(f"could not store {key!r}: {exc}", code="write_failed") from exc
+
+
+@contextlib.contextmanager
+def _staged(folder: Path, key: str) -> Iterator[tuple[IO[bytes], str]]:
     """A temporary file in ``folder``, removed on the way out unless it was renamed away."""
-    descriptor, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=folder)
+    with _disk_errors(key):
+        descriptor, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=folder)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             yield handle, temp
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with _disk_errors(key), contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
 
 
-def _copy(chunks: Iterable[bytes], handle: IO[bytes]) -> tuple[int, str]:
+def _copy(chunks: Iterable[bytes], handle: IO[bytes], key: str) -> tuple[int, str]:
+    """Write every chunk, hashing and counting; the chunks' own errors pass through untouched."""
     digest = hashlib.sha256()
     size = 0
     for chunk in chunks:
         digest.update(chunk)
-        handle.write(chunk)
+        with _disk_errors(key):
+            handle.write(chunk)
         size += len(chunk)
-    handle.flush()
-    os.fsync(handle.fileno())
+    with _disk_errors(key):
+        handle.flush()
+        os.fsync(handle.fileno())
     return size, digest.hexdigest()
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    with _staged(target.parent) as (handle, temp):
+def _write_atomically(target: Path, data: bytes, key: str) -> None:
+    with _staged(target.parent, key) as (handle, temp):
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

@@ -24,7 +24,7 @@ from handlers.adapters.local.sqlite import SqliteDatabase
 from handlers.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
 from handlers.jobs import Job, JobStatus
 
-__all__ = ["SCHEMA", "SqliteJobStore"]
+__all__ = ["DUE_QUERY", "SCHEMA", "SqliteJobStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -36,10 +36,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     written_at REAL NOT NULL,
     record TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS jobs_check_at ON jobs (check_at) WHERE check_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_check_at ON jobs (check_at, id) WHERE check_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at, id);
 """
+DUE_QUERY = ("SELECT record FROM jobs WHERE check_at IS NOT NULL AND check_at <= ?"
+             " ORDER BY check_at, id LIMIT ?")
 
 
 class SqliteJobStore:
@@ -93,9 +95,7 @@ class SqliteJobStore:
 
     def due(self, now: float, limit: int = 100) -> list[Job]:
         with self._database.translated():
-            rows = self._database.connection().execute(
-                "SELECT record FROM jobs WHERE check_at IS NOT NULL AND check_at <= ?"
-                " ORDER BY check_at, id LIMIT ?", (now, limit)).fetchall()
+            rows = self._database.connection().execute(DUE_QUERY, (now, limit)).fetchall()
         return [_load(row) for row in rows]
 
     def close(self) -> None:

@@ -1,0 +1,166 @@
+"""JobStore contract: idempotent create, conditional updates, newest-first paging, the due index."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from handlers.adapters.local import SqliteJobStore
+from handlers.adapters.local.jobs import DUE_QUERY
+from handlers.errors import Conflict, InvalidRequest, NotFound
+from handlers.jobs import Job, JobStatus
+from handlers.ports import JobStore
+
+T0 = 1_700_000_000.0
+
+
+def make_job(job_id: str, *, created_at: float = T0, status: JobStatus = JobStatus.ACCEPTED,
+             check_at: float | None = None) -> Job:
+    return Job(id=job_id, request={"prompt": f"a cat ({job_id})"}, fingerprint="f" * 64,
+               created_at=created_at, updated_at=created_at, status=status, check_at=check_at,
+               metadata={"caller": "tests"})
+
+
+def ids(jobs: list[Job]) -> list[str]:
+    return [job.id for job in jobs]
+
+
+def test_create_stores_the_job_and_returns_it(job_store: JobStore) -> None:
+    job = make_job("job_a")
+    assert job_store.create(job) == job
+    assert job_store.get("job_a") == job
+
+
+def test_create_is_idempotent_and_keeps_the_first_job(job_store: JobStore) -> None:
+    first = job_store.create(make_job("job_a"))
+    again = job_store.create(replace(make_job("job_a"), request={"prompt": "something else"}))
+    assert again == first
+    assert job_store.get("job_a").request == {"prompt": "a cat (job_a)"}
+
+
+def test_get_of_a_missing_job_raises_not_found(job_store: JobStore) -> None:
+    with pytest.raises(NotFound, match="job_missing"):
+        job_store.get("job_missing")
+
+
+def test_update_writes_the_job_and_bumps_the_version(job_store: JobStore) -> None:
+    job = job_store.create(make_job("job_a"))
+    updated = job_store.update(job.evolve(T0 + 5, status=JobStatus.SUBMITTED, task_id="task-1"))
+    assert (updated.version, updated.status, updated.task_id) == (
+        job.version + 1, JobStatus.SUBMITTED, "task-1")
+    assert job_store.get("job_a") == updated
+    assert job_store.update(updated.evolve(T0 + 6, progress=50)).version == job.version + 2
+
+
+def test_update_from_a_stale_version_raises_conflict(job_store: JobStore) -> None:
+    job = job_store.create(make_job("job_a"))
+    job_store.update(job.evolve(T0 + 1, progress=10))
+    with pytest.raises(Conflict, match="job_a"):
+        job_store.update(job.evolve(T0 + 2, progress=20))
+    assert job_store.get("job_a").progress == 10
+
+
+def test_update_of_a_missing_job_raises_not_found(job_store: JobStore) -> None:
+    with pytest.raises(NotFound, match="job_ghost"):
+        job_store.update(make_job("job_ghost"))
+
+
+def test_page_walks_newest_first_across_three_pages(job_store: JobStore) -> None:
+    for n in range(7):
+        job_store.create(make_job(f"job_{n}", created_at=T0 + n))
+    first, cursor = job_store.page(limit=3)
+    second, cursor2 = job_store.page(limit=3, cursor=cursor)
+    third, end = job_store.page(limit=3, cursor=cursor2)
+    assert [ids(first), ids(second), ids(third)] == [
+        ["job_6", "job_5", "job_4"], ["job_3", "job_2", "job_1"], ["job_0"]]
+    assert None not in (cursor, cursor2)
+    assert end is None
+
+
+def test_page_breaks_created_at_ties_by_id_without_skipping_or_repeating(job_store: JobStore) -> None:
+    for n in range(5):
+        job_store.create(make_job(f"job_{n}", created_at=T0))
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        jobs, cursor = job_store.page(limit=2, cursor=cursor)
+        seen += ids(jobs)
+        if cursor is None:
+            break
+    assert seen == ["job_4", "job_3", "job_2", "job_1", "job_0"]
+
+
+def test_page_cursor_is_stable_when_newer_jobs_arrive(job_store: JobStore) -> None:
+    for n in range(4):
+        job_store.create(make_job(f"job_{n}", created_at=T0 + n))
+    _, cursor = job_store.page(limit=2)
+    job_store.create(make_job("job_new", created_at=T0 + 100))
+    rest, end = job_store.page(limit=2, cursor=cursor)
+    assert (ids(rest), end) == (["job_1", "job_0"], None)
+
+
+def test_page_filters_by_status(job_store: JobStore) -> None:
+    for n in range(6):
+        status = JobStatus.FAILED if n % 2 else JobStatus.ACCEPTED
+        job_store.create(make_job(f"job_{n}", created_at=T0 + n, status=status))
+    failed, cursor = job_store.page(status=JobStatus.FAILED, limit=2)
+    rest, end = job_store.page(status=JobStatus.FAILED, limit=2, cursor=cursor)
+    assert (ids(failed), ids(rest), end) == (["job_5", "job_3"], ["job_1"], None)
+
+
+def test_page_refuses_a_cursor_it_did_not_give_out(job_store: JobStore) -> None:
+    with pytest.raises(InvalidRequest, match="cursor"):
+        job_store.page(cursor="not-a-cursor!")
+
+
+def test_due_returns_oldest_check_at_first_skipping_unset_and_future(job_store: JobStore) -> None:
+    job_store.create(make_job("job_late", check_at=T0 + 30))
+    job_store.create(make_job("job_never"))
+    job_store.create(make_job("job_future", check_at=T0 + 61))
+    job_store.create(make_job("job_early", check_at=T0 + 10))
+    job_store.create(make_job("job_exact", check_at=T0 + 60))
+    assert ids(job_store.due(T0 + 60)) == ["job_early", "job_late", "job_exact"]
+    assert ids(job_store.due(T0 + 60, limit=2)) == ["job_early", "job_late"]
+
+
+def test_due_follows_updates_of_check_at(job_store: JobStore) -> None:
+    job = job_store.create(make_job("job_a", check_at=T0))
+    job_store.update(job.evolve(T0 + 1, status=JobStatus.PUBLISHED, check_at=None))
+    assert job_store.due(T0 + 1000) == []
+
+
+def test_concurrent_updates_from_one_version_have_exactly_one_winner(job_store: JobStore) -> None:
+    job = job_store.create(make_job("job_a"))
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def racer(n: int) -> None:
+        barrier.wait()
+        try:
+            job_store.update(job.evolve(T0 + 1, progress=n))
+            outcomes.append("won")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=racer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * 7 + ["won"]
+    assert job_store.get("job_a").version == job.version + 1
+
+
+def test_local_due_reads_the_check_at_index_not_the_table(tmp_path: Path) -> None:
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    store.create(make_job("job_a", check_at=T0))
+    store.close()
+    with sqlite3.connect(tmp_path / "jobs.db") as connection:
+        plan = [row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {DUE_QUERY}", (T0, 10))]
+    connection.close()
+    assert any("USING INDEX jobs_check_at" in step for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
