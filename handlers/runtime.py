@@ -1,7 +1,9 @@
 """The local runtime: API, ingest workers and reconciler in one process.
 
 With no ``EVOLINK_API_KEY`` the sandbox runs in-process on its own loopback port and the
-relay talks to it over real HTTP, exactly as it would to EvoLink.
+relay talks to it over real HTTP, exactly as it would to EvoLink. With no key but an
+``EVOLINK_BASE_URL``, that URL is taken to be a sandbox already running elsewhere
+(``seedance-relay sandbox``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SandboxSettings
 from handlers.server import BackgroundServer
-from handlers.settings import Settings
+from handlers.settings import DEFAULT_EVOLINK_URL, Settings
 from handlers.usecases import reconcile
 from handlers.usecases.work import handle_ingest_message
 from handlers.wiring import build_relay, local_secret
@@ -58,7 +60,7 @@ class LocalRuntime:
 
     def start(self) -> LocalRuntime:
         settings = self.settings
-        if settings.uses_sandbox:
+        if settings.uses_sandbox and settings.evolink_base_url == DEFAULT_EVOLINK_URL:
             settings = self._start_sandbox(settings)
         self.api_keys = settings.api_keys or (local_secret(settings.data_dir / "api-key", 24),)
         self.settings = settings

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from handlers import __version__
+from handlers.cli.demo import demo
+from handlers.cli.events import events
 from handlers.cli.sandbox import sandbox
 from handlers.cli.serve import serve
 from handlers.cli.validate import validate
@@ -21,3 +23,5 @@ def main() -> None:
 main.add_command(validate)
 main.add_command(sandbox)
 main.add_command(serve)
+main.add_command(events)
+main.add_command(demo)

@@ -1,6 +1,8 @@
 """The sandbox's task engine: EvoLink's task lifecycle, on a clock you can speed up.
 
-Status is derived from the clock until a task is final: ``pending`` for the first tenth of
+A task's nominal time is EvoLink-like (180 s for 10 s of 720p); ``speed`` divides it, and
+the ``estimated_time`` the sandbox reports is the sped-up one, so the relay's reconciler sees
+an estimate that matches what really happens. Status is derived from the clock until a task is final: ``pending`` for the first tenth of
 its run, then ``processing`` with rising progress. At the end a scheduler thread renders
 the result (a real MP4, cached per duration/quality/aspect/audio), marks the task
 ``completed`` or ``failed`` and hands it to the :class:`CallbackSender`. Tasks are kept as
@@ -13,6 +15,7 @@ import hashlib
 import heapq
 import hmac
 import json
+import math
 import os
 import random
 import secrets
@@ -167,12 +170,13 @@ class SandboxEngine:
         now = self._clock()
         duration = int(request.get("duration", DEFAULTS["duration"]))
         quality = str(request.get("quality", DEFAULTS["quality"]))
-        estimate = estimate_seconds(duration, quality)
+        nominal = estimate_seconds(duration, quality)
+        estimate = max(1, math.ceil(nominal / self.settings.speed))
         with self._lock:
             failure = self.settings.fail_code if self._rng.random() < self.settings.fail_rate else None
             task = SandboxTask(
                 id=new_task_id(now), model=str(request["model"]), owner=_owner(owner),
-                created=now, estimated_time=estimate, run_seconds=estimate / self.settings.speed,
+                created=now, estimated_time=estimate, run_seconds=nominal / self.settings.speed,
                 duration=duration, quality=quality,
                 aspect_ratio=str(request.get("aspect_ratio", DEFAULTS["aspect_ratio"])),
                 audio=bool(request.get("generate_audio", True)), base_url=base_url.rstrip("/"),

@@ -71,6 +71,8 @@ class SqliteWorkQueue:
                  sleep: Callable[[float], None] = time.sleep, database: SqliteDatabase | None = None) -> None:
         if max_receives < 1:
             raise ValueError("max_receives must be at least 1")
+        if database is not None and database.path != Path(path):
+            raise ValueError(f"database is {database.path}, not {path}")
         self.name = name
         self.dead_letter_name = name + DLQ_SUFFIX
         self.visibility_timeout = visibility_timeout
@@ -86,7 +88,11 @@ class SqliteWorkQueue:
             return enqueue(self._database.connection(), self.name, body, now=self._clock(), delay=delay)
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
-        """Up to ``max_messages`` visible messages, oldest first; polls up to ``wait`` seconds for one."""
+        """Up to ``max_messages`` visible messages; polls up to ``wait`` seconds for one.
+
+        Oldest first: the message visible the longest (``visible_at``, then send order), so
+        a message put back by a timeout or ``retry_later`` queues behind the ones waiting.
+        """
         deadline = self._clock() + wait
         while True:
             messages = self._receive_now(max(max_messages, 1))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,8 +24,21 @@ __all__ = ["BUSY_TIMEOUT", "SqliteDatabase"]
 BUSY_TIMEOUT = 10.0
 
 
+class _Slot:
+    """One thread's connection; when the thread ends, the slot is collected and the connection closed."""
+
+    def __init__(self, connection: sqlite3.Connection, key: tuple[int, int]) -> None:
+        self.connection = connection
+        self.key = key
+
+
 class SqliteDatabase:
-    """Per-thread connections to ``path``; ``schema`` (idempotent DDL) runs once per instance."""
+    """Per-thread connections to ``path``; ``schema`` (idempotent DDL) runs once per instance.
+
+    A connection belongs to the thread (and process) that opened it: a thread that ends
+    takes its connection with it, and a forked child opens its own instead of touching
+    its parent's.
+    """
 
     def __init__(self, path: Path, *, schema: str, error: type[RelayError],
                  busy_timeout: float = BUSY_TIMEOUT) -> None:
@@ -34,18 +48,19 @@ class SqliteDatabase:
         self._busy_timeout = busy_timeout
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: list[sqlite3.Connection] = []
+        self._opened: dict[int, tuple[int, sqlite3.Connection]] = {}
         self._generation = 0
         self._schema_ready = False
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened (and the schema created) on first use."""
         key = (os.getpid(), self._generation)
-        if getattr(self._local, "key", None) != key:
-            self._local.connection = self._open()
-            self._local.key = key
-        connection: sqlite3.Connection = self._local.connection
-        return connection
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is None or slot.key != key:
+            slot = _Slot(self._open(), key)
+            weakref.finalize(slot, _release, self._lock, self._opened, slot.connection)
+            self._local.slot = slot
+        return slot.connection
 
     @contextmanager
     def translated(self) -> Iterator[None]:
@@ -53,8 +68,8 @@ class SqliteDatabase:
         try:
             yield
         except sqlite3.Error as exc:
-            name = getattr(exc, "sqlite_errorname", None) or "error"
-            raise self._error(f"sqlite {self.path}: {exc}", code=f"sqlite_{name.lower()}") from exc
+            name = getattr(exc, "sqlite_errorname", None) or "SQLITE_ERROR"
+            raise self._error(f"sqlite {self.path}: {exc}", code=name.lower()) from exc
         except OSError as exc:
             raise self._error(f"sqlite {self.path}: {exc}", code="os_error") from exc
 
@@ -73,12 +88,14 @@ class SqliteDatabase:
                 raise
 
     def close(self) -> None:
-        """Close every connection this instance opened, in any thread; later use reopens."""
+        """Close every connection this process opened through this instance; later use reopens."""
         with self._lock:
-            opened, self._opened = self._opened, []
+            opened = list(self._opened.values())
+            self._opened.clear()
             self._generation += 1
-        for connection in opened:
-            connection.close()
+        for pid, connection in opened:
+            if pid == os.getpid():
+                connection.close()
 
     def _open(self) -> sqlite3.Connection:
         with self.translated():
@@ -91,7 +108,7 @@ class SqliteDatabase:
                 connection.close()
                 raise
         with self._lock:
-            self._opened.append(connection)
+            self._opened[id(connection)] = (os.getpid(), connection)
         return connection
 
     def _configure(self, connection: sqlite3.Connection) -> None:
@@ -103,3 +120,12 @@ class SqliteDatabase:
         if not self._schema_ready:
             connection.executescript(self._schema)
             self._schema_ready = True
+
+
+def _release(lock: threading.Lock, opened: dict[int, tuple[int, sqlite3.Connection]],
+             connection: sqlite3.Connection) -> None:
+    """Close ``connection`` once its thread is gone, unless ``close()`` already did."""
+    with lock:
+        owner = opened.pop(id(connection), None)
+    if owner is not None and owner[0] == os.getpid():
+        connection.close()
