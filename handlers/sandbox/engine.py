@@ -2,10 +2,11 @@
 
 A task's nominal time is EvoLink-like (180 s for 10 s of 720p); ``speed`` divides it, and
 the ``estimated_time`` the sandbox reports is the sped-up one, so the relay's reconciler sees
-an estimate that matches what really happens. Status is derived from the clock until a task is final: ``pending`` for the first tenth of
-its run, then ``processing`` with rising progress. At the end a scheduler thread renders
-the result (a real MP4, cached per duration/quality/aspect/audio), marks the task
-``completed`` or ``failed`` and hands it to the :class:`CallbackSender`. Tasks are kept as
+an estimate that matches what really happens. Status is derived from the clock until a
+task is final: ``pending`` for the first tenth of its run, then ``processing`` with rising
+progress. At the end a scheduler thread renders the result (a real MP4, cached per
+duration/quality/aspect/audio), marks the task ``completed`` or ``failed`` and hands it to
+the :class:`CallbackSender`. Tasks are kept as
 JSON files so a restarted sandbox still answers for them.
 """
 
