@@ -62,14 +62,14 @@ class TokenSigner:
         """Constant-time check; unknown key ids and malformed tokens are simply false."""
         if not token:
             return False
-        kid, _, mac = token.partition(".")
+        kid, _, mac = (part.encode("utf-8", "surrogatepass") for part in token.partition("."))
         ok = False
         for known_kid, secret in self.keys:
-            expected = _mac(secret, job_id)
-            ok |= hmac.compare_digest(known_kid, kid) & hmac.compare_digest(expected, mac)
+            expected = _mac(secret, job_id).encode()
+            ok |= hmac.compare_digest(known_kid.encode(), kid) & hmac.compare_digest(expected, mac)
         return ok
 
 
 def _mac(secret: bytes, job_id: str) -> str:
-    digest = hmac.new(secret, _PURPOSE + job_id.encode(), hashlib.sha256).digest()
+    digest = hmac.new(secret, _PURPOSE + job_id.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

@@ -84,11 +84,11 @@ def _build_local(settings: Settings, provider: Provider | None,
     client = None
     if provider is None:
         client = EvoLinkClient(settings.evolink_api_key or SANDBOX_KEY, settings.evolink_base_url)
-    jobs, blobs = SqliteJobStore(db), FolderBlobStore(data / "blobs")
+    jobs, blobs = SqliteJobStore(db, clock=clock), FolderBlobStore(data / "blobs")
     queue = SqliteWorkQueue(db, "ingest", visibility_timeout=settings.queue_visibility_timeout,
-                            max_receives=settings.queue_max_receives)
-    bus = SqliteEventBus(db, subscriber_filters(settings),
-                         max_receives=settings.queue_max_receives)
+                            max_receives=settings.queue_max_receives, clock=clock)
+    bus = SqliteEventBus(db, subscriber_filters(settings), max_receives=settings.queue_max_receives,
+                         clock=clock)
     fetcher = ResultFetcher(result_policy(settings), max_bytes=settings.download_max_bytes)
     relay = Relay(settings=settings, jobs=jobs, blobs=blobs, ingest_queue=queue, bus=bus,
                   provider=provider or client,  # type: ignore[arg-type]

@@ -74,7 +74,12 @@ def _apply(relay: Relay, job: Job, task: Task, worker: str) -> Job:
         return _progress(relay, job, task)
     if task.outcome == "completed":
         job = _take_lease(relay, job, worker)
-        return publish_outcome(relay, _store(relay, job, task))
+        try:
+            stored = _store(relay, job, task)
+        except RelayError:
+            _release_lease(relay, job)
+            raise
+        return publish_outcome(relay, stored)
     error = task.error.as_dict() if task.error else {"code": "unknown_error", "message": ""}
     return conclude(relay, job, task.outcome, error)
 
@@ -94,6 +99,14 @@ def _take_lease(relay: Relay, job: Job, worker: str) -> Job:
         return relay.jobs.update(job.evolve(now, lease_owner=worker, lease_until=now + LEASE_SECONDS))
     except Conflict as exc:
         raise Busy(job.id, 1.0) from exc
+
+
+def _release_lease(relay: Relay, job: Job) -> None:
+    """Best effort: let the next worker in at once after a failure we will retry."""
+    try:
+        relay.jobs.update(job.evolve(relay.clock(), lease_owner=None, lease_until=None))
+    except RelayError:
+        log.info("job.lease_kept", job_id=job.id)  # it expires on its own
 
 
 def _store(relay: Relay, job: Job, task: Task) -> Job:

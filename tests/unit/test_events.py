@@ -1,0 +1,54 @@
+"""CloudEvents for job outcomes: valid, deterministic ids, filterable types."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+from handlers.events import EVENT_TYPES, build_event, event_id
+from handlers.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
+from tests.conftest import load_fixture
+
+JOB = Job(id="job_1", request={"model": "seedance-2.0-text-to-video", "prompt": "x", "duration": 6},
+          fingerprint="f", created_at=1_800_000_000.0, updated_at=1_800_000_000.0, status=JobStatus.STORED,
+          task_id="task-unified-1-abcdefgh", model="seedance-2.0-text-to-video", outcome="completed",
+          metadata={"customer": 7}, finished_at=1_800_000_100.0,
+          outputs=(Output(uri="s3://b/k.mp4", key="k.mp4", size=10, sha256="ab" * 32),))
+
+
+def test_the_event_validates_against_the_cloudevents_schema() -> None:
+    event = build_event(JOB, now=1_800_000_101.0)
+    jsonschema.validate(event, load_fixture("cloudevents/cloudevents-1.0.schema.json"))
+    assert event["type"] == "io.seedance-relay.job.completed" and event["subject"] == "job_1"
+    assert event["time"] == "2027-01-15T08:01:41Z"
+
+
+def test_the_data_carries_outputs_metadata_and_duration() -> None:
+    data = build_event(JOB, now=0)["data"]
+    assert data["outputs"][0]["uri"] == "s3://b/k.mp4" and data["metadata"] == {"customer": 7}
+    assert (data["job_id"], data["task_id"], data["duration"]) == ("job_1", "task-unified-1-abcdefgh", 6)
+
+
+def test_ids_depend_on_job_and_outcome_only() -> None:
+    assert build_event(JOB, now=1)["id"] == build_event(JOB, now=2)["id"] == event_id("job_1", "completed")
+    assert event_id("job_1", "failed") != event_id("job_1", "completed")
+
+
+def test_a_job_without_outcome_has_no_event() -> None:
+    with pytest.raises(ValueError, match="no outcome"):
+        build_event(Job(id="j", request={}, fingerprint="f", created_at=0, updated_at=0), now=0)
+
+
+def test_there_is_one_type_per_outcome() -> None:
+    assert {t.rsplit(".", 1)[1] for t in EVENT_TYPES} == {"completed", "failed", "cancelled", "expired", "rejected"}
+
+
+def test_job_ids_repeat_for_the_same_key_or_request_and_differ_per_caller() -> None:
+    fingerprint = request_fingerprint({"a": 1, "b": 2}, {})
+    assert fingerprint == request_fingerprint({"b": 2, "a": 1}, {})
+    assert derive_job_id("s", "key", fingerprint) == derive_job_id("s", "key", "other")
+    assert derive_job_id("s", None, fingerprint) != derive_job_id("t", None, fingerprint)
+
+
+def test_jobs_round_trip_through_records() -> None:
+    assert Job.from_record(JOB.to_record()) == JOB
