@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,7 +24,7 @@ def _emit(payload: dict[str, Any]) -> None:
 
 
 def _read(path: str) -> object:
-    raw = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()  # noqa: SIM115
+    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     return json.loads(raw)
 
 

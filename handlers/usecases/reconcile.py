@@ -45,6 +45,9 @@ def _reconcile_one(relay: Relay, job: Job) -> str:
         except ProviderUnavailable:
             return "deferred"
         return "resubmitted"
-    relay.jobs.update(job.evolve(now, check_at=now + relay.settings.reconcile_every))
+    next_check = now + relay.settings.reconcile_every
+    if job.outcome is None:
+        next_check = min(next_check, job.created_at + relay.settings.expire_after)
+    relay.jobs.update(job.evolve(now, check_at=next_check))
     relay.ingest_queue.send({"job_id": job.id, "task_id": None, "source": "reconciler"})
     return "enqueued"

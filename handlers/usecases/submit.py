@@ -108,7 +108,8 @@ def _call_provider(relay: Relay, job: Job) -> Job:
     return relay.jobs.update(job.evolve(
         now, status=JobStatus.SUBMITTED, task_id=task.id, submitted_at=now, error=None,
         estimated_time=task.estimated_time, credits_reserved=task.credits_reserved,
-        check_at=now + (task.estimated_time or 0) + relay.settings.reconcile_grace))
+        check_at=min(now + (task.estimated_time or 0) + relay.settings.reconcile_grace,
+                     job.created_at + relay.settings.expire_after)))
 
 
 def _unknown(relay: Relay, job: Job, reason: str) -> Job:

@@ -105,3 +105,10 @@ def test_a_restart_mid_flight_loses_nothing(tmp_path: Path) -> None:
         final = pipeline.wait_final(job["id"], timeout=60)
         events = pipeline.events()
     assert final["status"] == "published" and len(events) == 1
+
+
+def test_a_job_that_never_finishes_expires_with_an_expired_event(tmp_path: Path) -> None:
+    with running_pipeline(tmp_path, speed=0.001, relay_env={"RELAY_EXPIRE_AFTER": "2"}) as pipeline:
+        final = pipeline.wait_final(pipeline.submit()["id"], timeout=30)
+        [event] = pipeline.events()
+    assert final["status"] == "expired" and event["type"] == "io.seedance-relay.job.expired"

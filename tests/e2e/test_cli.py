@@ -1,0 +1,139 @@
+"""The command line as people run it: real processes, real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from handlers.cli import main
+from handlers.sandbox.media import render_image
+from handlers.server import free_port
+from tests.support.media_server import MediaServer
+from tests.support.servers import wait_until
+
+pytestmark = pytest.mark.e2e
+EXE = str(Path(sys.executable).with_name("seedance-relay"))
+SEED_IMAGES_ONLY = {
+    "model": "seedance-2.0-reference-to-video",
+    "prompt": "The overall art style references the color palette and texture of the 3 provided images.",
+    "image_urls": ["https://example.com/style-ref-1.jpg", "https://example.com/style-ref-2.jpg",
+                   "https://example.com/style-ref-3.jpg"],
+    "duration": 8, "aspect_ratio": "16:9",
+}
+
+
+@contextmanager
+def process(*args: str, env: dict[str, str], log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """Run a command in the background (output to ``log``); interrupt it like Ctrl-C on exit."""
+    with open(log or os.devnull, "wb") as out:
+        proc = subprocess.Popen([EXE, *args], env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def run_validate(tmp_path: Path, body: object, *args: str) -> tuple[int, dict[str, object]]:
+    path = tmp_path / "request.json"
+    path.write_text(body if isinstance(body, str) else json.dumps(body))
+    result = CliRunner().invoke(main, ["validate", str(path), *args])
+    return result.exit_code, json.loads(result.output)
+
+
+def test_validate_exits_0_for_a_valid_request(tmp_path: Path) -> None:
+    code, report = run_validate(tmp_path, SEED_IMAGES_ONLY)
+    assert (code, report["ok"], report["errors"]) == (0, True, [])
+
+
+def test_validate_exits_1_and_lists_every_error(tmp_path: Path) -> None:
+    code, report = run_validate(tmp_path, {**SEED_IMAGES_ONLY, "duration": 3, "image_urls": ["ftp://x/y.gif"] * 10})
+    fields = {e["field"] for e in report["errors"]}  # type: ignore[union-attr]
+    assert code == 1 and report["ok"] is False and {"duration", "image_urls", "image_urls[0]"} <= fields
+
+
+@pytest.mark.parametrize("content", ["{not json", None])
+def test_validate_exits_2_when_the_input_cannot_be_read(tmp_path: Path, content: str | None) -> None:
+    if content is None:
+        result = CliRunner().invoke(main, ["validate", str(tmp_path / "missing.json")])
+        assert result.exit_code == 2
+        return
+    code, report = run_validate(tmp_path, content)
+    assert code == 2 and report["errors"][0]["code"] == "unreadable"  # type: ignore[index]
+
+
+def test_validate_probe_reads_the_real_media(tmp_path: Path) -> None:
+    with MediaServer() as media:
+        small = media.add("/small.png", render_image(width=200, height=200), content_type="image/png")
+        good = media.add("/good.png", render_image(width=640, height=480), content_type="image/png")
+        body = {**SEED_IMAGES_ONLY, "image_urls": [good, small]}
+        code, report = run_validate(tmp_path, body, "--probe", "--allow-http", "--allow-private")
+    assert code == 1 and [e["field"] for e in report["errors"]] == ["image_urls[1]"]  # type: ignore[union-attr]
+    assert report["media"][0]["width"] == 640  # type: ignore[index]
+
+
+def test_the_sandbox_command_serves_evolinks_api(tmp_path: Path) -> None:
+    port = free_port()
+    with process("sandbox", "--port", str(port), "--data-dir", str(tmp_path), env={"SANDBOX_SPEED": "300"}):
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: healthy(url), 20, "the sandbox to listen")
+        headers = {"Authorization": "Bearer sk-evo-cli"}
+        task = httpx.post(f"{url}/v1/videos/generations", headers=headers,
+                          json={**SEED_IMAGES_ONLY, "duration": 4, "quality": "480p"}).json()
+        final = wait_until(lambda: (t := httpx.get(f"{url}/v1/tasks/{task['id']}", headers=headers).json())
+                           ["status"] == "completed" and t, 20, "the task")
+    assert final["results"][0].startswith(url)
+
+
+def test_serve_runs_the_whole_pipeline_and_events_tail_prints_the_event(tmp_path: Path) -> None:
+    port, data = free_port(), tmp_path / "relay"
+    env = {"RELAY_DATA_DIR": str(data), "RELAY_PORT": str(port), "SANDBOX_SPEED": "300"}
+    env.pop("EVOLINK_API_KEY", None)
+    with process("serve", env=env, log=tmp_path / "serve.log") as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: healthy(url), 30, "serve to listen")
+        key = (data / "api-key").read_text().strip()
+        api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"})
+        job = api.post("/v1/jobs", json={**SEED_IMAGES_ONLY, "duration": 4, "quality": "480p"}).json()
+        final = wait_until(lambda: (j := api.get(f"/v1/jobs/{job['id']}").json())["status"] == "published" and j,
+                           30, "the job")
+        api.close()
+        tail = subprocess.run([EXE, "events", "tail", "--data-dir", str(data)], capture_output=True, text=True,
+                              check=True, timeout=30)
+        unknown = subprocess.run([EXE, "events", "tail", "--data-dir", str(data), "--subscriber", "nope"],
+                                 capture_output=True, text=True, timeout=30)
+    output = (tmp_path / "serve.log").read_text()
+    [event] = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert event["subject"] == final["id"] and event["data"]["outputs"] == final["outputs"]
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
+    assert proc.returncode == 0 and "sandbox" in output and key not in output
+
+
+def test_demo_finishes_well_under_a_minute(tmp_path: Path) -> None:
+    result = subprocess.run([EXE, "demo", "--data-dir", str(tmp_path)], capture_output=True, text=True,
+                            timeout=60, env={k: v for k, v in os.environ.items() if k != "EVOLINK_API_KEY"})
+    event = json.loads(result.stdout)
+    assert result.returncode == 0, result.stderr
+    assert event["type"] == "io.seedance-relay.job.completed"
+    assert Path(event["data"]["outputs"][0]["uri"].removeprefix("file://")).stat().st_size > 100_000
