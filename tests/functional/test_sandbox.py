@@ -205,3 +205,11 @@ def test_tasks_survive_a_sandbox_restart(tmp_path: Path) -> None:
         task = httpx.post(f"{sandbox.url}/v1/videos/generations", json=REQUEST, headers=KEY).json()
     with running_sandbox(tmp_path, speed=FAST) as sandbox, httpx.Client(base_url=sandbox.url) as client:
         assert poll_final(client, task["id"])["status"] == "completed"
+
+
+def test_download_delay_holds_result_downloads(tmp_path: Path) -> None:
+    with running_sandbox(tmp_path, speed=FAST, download_delay=1.0) as sandbox, \
+            httpx.Client(base_url=sandbox.url) as client:
+        task = poll_final(client, client.post("/v1/videos/generations", json=REQUEST, headers=KEY).json()["id"])
+        response = httpx.get(task["results"][0])
+    assert response.status_code == 200 and response.elapsed.total_seconds() >= 1.0
