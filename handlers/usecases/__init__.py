@@ -4,7 +4,7 @@ from handlers.usecases.callbacks import accept_callback
 from handlers.usecases.ingest import Busy, ingest
 from handlers.usecases.outcomes import conclude, publish_outcome
 from handlers.usecases.reconcile import reconcile
-from handlers.usecases.submit import send_to_provider, submit
+from handlers.usecases.submit import record_rejection, send_to_provider, submit
 
 __all__ = ["Busy", "accept_callback", "conclude", "ingest", "publish_outcome", "reconcile",
-           "send_to_provider", "submit"]
+           "record_rejection", "send_to_provider", "submit"]

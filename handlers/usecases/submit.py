@@ -28,7 +28,7 @@ from handlers.relay import Relay
 from handlers.usecases.outcomes import conclude
 from handlers.validation import check_request
 
-__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "send_to_provider", "submit"]
+__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "record_rejection", "send_to_provider", "submit"]
 
 log = get_logger(__name__)
 SUBMIT_LEASE = 300.0
@@ -120,3 +120,19 @@ def _unknown(relay: Relay, job: Job, reason: str) -> Job:
         now, status=JobStatus.SUBMITTED, unknown_outcome=True, submitted_at=now,
         error={"code": "unknown_outcome", "message": reason},
         check_at=job.created_at + relay.settings.expire_after))
+
+
+def record_rejection(relay: Relay, request: object, *, metadata: object, idempotency_key: str | None,
+                     scope: str, error: InvalidRequest) -> Job:
+    """For callers with no HTTP answer (the requests queue): a rejected job and its event."""
+    body = dict(request) if isinstance(request, Mapping) else {}
+    meta = dict(metadata) if isinstance(metadata, Mapping) else {}
+    fingerprint = request_fingerprint(body, meta)
+    now = relay.clock()
+    job = relay.jobs.create(Job(
+        id=derive_job_id(scope, idempotency_key, fingerprint), request=body, fingerprint=fingerprint,
+        created_at=now, updated_at=now, metadata=meta, idempotency_key=idempotency_key,
+        model=str(body.get("model")) if body.get("model") else None, check_at=now))
+    if job.outcome is not None:
+        return job
+    return conclude(relay, job, "rejected", error.as_dict())

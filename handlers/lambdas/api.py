@@ -1,0 +1,24 @@
+"""The HTTP API behind API Gateway HTTP API (payload 2.0) and a Lambda Function URL."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+__all__ = ["handler"]
+
+
+@cache
+def _adapter() -> Any:
+    from mangum import Mangum
+
+    from handlers.api import create_app
+    from handlers.api.auth import ApiKeys
+    from handlers.lambdas._relay import relay, settings
+
+    return Mangum(create_app(relay(), ApiKeys(settings().api_keys)), lifespan="off")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    response: dict[str, Any] = _adapter()(event, context)
+    return response

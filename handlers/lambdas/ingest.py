@@ -1,0 +1,25 @@
+"""Ingest from SQS: each message names a job to read from EvoLink and copy into S3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.lambdas._relay import relay
+from handlers.lambdas.sqs import Record, batch_response, records
+from handlers.usecases.work import handle_ingest_message
+
+__all__ = ["handler"]
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    worker = getattr(context, "aws_request_id", "lambda")
+    current = relay()
+
+    def handle(record: Record) -> bool:
+        body = record.json()
+        disposition = handle_ingest_message(current, body, receive_count=record.receive_count, worker=worker)
+        if not disposition.done and disposition.delay:
+            current.ingest_queue.retry_later(record.as_message(body), disposition.delay)
+        return disposition.done
+
+    return batch_response(records(event), handle)

@@ -1,0 +1,14 @@
+"""The reconciler on a schedule (EventBridge)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.lambdas._relay import relay
+from handlers.usecases import reconcile
+
+__all__ = ["handler"]
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    return reconcile(relay())

@@ -1,0 +1,59 @@
+"""Submit from the requests queue, for event-driven callers.
+
+A message body is what ``POST /v1/jobs`` takes: a generation request plus an optional
+``metadata`` object. The idempotency key is the message attribute ``Idempotency-Key`` when
+present, else the SQS message id, so a redelivered message never submits twice. A request
+that breaks a rule becomes a ``rejected`` job and event naming every violation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.errors import Conflict, InvalidRequest, Violation
+from handlers.lambdas._relay import relay
+from handlers.lambdas.sqs import Record, batch_response, records
+from handlers.logs import get_logger
+from handlers.usecases import record_rejection, submit
+
+__all__ = ["SCOPE", "handler"]
+
+SCOPE = "requests-queue"
+log = get_logger(__name__)
+
+
+def _idempotency_key(record: Record) -> str:
+    attribute = record.attributes.get("Idempotency-Key") or {}
+    value = attribute.get("stringValue") or attribute.get("StringValue")
+    return str(value) if value else record.message_id
+
+
+def _parse(record: Record) -> tuple[dict[str, Any], object]:
+    try:
+        body = record.json()
+    except ValueError as exc:
+        raise InvalidRequest([Violation("$", "invalid_json", f"message body is not JSON: {exc}")]) from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest([Violation("$", "invalid_type", "message body must be a JSON object")])
+    return body, body.pop("metadata", {})
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    current = relay()
+
+    def handle(record: Record) -> bool:
+        key = _idempotency_key(record)
+        request: dict[str, Any] | None = None
+        metadata: Any = {}
+        try:
+            request, metadata = _parse(record)
+            job = submit(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE)
+        except InvalidRequest as exc:
+            job = record_rejection(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE, error=exc)
+        except Conflict as exc:
+            log.warning("submit.conflict", message_id=record.message_id, code=exc.code)
+            return True
+        log.info("submit.done", message_id=record.message_id, job_id=job.id, status=job.status.value)
+        return True
+
+    return batch_response(records(event), handle)
