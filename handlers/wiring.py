@@ -15,7 +15,7 @@ from handlers.events import event_type
 from handlers.evolink.client import EvoLinkClient
 from handlers.logs import register_secret
 from handlers.netguard import AddressPolicy
-from handlers.ports import Provider
+from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
 from handlers.relay import Relay
 from handlers.settings import Settings
 from handlers.tokens import TokenSigner
@@ -61,40 +61,51 @@ def _callback_base(settings: Settings) -> str:
     return base
 
 
+Ports = tuple[JobStore, BlobStore, WorkQueue, EventBus, list[Callable[[], None]]]
+
+
 def build_relay(settings: Settings, *, provider: Provider | None = None,
                 clock: Callable[[], float] = time.time) -> Relay:
-    if settings.backend == "aws":
-        raise ConfigurationError("RELAY_BACKEND=aws is not available in this build yet")
-    return _build_local(settings, provider, clock)
-
-
-def _build_local(settings: Settings, provider: Provider | None,
-                 clock: Callable[[], float]) -> Relay:
-    from handlers.adapters.local import (
-        FolderBlobStore,
-        SqliteEventBus,
-        SqliteJobStore,
-        SqliteWorkQueue,
-    )
-
-    data = settings.data_dir
-    data.mkdir(parents=True, exist_ok=True)
-    db = data / "relay.sqlite3"
-    secrets_ = settings.callback_secrets or (f"k1:{local_secret(data / 'callback-secret')}",)
+    """The relay on the backend ``settings.backend`` names (``local`` or ``aws``)."""
+    jobs, blobs, queue, bus, closers = (_aws_ports if settings.backend == "aws" else _local_ports)(settings, clock)
     client = None
     if provider is None:
-        client = EvoLinkClient(settings.evolink_api_key or SANDBOX_KEY, settings.evolink_base_url)
-    jobs, blobs = SqliteJobStore(db, clock=clock), FolderBlobStore(data / "blobs")
-    queue = SqliteWorkQueue(db, "ingest", visibility_timeout=settings.queue_visibility_timeout,
-                            max_receives=settings.queue_max_receives, clock=clock)
-    bus = SqliteEventBus(db, subscriber_filters(settings), max_receives=settings.queue_max_receives,
-                         clock=clock)
+        provider = client = EvoLinkClient(settings.evolink_api_key or SANDBOX_KEY, settings.evolink_base_url)
     fetcher = ResultFetcher(result_policy(settings), max_bytes=settings.download_max_bytes)
-    relay = Relay(settings=settings, jobs=jobs, blobs=blobs, ingest_queue=queue, bus=bus,
-                  provider=provider or client,  # type: ignore[arg-type]
-                  signer=TokenSigner.from_config(secrets_), fetcher=fetcher,
+    relay = Relay(settings=settings, jobs=jobs, blobs=blobs, ingest_queue=queue, bus=bus, provider=provider,
+                  signer=TokenSigner.from_config(_callback_secrets(settings)), fetcher=fetcher,
                   callback_base=_callback_base(settings), clock=clock)
-    relay.closers += [fetcher.close, jobs.close, queue.close, bus.close]
+    relay.closers += [fetcher.close, *closers]
     if client is not None:
         relay.closers.append(client.close)
     return relay
+
+
+def _callback_secrets(settings: Settings) -> tuple[str, ...]:
+    if settings.callback_secrets:
+        return settings.callback_secrets
+    if settings.backend == "aws":
+        raise ConfigurationError("RELAY_CALLBACK_SECRET (or RELAY_CALLBACK_SECRET_PARAM) is required on AWS")
+    return (f"k1:{local_secret(settings.data_dir / 'callback-secret')}",)
+
+
+def _local_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
+    from handlers.adapters.local import FolderBlobStore, SqliteEventBus, SqliteJobStore, SqliteWorkQueue
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = settings.data_dir / "relay.sqlite3"
+    jobs, blobs = SqliteJobStore(db, clock=clock), FolderBlobStore(settings.data_dir / "blobs")
+    queue = SqliteWorkQueue(db, "ingest", visibility_timeout=settings.queue_visibility_timeout,
+                            max_receives=settings.queue_max_receives, clock=clock)
+    bus = SqliteEventBus(db, subscriber_filters(settings), max_receives=settings.queue_max_receives, clock=clock)
+    return jobs, blobs, queue, bus, [jobs.close, queue.close, bus.close]
+
+
+def _aws_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
+    from handlers.adapters.aws import AwsNames, aws_clients, build_aws_adapters
+
+    names = AwsNames.from_env(settings.extra)
+    jobs, blobs, queue, bus = build_aws_adapters(
+        aws_clients(names), names, subscriber_filters(settings), clock=clock,
+        max_receives=settings.queue_max_receives, visibility_timeout=int(settings.queue_visibility_timeout))
+    return jobs, blobs, queue, bus, []

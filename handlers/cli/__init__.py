@@ -7,6 +7,7 @@ import click
 from handlers import __version__
 from handlers.cli.demo import demo
 from handlers.cli.events import events
+from handlers.cli.infra import infra
 from handlers.cli.sandbox import sandbox
 from handlers.cli.serve import serve
 from handlers.cli.validate import validate
@@ -25,3 +26,4 @@ main.add_command(sandbox)
 main.add_command(serve)
 main.add_command(events)
 main.add_command(demo)
+main.add_command(infra)
