@@ -18,13 +18,13 @@ by something shared (a DynamoDB conditional put on the event id, for instance).
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from handlers.errors import InvalidRequest, Violation
+from handlers.jsonbody import parse_object
 from handlers.lambdas.sqs import Record, batch_response, records
 from handlers.logs import get_logger
 
@@ -74,14 +74,9 @@ class MemorySeen:
 
 def unwrap(body: str) -> Mapping[str, Any]:
     """The event JSON from a raw-delivery body or an SNS notification envelope."""
-    try:
-        outer = json.loads(body)
-        if isinstance(outer, dict) and outer.get("Type") == "Notification" and "Message" in outer:
-            outer = json.loads(outer["Message"])
-    except (ValueError, TypeError) as exc:
-        raise InvalidRequest([Violation("body", "invalid_json", f"not JSON: {exc}")]) from exc
-    if not isinstance(outer, dict):
-        raise InvalidRequest([Violation("body", "invalid_type", "the event must be a JSON object")])
+    outer = parse_object(body, what="the message", field="body")
+    if outer.get("Type") == "Notification" and "Message" in outer:
+        return parse_object(outer["Message"], what="the SNS message", field="body")
     return outer
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -18,6 +16,7 @@ from handlers.api.responses import error_response, read_limited
 from handlers.contract import REQUEST_BODY_MAX
 from handlers.errors import InvalidRequest, RelayError, Violation
 from handlers.jobs import JobStatus
+from handlers.jsonbody import parse_object
 from handlers.logs import get_logger
 from handlers.relay import Relay
 from handlers.usecases import accept_callback, submit
@@ -44,16 +43,6 @@ def _guarded(endpoint: Endpoint) -> Endpoint:
     return wrapper
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest([Violation("$", "invalid_json", f"body is not JSON: {exc}")]) from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest([Violation("$", "invalid_type", "body must be a JSON object")])
-    return body
-
-
 def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
     problems: list[Violation] = []
     raw_status, raw_limit = request.query_params.get("status"), request.query_params.get("limit", "50")
@@ -75,7 +64,7 @@ def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
 def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | None = None) -> Starlette:
     async def create_job(request: Request) -> Response:
         scope = api_keys.caller(request)
-        body = _json_object(await read_limited(request, REQUEST_BODY_MAX))
+        body = parse_object(await read_limited(request, REQUEST_BODY_MAX))
         metadata = body.pop("metadata", {})
         job = await run_in_threadpool(submit, relay, body, metadata=metadata, scope=scope,
                                       idempotency_key=request.headers.get("idempotency-key"))

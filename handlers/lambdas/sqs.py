@@ -43,7 +43,7 @@ def batch_response(batch: Iterable[Record], handle: Callable[[Record], bool]) ->
     for record in batch:
         try:
             ok = handle(record)
-        except Exception:  # noqa: BLE001 - one bad record must not fail its batch; it is logged and retried
+        except Exception:
             log.exception("sqs.record_failed", message_id=record.message_id)
             ok = False
         if not ok:

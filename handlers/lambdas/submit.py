@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.errors import Conflict, InvalidRequest, Violation
+from handlers.errors import Conflict, InvalidRequest
+from handlers.jsonbody import parse_object
 from handlers.lambdas._relay import relay
 from handlers.lambdas.sqs import Record, batch_response, records
 from handlers.logs import get_logger
@@ -29,12 +30,7 @@ def _idempotency_key(record: Record) -> str:
 
 
 def _parse(record: Record) -> tuple[dict[str, Any], object]:
-    try:
-        body = record.json()
-    except ValueError as exc:
-        raise InvalidRequest([Violation("$", "invalid_json", f"message body is not JSON: {exc}")]) from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest([Violation("$", "invalid_type", "message body must be a JSON object")])
+    body = parse_object(record.body, what="message body")
     return body, body.pop("metadata", {})
 
 

@@ -6,10 +6,9 @@ the truth is read back from the provider by the ingest worker.
 
 from __future__ import annotations
 
-import json
-
-from handlers.errors import InvalidRequest, NotFound, PayloadTooLarge, Unauthorized, Violation
+from handlers.errors import NotFound, PayloadTooLarge, Unauthorized
 from handlers.evolink.task import is_task_id
+from handlers.jsonbody import parse_object
 from handlers.relay import Relay
 
 __all__ = ["accept_callback"]
@@ -26,12 +25,7 @@ def accept_callback(relay: Relay, job_id: str, token: str | None, raw: bytes) ->
         relay.jobs.get(job_id)
     except NotFound as exc:
         raise Unauthorized("unknown job or invalid token") from exc
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidRequest([Violation("$", "invalid_json", f"callback body is not JSON: {exc}")]) from exc
-    if not isinstance(body, dict):
-        raise InvalidRequest([Violation("$", "invalid_type", "callback body must be a JSON object")])
+    body = parse_object(raw, what="callback body")
     hint = body.get("id")
     task_hint = hint if isinstance(hint, str) and is_task_id(hint) else None
     return relay.ingest_queue.send({"job_id": job_id, "task_id": task_hint, "source": "callback"})

@@ -33,3 +33,18 @@ def sns_sqs_event(*messages: dict[str, Any]) -> dict[str, Any]:
                       body=json.dumps({**envelope, "Message": json.dumps(message)}))
         event["Records"].append(record)
     return event
+
+
+HTTP_API = "aws-events/powertools-python__apiGatewayProxyV2Event.json"
+
+
+def http_event(method: str, path: str, *, body: str | None = None, headers: dict[str, str] | None = None,
+               query: str = "", fixture: str = HTTP_API) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) or Function URL event for one request to our app."""
+    event = load_fixture(fixture)
+    event.update(rawPath=path, rawQueryString=query, body=body, isBase64Encoded=False,
+                 headers={"content-type": "application/json", **(headers or {})})
+    event.pop("cookies", None)
+    event.pop("queryStringParameters", None)
+    event["requestContext"]["http"].update(method=method, path=path)
+    return event
