@@ -42,8 +42,10 @@ class TokenSigner:
     keys: tuple[tuple[str, bytes], ...]
 
     @classmethod
-    def from_config(cls, entries: Sequence[str]) -> TokenSigner:
-        if not entries:
+    def from_config(cls, entries: Sequence[str], *, required: bool = True) -> TokenSigner:
+        """Keys from ``kid:secret`` entries; with ``required=False`` no entries give a signer
+        that refuses to sign and verifies nothing (a function that never builds callback URLs)."""
+        if not entries and required:
             raise ConfigurationError("no callback secret configured (RELAY_CALLBACK_SECRET)")
         keys = tuple(_parse(entry, i) for i, entry in enumerate(entries))
         for _, secret in keys:
@@ -52,9 +54,11 @@ class TokenSigner:
 
     @property
     def current_kid(self) -> str:
-        return self.keys[0][0]
+        return self.keys[0][0] if self.keys else ""
 
     def sign(self, job_id: str) -> str:
+        if not self.keys:
+            raise ConfigurationError("no callback secret configured (RELAY_CALLBACK_SECRET)")
         kid, secret = self.keys[0]
         return f"{kid}.{_mac(secret, job_id)}"
 

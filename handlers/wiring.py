@@ -73,7 +73,8 @@ def build_relay(settings: Settings, *, provider: Provider | None = None,
         provider = client = EvoLinkClient(settings.evolink_api_key or SANDBOX_KEY, settings.evolink_base_url)
     fetcher = ResultFetcher(result_policy(settings), max_bytes=settings.download_max_bytes)
     relay = Relay(settings=settings, jobs=jobs, blobs=blobs, ingest_queue=queue, bus=bus, provider=provider,
-                  signer=TokenSigner.from_config(_callback_secrets(settings)), fetcher=fetcher,
+                  signer=TokenSigner.from_config(_callback_secrets(settings), required=settings.backend != "aws"),
+                  fetcher=fetcher,
                   callback_base=_callback_base(settings), clock=clock)
     relay.closers += [fetcher.close, *closers]
     if client is not None:
@@ -85,7 +86,7 @@ def _callback_secrets(settings: Settings) -> tuple[str, ...]:
     if settings.callback_secrets:
         return settings.callback_secrets
     if settings.backend == "aws":
-        raise ConfigurationError("RELAY_CALLBACK_SECRET (or RELAY_CALLBACK_SECRET_PARAM) is required on AWS")
+        return ()  # functions that sign or verify callbacks are given RELAY_CALLBACK_SECRET_PARAM
     return (f"k1:{local_secret(settings.data_dir / 'callback-secret')}",)
 
 

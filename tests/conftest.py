@@ -23,3 +23,28 @@ def fixtures_dir() -> Path:
     if not FIXTURES.is_dir():
         pytest.fail(f"shared fixtures not found at {FIXTURES}")
     return FIXTURES
+
+
+# --- moto in server mode (AWS adapter tests) ---------------------------------------------------
+from collections.abc import Iterator  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto in server mode on ``127.0.0.1:<free port>`` for the session; yields its URL.
+
+    Fake credentials and region are in the environment while it runs (and any real
+    profile or endpoint is hidden), so boto3 signs requests without touching a real
+    account. Tests name their resources uniquely (a uuid or per-test suffix); the server
+    is shared. A test points boto3 at it with ``endpoint_url=moto_server`` or by setting
+    ``AWS_ENDPOINT_URL`` through ``monkeypatch``.
+    """
+    from tests.support.moto import FAKE_CREDENTIALS, HIDDEN, running_moto
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in FAKE_CREDENTIALS.items():
+            patch.setenv(name, value)
+        for name in HIDDEN:
+            patch.delenv(name, raising=False)
+        with running_moto() as url:
+            yield url

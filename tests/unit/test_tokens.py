@@ -58,3 +58,10 @@ def test_only_the_signed_token_verifies(job_id: str, forged: str) -> None:
     token = signer.sign(job_id)
     assert signer.verify(job_id, token)
     assert signer.verify(job_id, forged) is (forged == token)
+
+
+def test_a_signer_without_keys_verifies_nothing_and_refuses_to_sign() -> None:
+    signer = TokenSigner.from_config([], required=False)
+    assert not signer.verify("job_a", "k1.abc")
+    with pytest.raises(ConfigurationError, match="RELAY_CALLBACK_SECRET"):
+        signer.sign("job_a")

@@ -1,0 +1,170 @@
+"""The event bus as an SNS topic fanning out to SQS subscriber queues.
+
+``publish`` sends the CloudEvent as the SNS message with two message attributes,
+``type`` and ``source``; each subscriber queue is subscribed with a filter policy on
+``type`` (none for ``"*"``) and raw message delivery, so its messages are the event JSON
+itself (see :mod:`handlers.adapters.aws.bootstrap`). ``subscriber(name)`` is the
+:class:`~handlers.adapters.aws.queue.SqsWorkQueue` behind a subscriber.
+
+SNS delivers at least once and keeps no memory of what it sent, so "once per CloudEvent
+``id``" comes from a :class:`DynamoEventLedger`: a conditional ``PutItem`` claims the id
+(``publishing``, with a lease), the claimant publishes and marks it ``published``; a
+racing publisher of the same id waits for that and returns, and takes the claim over if
+the first one failed (its claim is released) or vanished (its lease ran out). Ledger
+items live in the job table (key ``event#<id>``, none of the index attributes, removed
+by TTL after ``ttl_days``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from handlers.adapters.aws.errors import aws_errors, error_code, translate
+from handlers.adapters.aws.queue import SqsWorkQueue
+from handlers.errors import NotFound, QueueError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["LEDGER_PREFIX", "DynamoEventLedger", "SnsEventBus"]
+
+LEDGER_PREFIX = "event#"
+PUBLISHING, PUBLISHED = "publishing", "published"
+DAY = 86_400.0
+
+
+def _identity(event: Mapping[str, Any]) -> tuple[str, str]:
+    event_id, event_type = event.get("id"), event.get("type")
+    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str) or not event_type:
+        raise QueueError("a CloudEvent needs a non-empty string 'id' and 'type'", code="invalid_event")
+    return event_id, event_type
+
+
+class DynamoEventLedger:
+    """Which CloudEvent ids were published, in a DynamoDB table keyed by ``id`` (the job table will do)."""
+
+    def __init__(self, client: DynamoDBClient, table: str, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep, lease_seconds: float = 30.0,
+                 poll_interval: float = 0.05, ttl_days: float = 90) -> None:
+        self._client = client
+        self.table = table
+        self._clock = clock
+        self._sleep = sleep
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.ttl_days = ttl_days
+
+    def once(self, event_id: str, publish: Callable[[], None]) -> None:
+        """Run ``publish`` unless ``event_id`` was published; wait out a racing publisher of the same id."""
+        deadline = self._clock() + self.lease_seconds + 5 * self.poll_interval
+        while (state := self._claim(event_id)) != PUBLISHED:
+            if state == "claimed":
+                self._publish_claimed(event_id, publish)
+                return
+            if self._clock() > deadline:
+                raise QueueError(f"event {event_id!r} is still being published elsewhere",
+                                 code="publish_in_progress")
+            self._sleep(self.poll_interval)
+
+    def _claim(self, event_id: str) -> str:
+        """``"claimed"``, or the state another publisher left (``publishing`` or ``published``)."""
+        now = self._clock()
+        item: dict[str, Any] = {
+            "id": {"S": LEDGER_PREFIX + event_id}, "state": {"S": PUBLISHING},
+            "lease_until": {"N": repr(now + self.lease_seconds)},
+            "expires_at": {"N": str(int(now + self.ttl_days * DAY))}}
+        try:
+            self._client.put_item(
+                TableName=self.table, Item=item, ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ConditionExpression="attribute_not_exists(id) OR (#state = :publishing AND lease_until < :now)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":publishing": {"S": PUBLISHING}, ":now": {"N": repr(now)}})
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, QueueError, f"claim event {event_id!r}") from exc
+            stored: Any = exc.response.get("Item") or {}
+            return str(stored.get("state", {}).get("S", PUBLISHING))
+        except BotoCoreError as exc:
+            raise translate(exc, QueueError, f"claim event {event_id!r}") from exc
+        return "claimed"
+
+    def _publish_claimed(self, event_id: str, publish: Callable[[], None]) -> None:
+        try:
+            publish()
+        except BaseException:
+            self._release(event_id)
+            raise
+        with aws_errors(QueueError, f"record event {event_id!r} published"):
+            self._client.update_item(
+                TableName=self.table, Key={"id": {"S": LEDGER_PREFIX + event_id}},
+                UpdateExpression="SET #state = :published REMOVE lease_until",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":published": {"S": PUBLISHED}})
+
+    def _release(self, event_id: str) -> None:
+        """Best effort: let the next publisher in at once (the lease frees the claim anyway)."""
+        with contextlib.suppress(ClientError, BotoCoreError):
+            self._client.delete_item(
+                TableName=self.table, Key={"id": {"S": LEDGER_PREFIX + event_id}},
+                ConditionExpression="#state = :publishing", ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":publishing": {"S": PUBLISHING}})
+
+
+class SnsEventBus:
+    """:class:`~handlers.ports.EventBus` on the SNS topic ``topic_arn``.
+
+    ``subscriber_queue_urls`` maps each subscriber's name to its queue URL; ``ledger``
+    makes ``publish`` once per CloudEvent id (without one, SNS's at-least-once is all
+    there is). ``wait_seconds`` and ``visibility_timeout`` go to the subscriber queues.
+    """
+
+    def __init__(self, sns: SNSClient, sqs: SQSClient, topic_arn: str, subscriber_queue_urls: Mapping[str, str],
+                 *, ledger: DynamoEventLedger | None = None, wait_seconds: float = 0.0,
+                 visibility_timeout: float | None = None) -> None:
+        self._sns = sns
+        self._sqs = sqs
+        self.topic_arn = topic_arn
+        self._urls = subscriber_queue_urls
+        self._ledger = ledger
+        self._queue_options: dict[str, Any] = {"wait_seconds": wait_seconds,
+                                               "visibility_timeout": visibility_timeout}
+        self._queues: dict[str, SqsWorkQueue] = {}
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Publish ``event`` to the topic, once per CloudEvent ``id`` when there is a ledger."""
+        event_id, event_type = _identity(event)
+        if self._ledger is None:
+            self._publish(event, event_type)
+        else:
+            self._ledger.once(event_id, lambda: self._publish(event, event_type))
+
+    def subscriber(self, name: str) -> SqsWorkQueue:
+        if name not in self._queues:
+            try:
+                url = self._urls[name]
+            except KeyError:
+                raise NotFound(f"no subscriber {name!r}") from None
+            self._queues[name] = SqsWorkQueue.from_name(self._sqs, url, **self._queue_options)
+        return self._queues[name]
+
+    def subscriber_names(self) -> list[str]:
+        return sorted(self._urls)
+
+    def _publish(self, event: Mapping[str, Any], event_type: str) -> None:
+        attributes: dict[str, MessageAttributeValueTypeDef] = {
+            "type": {"DataType": "String", "StringValue": event_type}}
+        source = event.get("source")
+        if isinstance(source, str) and source:
+            attributes["source"] = {"DataType": "String", "StringValue": source}
+        with aws_errors(QueueError, f"publish to {self.topic_arn}"):
+            self._sns.publish(TopicArn=self.topic_arn, Message=json.dumps(event, separators=(",", ":")),
+                              MessageAttributes=attributes)

@@ -1,0 +1,222 @@
+"""The job store as one DynamoDB table.
+
+An item is the key ``id``, the whole job as JSON (``record``), ``version`` for the
+conditional writes, and the attributes the three global secondary indexes read:
+
+* ``due-index`` (``due_shard`` = ``"due"``, ``check_at``): sparse, the two attributes
+  exist only while the job's ``check_at`` is set, so the reconciler's ``due`` is one
+  ``Query`` over the jobs that still need work, oldest first (never a ``Scan``);
+* ``created-index`` (``kind`` = ``"job"``, ``created_key``) and ``status-index``
+  (``status``, ``created_key``): newest-first paging, all jobs or one status.
+  ``created_key`` is ``created_at`` (fixed-width, so it sorts as text) then ``#`` and the
+  id, which breaks ``created_at`` ties by id the way the local store does.
+
+A terminal job with nothing left to check gets ``expires_at`` (epoch seconds,
+``ttl_days`` after it finished) for the table's TTL. :data:`TABLE_SPEC` is the table's
+definition in the shape both ``CreateTable`` and CloudFormation take.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from handlers.adapters.aws.errors import aws_errors, error_code, translate
+from handlers.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
+from handlers.jobs import Job, JobStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+__all__ = ["CREATED_INDEX", "DUE_INDEX", "DUE_SHARD", "JOB_KIND", "STATUS_INDEX", "TABLE_SPEC",
+           "DynamoJobStore", "created_key", "job_item"]
+
+DUE_INDEX, CREATED_INDEX, STATUS_INDEX = "due-index", "created-index", "status-index"
+DUE_SHARD, JOB_KIND = "due", "job"
+TTL_ATTRIBUTE = "expires_at"
+DAY = 86_400.0
+
+
+def _index(name: str, partition: str, sort: str) -> dict[str, Any]:
+    return {"IndexName": name, "Projection": {"ProjectionType": "ALL"},
+            "KeySchema": [{"AttributeName": partition, "KeyType": "HASH"},
+                          {"AttributeName": sort, "KeyType": "RANGE"}]}
+
+
+TABLE_SPEC: Final[Mapping[str, Any]] = {
+    "BillingMode": "PAY_PER_REQUEST",
+    "AttributeDefinitions": [
+        {"AttributeName": "id", "AttributeType": "S"},
+        {"AttributeName": "due_shard", "AttributeType": "S"},
+        {"AttributeName": "check_at", "AttributeType": "N"},
+        {"AttributeName": "kind", "AttributeType": "S"},
+        {"AttributeName": "status", "AttributeType": "S"},
+        {"AttributeName": "created_key", "AttributeType": "S"},
+    ],
+    "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+    "GlobalSecondaryIndexes": [
+        _index(DUE_INDEX, "due_shard", "check_at"),
+        _index(CREATED_INDEX, "kind", "created_key"),
+        _index(STATUS_INDEX, "status", "created_key"),
+    ],
+    "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
+}
+"""The table's billing mode, keys, indexes and TTL (``CreateTable`` / ``AWS::DynamoDB::Table`` shape)."""
+
+
+def _number(value: float) -> AttributeValueTypeDef:
+    return {"N": repr(float(value))}
+
+
+def created_key(created_at: float, job_id: str) -> str:
+    """``created_at`` as fixed-width text, then the id: sorts like ``(created_at, id)``."""
+    if created_at < 0:
+        raise ValueError(f"created_at must not be negative, got {created_at}")
+    return f"{created_at:020.6f}#{job_id}"
+
+
+def job_item(job: Job, *, ttl_days: float, written_at: float) -> dict[str, AttributeValueTypeDef]:
+    """The DynamoDB item for ``job``: the record plus the indexed, TTL and ``written_at`` attributes."""
+    item: dict[str, AttributeValueTypeDef] = {
+        "id": {"S": job.id}, "version": {"N": str(job.version)}, "kind": {"S": JOB_KIND},
+        "written_at": _number(written_at),
+        "status": {"S": job.status.value}, "created_key": {"S": created_key(job.created_at, job.id)},
+        "record": {"S": json.dumps(job.to_record(), separators=(",", ":"), ensure_ascii=False)},
+    }
+    if job.check_at is not None:
+        item.update(due_shard={"S": DUE_SHARD}, check_at=_number(job.check_at))
+    elif job.terminal:
+        finished = job.finished_at if job.finished_at is not None else job.updated_at
+        item[TTL_ATTRIBUTE] = {"N": str(int(finished + ttl_days * DAY))}
+    return item
+
+
+def _job(item: Mapping[str, Any]) -> Job:
+    return Job.from_record(json.loads(item["record"]["S"]))
+
+
+class DynamoJobStore:
+    """:class:`~handlers.ports.JobStore` in the DynamoDB table ``table`` (see :data:`TABLE_SPEC`).
+
+    ``clock`` stamps each item's ``written_at``; ``ttl_days`` is how long a finished job is kept.
+    """
+
+    def __init__(self, client: DynamoDBClient, table: str, *, clock: Callable[[], float] = time.time,
+                 ttl_days: float = 90) -> None:
+        self._client = client
+        self.table = table
+        self._clock = clock
+        self.ttl_days = ttl_days
+
+    def create(self, job: Job) -> Job:
+        """``PutItem`` if no item has the id; the stored job either way."""
+        try:
+            with aws_errors(StorageError, f"create job {job.id!r}"):
+                self._client.put_item(TableName=self.table, Item=self._item(job),
+                                      ConditionExpression="attribute_not_exists(id)")
+        except Conflict:
+            return self.get(job.id)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        with aws_errors(StorageError, f"get job {job_id!r}"):
+            item = self._client.get_item(TableName=self.table, Key={"id": {"S": job_id}},
+                                         ConsistentRead=True).get("Item")
+        if item is None:
+            raise NotFound(f"no job {job_id!r}")
+        return _job(item)
+
+    def update(self, job: Job) -> Job:
+        """``PutItem`` conditional on ``version``; ``Conflict`` if it moved on, ``NotFound`` if absent."""
+        written = replace(job, version=job.version + 1)
+        try:
+            self._client.put_item(
+                TableName=self.table, Item=self._item(written),
+                ConditionExpression="version = :expected",
+                ExpressionAttributeValues={":expected": {"N": str(job.version)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, StorageError, f"update job {job.id!r}") from exc
+            stored = exc.response.get("Item")
+            raise _why_unchanged(job, stored if isinstance(stored, Mapping) else None) from exc
+        except BotoCoreError as exc:
+            raise translate(exc, StorageError, f"update job {job.id!r}") from exc
+        return written
+
+    def page(self, *, status: JobStatus | None = None, limit: int = 50,
+             cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first through ``created-index`` (or ``status-index``); the cursor is the last job's position."""
+        limit = max(limit, 1)
+        if status is None:
+            index, partition = CREATED_INDEX, ("kind", JOB_KIND)
+        else:
+            index, partition = STATUS_INDEX, ("status", JobStatus(status).value)
+        query: dict[str, Any] = {
+            "TableName": self.table, "IndexName": index, "ScanIndexForward": False,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": partition[0]},
+            "ExpressionAttributeValues": {":p": {"S": partition[1]}},
+        }
+        if cursor is not None:
+            query["ExclusiveStartKey"] = {**_decode_cursor(cursor), partition[0]: {"S": partition[1]}}
+        items = self._query(query, limit + 1, "page jobs")
+        jobs = [_job(item) for item in items[:limit]]
+        return jobs, (_encode_cursor(items[limit - 1]) if len(items) > limit else None)
+
+    def due(self, now: float, limit: int = 100) -> list[Job]:
+        """Jobs with ``check_at <= now``, oldest first: one ``Query`` of the sparse ``due-index``."""
+        query: dict[str, Any] = {
+            "TableName": self.table, "IndexName": DUE_INDEX, "ScanIndexForward": True,
+            "KeyConditionExpression": "due_shard = :due AND check_at <= :now",
+            "ExpressionAttributeValues": {":due": {"S": DUE_SHARD}, ":now": _number(now)},
+        }
+        return [_job(item) for item in self._query(query, max(limit, 1), "list due jobs")]
+
+    def _item(self, job: Job) -> dict[str, AttributeValueTypeDef]:
+        return job_item(job, ttl_days=self.ttl_days, written_at=self._clock())
+
+    def _query(self, query: dict[str, Any], wanted: int, what: str) -> list[dict[str, Any]]:
+        """Up to ``wanted`` items, following ``LastEvaluatedKey`` across DynamoDB's 1 MB pages."""
+        items: list[dict[str, Any]] = []
+        while len(items) < wanted:
+            with aws_errors(StorageError, what):
+                answer = self._client.query(**query, Limit=wanted - len(items))
+            items += answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                break
+            query = {**query, "ExclusiveStartKey": answer["LastEvaluatedKey"]}
+        return items
+
+def _why_unchanged(job: Job, stored: Mapping[str, Any] | None) -> NotFound | Conflict:
+    if not stored:
+        return NotFound(f"no job {job.id!r}")
+    return Conflict(f"job {job.id!r} is at version {stored['version']['N']}, not {job.version}")
+
+
+_INVALID_CURSOR = Violation("cursor", "invalid_cursor", "not a cursor this store gave out")
+
+
+def _encode_cursor(item: Mapping[str, Any]) -> str:
+    position = {"id": item["id"]["S"], "created_key": item["created_key"]["S"]}
+    raw = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, AttributeValueTypeDef]:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest([_INVALID_CURSOR]) from exc
+    if (not isinstance(position, dict) or set(position) != {"id", "created_key"}
+            or not all(isinstance(value, str) and value for value in position.values())):
+        raise InvalidRequest([_INVALID_CURSOR])
+    return {"id": {"S": position["id"]}, "created_key": {"S": position["created_key"]}}
