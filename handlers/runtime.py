@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -27,6 +28,7 @@ from handlers.server import BackgroundServer
 from handlers.settings import DEFAULT_EVOLINK_URL, Settings
 from handlers.usecases import reconcile
 from handlers.usecases.work import handle_ingest_message
+from handlers.webhooks import WebhookDeliverer, build_deliverer, run_webhook_loop
 from handlers.wiring import build_relay, local_secret
 
 __all__ = ["LocalRuntime", "run_worker_once"]
@@ -57,6 +59,7 @@ class LocalRuntime:
     _threads: list[threading.Thread] = field(default_factory=list)
     _sandbox_server: BackgroundServer | None = None
     _engine: SandboxEngine | None = None
+    _webhooks: WebhookDeliverer | None = None
 
     def start(self) -> LocalRuntime:
         settings = self.settings
@@ -65,6 +68,10 @@ class LocalRuntime:
         self.api_keys = settings.api_keys or (local_secret(settings.data_dir / "api-key", 24),)
         self.settings = settings
         self.relay = build_relay(settings)
+        self._webhooks = build_deliverer(settings)
+        for name in self._webhooks.names:
+            loop = partial(run_webhook_loop, self._webhooks, name, self.relay.bus.subscriber(name), self._stop)
+            self._spawn(loop, f"webhook-{name}")
         for index in range(max(1, settings.worker_concurrency)):
             self._spawn(self._work_loop, f"ingest-{index}")
         self._spawn(self._reconcile_loop, "reconciler")
@@ -110,7 +117,9 @@ class LocalRuntime:
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=20)
+        if self._webhooks is not None:
+            self._webhooks.close()
         if self.relay is not None:
             self.relay.close()
         if self._sandbox_server is not None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, is_dataclass
-from typing import Any
+from dataclasses import asdict
 
 import click
 
@@ -36,9 +35,9 @@ def bootstrap(endpoint_url: str | None) -> None:
     settings = Settings.from_env()
     names = AwsNames.from_env(settings.extra)
     try:
-        result: Any = create(aws_clients(names, endpoint_url=endpoint_url), names, subscriber_filters(settings),
+        result = create(aws_clients(names, endpoint_url=endpoint_url), names, subscriber_filters(settings),
                              max_receives=settings.queue_max_receives,
                              visibility_timeout=int(settings.queue_visibility_timeout))
     except RelayError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    click.echo(json.dumps(asdict(result) if is_dataclass(result) else result, indent=2, default=str))
+    click.echo(json.dumps(asdict(result), indent=2, default=str))

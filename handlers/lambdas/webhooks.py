@@ -1,0 +1,139 @@
+"""Webhook deliveries from SQS: one function per webhook, triggered by that webhook's subscriber queue.
+
+``RELAY_WEBHOOK_TARGET`` names the webhook (an entry of ``RELAY_WEBHOOKS`` and of
+``RELAY_SUBSCRIBERS``). Its secret comes from ``RELAY_WEBHOOK_SECRET_<NAME>`` or, in
+Lambda, from the SSM SecureString that ``RELAY_WEBHOOK_SECRET_<NAME>_PARAM`` names (read
+once per container, with decryption). Record bodies may be the raw event JSON or an SNS
+envelope. A failed delivery is reported in ``batchItemFailures``; when the subscriber
+queue's URL is known (``RELAY_SUBSCRIBER_QUEUE_PREFIX``) its visibility is also set to the
+backoff delay, otherwise the queue's visibility timeout spaces the retries. After the
+queue's ``maxReceiveCount`` SQS moves the message to the subscriber's DLQ.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Mapping
+from functools import cache
+from typing import Any
+
+from handlers.consumer import unwrap
+from handlers.errors import ConfigurationError, InvalidRequest, QueueError
+from handlers.lambdas.sqs import Record, batch_response, records
+from handlers.logs import configure, get_logger, register_secret
+from handlers.ports import WorkQueue
+from handlers.settings import Settings
+from handlers.webhooks.config import PARAM_SUFFIX, secret_parameters
+from handlers.webhooks.delivery import WebhookDeliverer, build_deliverer
+
+__all__ = ["TARGET_VARIABLE", "WebhookHandler", "build_handler", "handler", "with_webhook_secrets"]
+
+log = get_logger(__name__)
+TARGET_VARIABLE = "RELAY_WEBHOOK_TARGET"
+
+
+class WebhookHandler:
+    """The Lambda handler for webhook ``target``'s subscriber queue.
+
+    ``queue`` makes the subscriber queue (on first use) so that a failed message waits the
+    backoff delay; without it the queue's visibility timeout decides.
+    """
+
+    def __init__(self, deliverer: WebhookDeliverer, target: str, *,
+                 queue: Callable[[], WorkQueue] | None = None) -> None:
+        deliverer.target(target)
+        self._deliverer = deliverer
+        self._target = target
+        self._make_queue = queue
+        self._queue: WorkQueue | None = None
+
+    def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        return batch_response(records(event), self._one)
+
+    def _one(self, record: Record) -> bool:
+        try:
+            body = unwrap(record.body)
+        except InvalidRequest as exc:
+            log.error("webhook.bad_record", target=self._target, message_id=record.message_id, error=exc.message)
+            return False
+        result = self._deliverer.deliver(self._target, body)
+        if result.settled:
+            return True
+        self._back_off(record, body, self._deliverer.retry_delay(result, record.receive_count))
+        return False
+
+    def _back_off(self, record: Record, body: Mapping[str, Any], delay: float) -> None:
+        if self._make_queue is None:
+            return
+        try:
+            self._queue = self._queue or self._make_queue()
+            self._queue.retry_later(record.as_message(body), delay)
+        except QueueError as exc:
+            log.warning("webhook.backoff_failed", target=self._target, message_id=record.message_id,
+                        code=exc.code, error=exc.message)
+
+
+def with_webhook_secrets(env: Mapping[str, str], names: Collection[str], ssm: Any | None = None) -> dict[str, str]:
+    """``env`` plus each webhook secret of ``names`` that only a ``*_PARAM`` (SSM parameter) gives."""
+    resolved = dict(env)
+    wanted = secret_parameters(env, names)
+    if wanted and ssm is None:
+        import boto3
+
+        ssm = boto3.client("ssm")
+    for variable, parameter in wanted.items():
+        resolved[variable] = _read_parameter(ssm, variable, parameter)
+        register_secret(resolved[variable], *resolved[variable].split())
+    return resolved
+
+
+def _read_parameter(ssm: Any, variable: str, parameter: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"])
+    except (ClientError, BotoCoreError) as exc:
+        raise ConfigurationError(f"{variable}{PARAM_SUFFIX}: cannot read SSM parameter {parameter!r}: {exc}") from exc
+
+
+def build_handler(env: Mapping[str, str], *, ssm: Any | None = None,
+                  queue: Callable[[], WorkQueue] | None = None) -> WebhookHandler:
+    """The handler for the webhook ``RELAY_WEBHOOK_TARGET`` names, from ``env``.
+
+    ``queue`` defaults to the SQS subscriber queue when ``RELAY_SUBSCRIBER_QUEUE_PREFIX`` is set.
+    """
+    target = (env.get(TARGET_VARIABLE) or "").strip()
+    if not target:
+        raise ConfigurationError(f"{TARGET_VARIABLE} is not set: name the webhook this function delivers to")
+    resolved = with_webhook_secrets(env, [target], ssm)
+    deliverer = build_deliverer(Settings.from_env(resolved), names=[target])
+    if queue is None and resolved.get("RELAY_SUBSCRIBER_QUEUE_PREFIX"):
+        queue = _sqs_queue_factory(resolved, target)
+    return WebhookHandler(deliverer, target, queue=queue)
+
+
+def _sqs_queue_factory(env: Mapping[str, str], target: str) -> Callable[[], WorkQueue]:
+    def make() -> WorkQueue:
+        import boto3
+
+        from handlers.adapters.aws.names import AwsNames
+        from handlers.adapters.aws.queue import SqsWorkQueue
+
+        names = AwsNames.from_env(env)
+        where = names.subscriber_queue(target)
+        sqs = boto3.session.Session(region_name=names.region).client("sqs")
+        if where.startswith(("https://", "http://")):
+            return SqsWorkQueue(sqs, where)
+        return SqsWorkQueue.from_name(sqs, where)
+
+    return make
+
+
+@cache
+def _handler() -> WebhookHandler:
+    configure(os.environ.get("RELAY_LOG_LEVEL") or "info", "json")
+    return build_handler(os.environ)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return _handler()(event, context)
