@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
+from handlers.api.dashboard import dashboard_routes
 from handlers.logs import get_logger
 from handlers.ports import WorkQueue
 from handlers.relay import Relay
@@ -89,7 +90,8 @@ class LocalRuntime:
 
     def app(self) -> Starlette:
         assert self.relay is not None, "start() first"
-        return create_app(self.relay, ApiKeys(self.api_keys))
+        keys = ApiKeys(self.api_keys)
+        return create_app(self.relay, keys, extra_routes=dashboard_routes(self.relay, keys))
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

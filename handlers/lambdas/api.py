@@ -14,9 +14,12 @@ def _adapter() -> Any:
 
     from handlers.api import create_app
     from handlers.api.auth import ApiKeys
+    from handlers.api.dashboard import dashboard_routes
     from handlers.lambdas._relay import relay, settings
 
-    return Mangum(create_app(relay(), ApiKeys(settings().api_keys)), lifespan="off")
+    keys = ApiKeys(settings().api_keys)
+    app = create_app(relay(), keys, extra_routes=dashboard_routes(relay(), keys))
+    return Mangum(app, lifespan="off")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

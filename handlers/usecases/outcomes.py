@@ -16,10 +16,14 @@ log = get_logger(__name__)
 
 
 def conclude(relay: Relay, job: Job, outcome: str, error: Mapping[str, Any] | None) -> Job:
-    """Record an outcome without outputs (failed, cancelled, expired, rejected) and publish it."""
+    """Record an outcome without outputs (failed, cancelled, expired, rejected) and publish it.
+
+    The job keeps its status until the event is out, so a job that reads as final always has
+    its event published; a crash in between leaves ``check_at`` set for the reconciler.
+    """
     now = relay.clock()
     job = relay.jobs.update(job.evolve(
-        now, outcome=outcome, status=OUTCOME_STATUS[outcome], error=dict(error or {}) or None,
+        now, outcome=outcome, error=dict(error or {}) or None,
         finished_at=now, check_at=now, lease_owner=None, lease_until=None))
     return publish_outcome(relay, job)
 

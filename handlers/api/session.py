@@ -1,0 +1,126 @@
+"""Dashboard sessions: a signed, expiring cookie obtained by presenting an API key once.
+
+The token is ``v1.<expires>.<nonce>.<mac>``: ``mac`` is HMAC-SHA256 over the rest under a
+server-side key. The API key itself never goes into the cookie. The key is derived from
+the configured API keys (so removing or rotating a key ends every session) or, with none
+configured, drawn at random per process (a restart ends every session).
+
+A session only reads: :meth:`Sessions.viewer` accepts the cookie on ``GET`` and ``HEAD``
+alone, so a cross-site request can never change state through it; every state-changing
+route keeps requiring the bearer key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from urllib.parse import urlsplit
+
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from handlers.api.auth import ApiKeys
+from handlers.errors import Unauthorized
+
+__all__ = ["COOKIE_NAME", "SESSION_TTL", "SessionTokens", "Sessions", "is_https", "same_origin", "session_key"]
+
+COOKIE_NAME = "relay_session"
+SESSION_TTL = 12 * 3600
+_VERSION = "v1"
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
+_KEY_LABEL = b"seedance-relay/dashboard-session/v1"
+
+
+def session_key(api_keys: Sequence[str]) -> bytes:
+    """The signing key: derived from ``api_keys`` when there are any, random otherwise."""
+    material = "\n".join(sorted(k for k in api_keys if k))
+    if not material:
+        return secrets.token_bytes(32)
+    return hmac.new(_KEY_LABEL, material.encode(), hashlib.sha256).digest()
+
+
+class SessionTokens:
+    """Issues and checks ``v1.<expires>.<nonce>.<mac>`` tokens."""
+
+    def __init__(self, key: bytes, *, ttl: int = SESSION_TTL, clock: Callable[[], float] = time.time) -> None:
+        if len(key) < 16:
+            raise ValueError("a session key needs at least 16 bytes")
+        self._key = key
+        self.ttl = ttl
+        self._clock = clock
+
+    def issue(self) -> str:
+        body = f"{_VERSION}.{int(self._clock()) + self.ttl}.{secrets.token_urlsafe(12)}"
+        return f"{body}.{self._mac(body)}"
+
+    def valid(self, token: str | None) -> bool:
+        """True for an untampered token of ours that has not expired."""
+        body, _, mac = (token or "").rpartition(".")
+        version, _, rest = body.partition(".")
+        expires, _, nonce = rest.partition(".")
+        if version != _VERSION or not expires.isdigit() or not nonce:
+            return False
+        if not hmac.compare_digest(self._mac(body).encode(), mac.encode()):
+            return False
+        return self._clock() < int(expires) <= self._clock() + self.ttl
+
+    def _mac(self, body: str) -> str:
+        digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def is_https(request: HTTPConnection) -> bool:
+    """Whether the browser reached us over https (directly, or through a TLS-terminating proxy)."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def same_origin(request: HTTPConnection) -> bool:
+    """False when the browser says the request came from another site (login CSRF guard).
+
+    ``Sec-Fetch-Site`` decides where the browser sends it; ``Origin`` (``null`` from a sandboxed
+    or no-referrer page counts as foreign) must name our own host when present.
+    """
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
+
+
+class Sessions:
+    """Who may read the dashboard: a bearer key, or (GET and HEAD only) a session cookie."""
+
+    def __init__(self, api_keys: ApiKeys, tokens: SessionTokens) -> None:
+        self._api_keys = api_keys
+        self.tokens = tokens
+
+    def key_is_valid(self, key: str) -> bool:
+        """Whether ``key`` is one of the configured API keys (constant time, as the API checks)."""
+        header = f"Bearer {key}".encode("latin-1", "replace")
+        try:
+            self._api_keys.caller(HTTPConnection({"type": "http", "headers": [(b"authorization", header)]}))
+        except Unauthorized:
+            return False
+        return True
+
+    def viewer(self, request: HTTPConnection) -> str:
+        """``"key:<scope>"`` for a bearer key, ``"session"`` for a cookie; ``Unauthorized`` otherwise."""
+        if "authorization" in request.headers:
+            return f"key:{self._api_keys.caller(request)}"
+        method = request.scope.get("method", "GET")
+        if method in _SAFE_METHODS and self.tokens.valid(request.cookies.get(COOKIE_NAME)):
+            return "session"
+        raise Unauthorized("a valid bearer API key or dashboard session is required")
+
+    def open(self, response: Response, request: HTTPConnection) -> None:
+        response.set_cookie(COOKIE_NAME, self.tokens.issue(), max_age=self.tokens.ttl, path="/",
+                            secure=is_https(request), httponly=True, samesite="strict")
+
+    def close(self, response: Response, request: HTTPConnection) -> None:
+        response.delete_cookie(COOKIE_NAME, path="/", secure=is_https(request), httponly=True, samesite="strict")
