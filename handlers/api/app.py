@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,9 +10,9 @@ from starlette.routing import Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.openapi import openapi_document
-from handlers.api.responses import error_response, read_limited
+from handlers.api.responses import answering, read_limited
 from handlers.contract import REQUEST_BODY_MAX
-from handlers.errors import InvalidRequest, RelayError, Violation
+from handlers.errors import InvalidRequest, Violation
 from handlers.jobs import JobStatus
 from handlers.jsonbody import parse_object
 from handlers.logs import get_logger
@@ -24,23 +22,6 @@ from handlers.usecases import accept_callback, submit
 __all__ = ["create_app"]
 
 log = get_logger(__name__)
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def _guarded(endpoint: Endpoint) -> Endpoint:
-    """Turn the project's errors into JSON answers; anything else into a bare 500."""
-
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except RelayError as exc:
-            return error_response(exc)
-        except Exception:
-            log.exception("api.unhandled", path=request.url.path)
-            return JSONResponse({"error": {"code": "internal_error",
-                                           "message": "internal error"}}, status_code=500)
-
-    return wrapper
 
 
 def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
@@ -97,10 +78,10 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         return JSONResponse(openapi_document())
 
     routes = [
-        Route("/v1/jobs", _guarded(create_job), methods=["POST"]),
-        Route("/v1/jobs", _guarded(list_jobs), methods=["GET"]),
-        Route("/v1/jobs/{job_id}", _guarded(get_job), methods=["GET"]),
-        Route("/v1/callbacks/evolink/{job_id}", _guarded(callback), methods=["POST"]),
+        Route("/v1/jobs", answering(create_job), methods=["POST"]),
+        Route("/v1/jobs", answering(list_jobs), methods=["GET"]),
+        Route("/v1/jobs/{job_id}", answering(get_job), methods=["GET"]),
+        Route("/v1/callbacks/evolink/{job_id}", answering(callback), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *(extra_routes or []),

@@ -14,21 +14,20 @@ Wire it with ``create_app(relay, api_keys, extra_routes=dashboard_routes(relay, 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
-from urllib.request import url2pathname
+from urllib.parse import parse_qs, quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from handlers.api.auth import ApiKeys
-from handlers.api.responses import error_response, read_limited
+from handlers.api.responses import answering, error_response, read_limited, stored_file
 from handlers.api.session import Sessions, SessionTokens, same_origin, session_key
-from handlers.errors import InvalidRequest, NotFound, RelayError, Unauthorized, Violation
+from handlers.errors import InvalidRequest, NotFound, Unauthorized, Violation
 from handlers.jobs import Job, JobStatus
 from handlers.jsonbody import parse_object
 from handlers.logs import get_logger
@@ -38,7 +37,6 @@ __all__ = ["COUNT_CAP", "PRESIGN_SECONDS", "REFRESH_SECONDS", "Dashboard", "cont
            "dashboard_routes", "summarize"]
 
 log = get_logger(__name__)
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 STATIC = Path(__file__).with_name("static")
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",
@@ -47,7 +45,6 @@ COUNT_CAP = 100
 PRESIGN_SECONDS = 300
 REFRESH_SECONDS = 5.0
 _SIGN_IN_MAX_BYTES = 4096
-_PLAYABLE = ("video/", "audio/")
 _JOB_FIELDS = ("id", "status", "outcome", "model", "progress", "created_at", "updated_at", "submitted_at",
                "finished_at", "estimated_time", "error")
 _REFUSED_PAGE = """<!doctype html>
@@ -90,12 +87,12 @@ class Dashboard:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/", _answering(self.index), methods=["GET"]),
-            Route("/dashboard/static/{name}", _answering(self.asset), methods=["GET"]),
-            Route("/session", _answering(self.sign_in), methods=["POST"]),
-            Route("/session/logout", _answering(self.sign_out), methods=["POST"]),
-            Route("/dashboard/summary", _answering(self.summary), methods=["GET"]),
-            Route("/v1/jobs/{job_id}/outputs/{index:int}", _answering(self.output), methods=["GET"]),
+            Route("/", answering(self.index), methods=["GET"]),
+            Route("/dashboard/static/{name}", answering(self.asset), methods=["GET"]),
+            Route("/session", answering(self.sign_in), methods=["POST"]),
+            Route("/session/logout", answering(self.sign_out), methods=["POST"]),
+            Route("/dashboard/summary", answering(self.summary), methods=["GET"]),
+            Route("/v1/jobs/{job_id}/outputs/{index:int}", answering(self.output), methods=["GET"]),
         ]
 
     async def index(self, _: Request) -> Response:
@@ -142,7 +139,7 @@ class Dashboard:
         if callable(self.presign):
             url = await run_in_threadpool(self.presign, key, PRESIGN_SECONDS)
             return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
-        return await _stored_file(self.relay, key)
+        return await stored_file(self.relay.blobs, key)
 
 
 def summarize(relay: Relay, limit: int, refresh_seconds: float = REFRESH_SECONDS) -> dict[str, Any]:
@@ -197,33 +194,3 @@ def _refused(request: Request, page_headers: Mapping[str, str]) -> Response:
     if wants_json:
         return error_response(refusal)
     return HTMLResponse(_REFUSED_PAGE, status_code=401, headers=dict(page_headers))
-
-
-async def _stored_file(relay: Relay, key: str) -> Response:
-    """The object at ``key``: from disk with Range support, or streamed whole from elsewhere."""
-    stored = await run_in_threadpool(relay.blobs.head, key)
-    if stored is None:
-        raise NotFound(f"no stored object at {key!r}")
-    playable = stored.content_type.startswith(_PLAYABLE)
-    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
-               "Content-Security-Policy": "default-src 'none'; sandbox",
-               "Content-Disposition": "inline" if playable else "attachment"}
-    media_type = stored.content_type if playable else "application/octet-stream"
-    location = urlsplit(relay.blobs.uri(key))
-    if location.scheme == "file":
-        return FileResponse(url2pathname(location.path), media_type=media_type, headers=headers)
-    chunks = await run_in_threadpool(relay.blobs.read, key)
-    return StreamingResponse(chunks, media_type=media_type,
-                             headers={**headers, "Accept-Ranges": "none", "Content-Length": str(stored.size)})
-
-
-def _answering(endpoint: Endpoint) -> Endpoint:
-    """The project's errors as JSON answers (anything else is Starlette's bare 500)."""
-
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await endpoint(request)
-        except RelayError as exc:
-            return error_response(exc)
-
-    return wrapper

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from handlers.errors import (
     Conflict,
@@ -16,8 +20,14 @@ from handlers.errors import (
     RelayError,
     Unauthorized,
 )
+from handlers.logs import get_logger
+from handlers.ports import BlobStore
 
-__all__ = ["error_response", "read_limited", "status_for"]
+__all__ = ["Endpoint", "answering", "error_response", "read_limited", "status_for", "stored_file"]
+
+log = get_logger(__name__)
+Endpoint = Callable[[Request], Awaitable[Response]]
+_PLAYABLE = ("video/", "audio/", "image/")
 
 _STATUS: list[tuple[type[RelayError], int]] = [
     (InvalidRequest, 400), (Unauthorized, 401), (NotFound, 404), (Conflict, 409),
@@ -48,3 +58,36 @@ async def read_limited(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body is over the {limit} byte limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def answering(endpoint: Endpoint) -> Endpoint:
+    """The project's errors as JSON answers; anything else a bare 500 (logged, never shown)."""
+
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except RelayError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("api.unhandled", path=request.url.path)
+            return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+
+    return wrapper
+
+
+async def stored_file(blobs: BlobStore, key: str) -> Response:
+    """The object at ``key``: from disk with Range support, or streamed whole from elsewhere."""
+    stored = await run_in_threadpool(blobs.head, key)
+    if stored is None:
+        raise NotFound(f"no stored object at {key!r}")
+    playable = stored.content_type.startswith(_PLAYABLE)
+    headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff",
+               "Content-Security-Policy": "default-src 'none'; sandbox",
+               "Content-Disposition": "inline" if playable else "attachment"}
+    media_type = stored.content_type if playable else "application/octet-stream"
+    location = urlsplit(blobs.uri(key))
+    if location.scheme == "file":
+        return FileResponse(url2pathname(location.path), media_type=media_type, headers=headers)
+    chunks = await run_in_threadpool(blobs.read, key)
+    return StreamingResponse(chunks, media_type=media_type,
+                             headers={**headers, "Accept-Ranges": "none", "Content-Length": str(stored.size)})
