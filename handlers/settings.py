@@ -95,6 +95,7 @@ class Settings:
     queue_max_receives: int = 8
     callback_max_bytes: int = 256 * 1024
     download_max_bytes: int = 2 * 1024**3
+    upload_url_ttl: float = 6 * 3600.0
     log_level: str = "info"
     log_format: str = "auto"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -130,6 +131,7 @@ class Settings:
             "reconcile_grace": env_float(env, "RELAY_RECONCILE_GRACE", 120.0),
             "expire_after": env_float(env, "RELAY_EXPIRE_AFTER", 48 * 3600.0),
             "worker_concurrency": env_int(env, "RELAY_WORKERS", 2),
+            "upload_url_ttl": env_float(env, "RELAY_UPLOAD_URL_TTL", 6 * 3600.0),
             "subscribers": parse_subscribers(env.get("RELAY_SUBSCRIBERS") or "default:*"),
             "log_level": env.get("RELAY_LOG_LEVEL") or "info",
             "log_format": env.get("RELAY_LOG_FORMAT") or "auto",

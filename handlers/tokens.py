@@ -2,8 +2,10 @@
 
 EvoLink's callbacks carry no signature, so the callback URL itself carries an unguessable
 per-job token: ``<kid>.<base64url(HMAC-SHA256(secret[kid], "evolink-callback:" + job_id))>``.
-The key id makes rotation possible: the first secret signs new jobs, every configured
-secret still verifies; drop a secret to revoke every token it signed.
+The same keys sign other capability URLs under other purposes (``UPLOAD_URL``), so a token
+made for one use never verifies for another. The key id makes rotation possible: the first
+secret signs new jobs, every configured secret still verifies; drop a secret to revoke every
+token it signed.
 
 Secrets are configured as ``kid:secret`` pairs (``RELAY_CALLBACK_SECRET=k2:…,k1:…``); a bare
 secret gets the key id ``k1``.
@@ -20,9 +22,10 @@ from dataclasses import dataclass
 from handlers.errors import ConfigurationError
 from handlers.logs import register_secret
 
-__all__ = ["TokenSigner"]
+__all__ = ["CALLBACK", "UPLOAD_URL", "TokenSigner"]
 
-_PURPOSE = b"evolink-callback:"
+CALLBACK = b"evolink-callback:"
+UPLOAD_URL = b"upload-url:"
 _MIN_SECRET = 16
 
 
@@ -56,24 +59,25 @@ class TokenSigner:
     def current_kid(self) -> str:
         return self.keys[0][0] if self.keys else ""
 
-    def sign(self, job_id: str) -> str:
+    def sign(self, job_id: str, *, purpose: bytes = CALLBACK) -> str:
+        """``<kid>.<mac>`` for ``job_id`` (or any message) under ``purpose``, with the newest key."""
         if not self.keys:
             raise ConfigurationError("no callback secret configured (RELAY_CALLBACK_SECRET)")
         kid, secret = self.keys[0]
-        return f"{kid}.{_mac(secret, job_id)}"
+        return f"{kid}.{_mac(secret, purpose, job_id)}"
 
-    def verify(self, job_id: str, token: str | None) -> bool:
+    def verify(self, job_id: str, token: str | None, *, purpose: bytes = CALLBACK) -> bool:
         """Constant-time check; unknown key ids and malformed tokens are simply false."""
         if not token:
             return False
         kid, _, mac = (part.encode("utf-8", "surrogatepass") for part in token.partition("."))
         ok = False
         for known_kid, secret in self.keys:
-            expected = _mac(secret, job_id).encode()
+            expected = _mac(secret, purpose, job_id).encode()
             ok |= hmac.compare_digest(known_kid.encode(), kid) & hmac.compare_digest(expected, mac)
         return ok
 
 
-def _mac(secret: bytes, job_id: str) -> str:
-    digest = hmac.new(secret, _PURPOSE + job_id.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+def _mac(secret: bytes, purpose: bytes, message: str) -> str:
+    digest = hmac.new(secret, purpose + message.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

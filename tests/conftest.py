@@ -48,3 +48,13 @@ def moto_server() -> Iterator[str]:
             patch.delenv(name, raising=False)
         with running_moto() as url:
             yield url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _logs_to_stderr() -> None:
+    """Logs go to stderr as in the real CLI, so stdout stays machine-readable in every test."""
+    import sys
+
+    from handlers.logs import configure
+
+    configure(level="info", fmt="console", stream=sys.stderr)

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from handlers.api.auth import ApiKeys
 from handlers.api.openapi import openapi_document
 from handlers.api.responses import answering, read_limited
+from handlers.api.uploads import upload_routes
 from handlers.contract import REQUEST_BODY_MAX
 from handlers.errors import InvalidRequest, Violation
 from handlers.jobs import JobStatus
@@ -84,6 +85,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         Route("/v1/callbacks/evolink/{job_id}", answering(callback), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *upload_routes(relay, api_keys),
         *(extra_routes or []),
     ]
     return Starlette(routes=routes)

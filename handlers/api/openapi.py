@@ -12,6 +12,7 @@ from handlers.jobs import JobStatus
 __all__ = ["openapi_document"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "video/mp4", "video/quicktime", "audio/wav", "audio/mpeg")
 
 
 def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +65,10 @@ def _schemas() -> dict[str, Any]:
             "event_ids": {"type": "array", "items": {"type": "string"}},
             "metadata": {"type": "object"},
             "idempotency_key": {"type": ["string", "null"]}}},
+        "Upload": {"type": "object", "properties": {
+            "key": {"type": "string"}, "url": {"type": "string"}, "expires_at": {"type": "integer"},
+            "size": {"type": "integer"}, "sha256": {"type": "string"}, "content_type": {"type": "string"},
+            "kind": {"type": "string", "enum": ["image", "video", "audio"]}}},
         "JobPage": {"type": "object", "properties": {
             "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
             "next_cursor": {"type": ["string", "null"]}}},
@@ -113,6 +118,20 @@ def _paths() -> dict[str, Any]:
             "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
             "responses": {"202": _response("queued for ingestion", {"type": "object"}),
                           **_errors(400, 401, 413, 500)}}},
+        "/v1/uploads": {"post": {
+            "summary": "Upload a local reference file; answers a short-lived URL for the provider",
+            "operationId": "createUpload", "security": secured,
+            "requestBody": {"required": True, "content": {ct: {"schema": {"type": "string", "format": "binary"}}
+                                                          for ct in _UPLOAD_TYPES}},
+            "responses": {"201": _response("the stored upload and its signed URL",
+                                           {"$ref": "#/components/schemas/Upload"}),
+                          **_errors(400, 401, 413, 500)}}},
+        "/v1/uploads/{name}": {"get": {
+            "summary": "An uploaded file, through its signed URL", "operationId": "getUpload",
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                           {"name": "expires", "in": "query", "required": True, "schema": {"type": "string"}},
+                           {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the file"}, **_errors(404, 500)}}},
         "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
                              "responses": {"200": _response("ok", {"type": "object"})}}},
     }

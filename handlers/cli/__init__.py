@@ -8,8 +8,10 @@ from handlers import __version__
 from handlers.cli.demo import demo
 from handlers.cli.events import events
 from handlers.cli.infra import infra
+from handlers.cli.jobs import dlq, jobs
 from handlers.cli.sandbox import sandbox
 from handlers.cli.serve import serve
+from handlers.cli.submit import submit
 from handlers.cli.validate import validate
 
 __all__ = ["main"]
@@ -27,3 +29,6 @@ main.add_command(serve)
 main.add_command(events)
 main.add_command(demo)
 main.add_command(infra)
+main.add_command(submit)
+main.add_command(jobs)
+main.add_command(dlq)

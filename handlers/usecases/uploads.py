@@ -1,0 +1,87 @@
+"""Local files for references: stored in the blob store, handed to the provider as short-lived URLs.
+
+An upload is content-addressed (``uploads/<sha256><ext>``), so sending the same file twice
+stores it once. The URL the provider gets is an S3 presigned GET on AWS, or a relay URL
+signed with the callback keys (purpose ``upload-url``) when the blob store is a folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from handlers.contract import AUDIO, IMAGE, VIDEO, MediaLimits
+from handlers.errors import InvalidRequest, NotFound, Violation
+from handlers.relay import Relay
+from handlers.tokens import UPLOAD_URL
+
+__all__ = ["EXTENSIONS", "Upload", "check_upload_url", "limits_for", "store_upload", "upload_url"]
+
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "video/mp4": ".mp4",
+              "video/quicktime": ".mov", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav",
+              "audio/vnd.wave": ".wav", "audio/mpeg": ".mp3", "audio/mp3": ".mp3"}
+_KINDS: tuple[MediaLimits, ...] = (IMAGE, VIDEO, AUDIO)
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    key: str
+    url: str
+    expires_at: int
+    size: int
+    sha256: str
+    content_type: str
+    kind: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def limits_for(content_type: str) -> MediaLimits:
+    """The media kind of a content type, or ``InvalidRequest`` listing the accepted ones."""
+    base = content_type.split(";")[0].strip().lower()
+    for limits in _KINDS:
+        if base in limits.content_types:
+            return limits
+    accepted = ", ".join(sorted(EXTENSIONS))
+    raise InvalidRequest([Violation("Content-Type", "unsupported_format",
+                                    f"uploads must be one of {accepted}; got {base or 'nothing'!r}")])
+
+
+def store_upload(relay: Relay, data: bytes, content_type: str, *, ttl: int) -> Upload:
+    limits = limits_for(content_type)
+    if len(data) > limits.max_bytes:
+        raise InvalidRequest([Violation("body", "too_large",
+                                        f"{limits.kind} uploads must be at most {limits.max_bytes} bytes, "
+                                        f"got {len(data)}")])
+    if not data:
+        raise InvalidRequest([Violation("body", "empty", "the upload is empty")])
+    base = content_type.split(";")[0].strip().lower()
+    sha = hashlib.sha256(data).hexdigest()
+    key = f"uploads/{sha}{EXTENSIONS[base]}"
+    if relay.blobs.head(key) is None:
+        relay.blobs.put_stream(key, [data], content_type=base, metadata={"source": "upload"})
+    url, expires = upload_url(relay, key, ttl=ttl)
+    return Upload(key=key, url=url, expires_at=expires, size=len(data), sha256=sha, content_type=base,
+                  kind=limits.kind)
+
+
+def upload_url(relay: Relay, key: str, *, ttl: int) -> tuple[str, int]:
+    """A URL the provider can fetch ``key`` from until the returned expiry (unix seconds)."""
+    expires = int(relay.clock()) + ttl
+    presign = getattr(relay.blobs, "presign", None)
+    if callable(presign):
+        return str(presign(key, ttl)), expires
+    name = key.removeprefix("uploads/")
+    token = relay.signer.sign(f"{name}:{expires}", purpose=UPLOAD_URL)
+    return f"{relay.callback_base}/v1/uploads/{name}?{urlencode({'expires': expires, 'sig': token})}", expires
+
+
+def check_upload_url(relay: Relay, name: str, expires: str, signature: str) -> str:
+    """The blob key behind a signed relay URL; ``NotFound`` when forged or expired (the same answer)."""
+    valid = relay.signer.verify(f"{name}:{expires}", signature, purpose=UPLOAD_URL)
+    if not valid or not expires.isdigit() or int(expires) < relay.clock() or "/" in name:
+        raise NotFound("no such upload, or its link expired")
+    return f"uploads/{name}"
