@@ -76,7 +76,8 @@ def test_dlq_list_and_redrive_on_the_local_backend(pipeline: Pipeline) -> None:
         for message in queue.receive(max_messages=10):
             queue.retry_later(message, 0)
     listed = [json.loads(line) for line in cli(pipeline, "dlq", "list").stdout.splitlines()]
-    redriven = [json.loads(line) for line in cli(pipeline, "dlq", "redrive", "--queue", "subscriber:default").stdout.splitlines()]
+    redrive = cli(pipeline, "dlq", "redrive", "--queue", "subscriber:default")
+    redriven = [json.loads(line) for line in redrive.stdout.splitlines()]
     default = next(q for q in listed if q["queue"] == "subscriber:default")
     assert default["dead"] == 1 and default["dead_letters"][0]["body"] == {"poison": True}
     assert redriven == [{"queue": "subscriber:default", "redriven": 1}]
