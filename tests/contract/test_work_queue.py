@@ -20,7 +20,7 @@ import pytest
 from handlers.adapters.local import SqliteWorkQueue
 from handlers.errors import QueueError
 from handlers.ports import Message, WorkQueue
-from tests.contract.conftest import FakeClock, QueueFactory, QueueRecipe
+from tests.contract.conftest import AT_LEAST_ONCE_ONLY, FakeClock, QueueFactory, QueueRecipe
 
 BATCH = 500
 
@@ -215,6 +215,8 @@ def assert_exactly_once(sent: list[str], per_worker: list[list[str]]) -> None:
 
 
 def test_eight_threads_receive_every_message_exactly_once(work_queue: QueueFactory) -> None:
+    if not work_queue.exactly_once:
+        pytest.skip(AT_LEAST_ONCE_ONLY)
     queue = work_queue("race", visibility_timeout=60.0)
     sent = [queue.send({"n": n}) for n in range(BATCH)]
     barrier = threading.Barrier(8)
@@ -230,6 +232,8 @@ def test_eight_threads_receive_every_message_exactly_once(work_queue: QueueFacto
 
 
 def test_four_processes_receive_every_message_exactly_once(work_queue: QueueFactory) -> None:
+    if not work_queue.exactly_once:
+        pytest.skip(AT_LEAST_ONCE_ONLY)
     queue = work_queue("race", visibility_timeout=60.0)
     sent = [queue.send({"n": n}) for n in range(BATCH)]
     context = multiprocessing.get_context("spawn")

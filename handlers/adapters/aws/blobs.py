@@ -34,7 +34,7 @@ from handlers.ports import StoredObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, HeadObjectOutputTypeDef
 
 __all__ = ["COPY_LIMIT", "MIB", "MIN_PART_SIZE", "READ_CHUNK", "SHA256_METADATA", "S3BlobStore", "check_key"]
 
@@ -43,6 +43,7 @@ MIN_PART_SIZE = 5 * MIB
 COPY_LIMIT = 5 * 1024 * MIB
 READ_CHUNK = 64 * 1024
 SHA256_METADATA = "sha256"
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 _SUPERSEDED = frozenset({"PreconditionFailed", "412", "NoSuchKey", "ConditionalRequestConflict"})
 
 
@@ -89,26 +90,21 @@ class S3BlobStore:
         check_key(key)
         upload = _Upload(self._client, self, key, content_type, dict(metadata or {}), self._condition(key))
         try:
-            try:
-                for chunk in chunks:
-                    upload.write(chunk)
-                return upload.finish()
-            except BaseException:
-                upload.abort()
-                raise
+            for chunk in chunks:
+                upload.write(chunk)
+            return upload.finish()
         except _Superseded:
+            upload.abort()
             return self._winner(key)
+        except BaseException:
+            upload.abort()
+            raise
 
     def head(self, key: str) -> StoredObject | None:
-        check_key(key)
-        try:
-            answer = self._client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise translate(exc, StorageError, f"head {self.uri(key)}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, StorageError, f"head {self.uri(key)}") from exc
+        """The object at ``key`` (re-hashed if it has no ``sha256`` metadata), or ``None``."""
+        answer = self._head_object(check_key(key))
+        if answer is None:
+            return None
         sha256 = answer.get("Metadata", {}).get(SHA256_METADATA) or self._hash(key)
         return StoredObject(key=key, uri=self.uri(key), size=answer["ContentLength"], sha256=sha256,
                             content_type=answer.get("ContentType") or "application/octet-stream")
@@ -136,16 +132,20 @@ class S3BlobStore:
             return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
         return {"ServerSideEncryption": "AES256"}
 
+    def _head_object(self, key: str) -> HeadObjectOutputTypeDef | None:
+        try:
+            return self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                return None
+            raise translate(exc, StorageError, f"head {self.uri(key)}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, StorageError, f"head {self.uri(key)}") from exc
+
     def _condition(self, key: str) -> dict[str, str]:
         """Write only over what is there now: ``If-Match`` its ETag, or ``If-None-Match: *`` if nothing."""
-        with aws_errors(StorageError, f"head {self.uri(key)}"):
-            try:
-                etag = self._client.head_object(Bucket=self.bucket, Key=key)["ETag"]
-            except ClientError as exc:
-                if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
-                    raise
-                return {"IfNoneMatch": "*"}
-        return {"IfMatch": etag}
+        answer = self._head_object(key)
+        return {"IfNoneMatch": "*"} if answer is None else {"IfMatch": answer["ETag"]}
 
     def _winner(self, key: str) -> StoredObject:
         winner = self.head(key)
@@ -187,8 +187,14 @@ class _Upload:
         self.size += len(chunk)
         self.buffer += chunk
         while len(self.buffer) > self.store.part_size:
-            self._send_part(bytes(self.buffer[:self.store.part_size]))
-            del self.buffer[:self.store.part_size]
+            self._send_part(self._take(self.store.part_size))
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` bytes of the buffer, copied once, and dropped from it."""
+        with memoryview(self.buffer) as view, view[:size] as head:
+            part = bytes(head)
+        del self.buffer[:size]
+        return part
 
     def finish(self) -> StoredObject:
         metadata = {**self.metadata, SHA256_METADATA: self.digest.hexdigest()}
@@ -224,7 +230,7 @@ class _Upload:
 
     def _complete(self, metadata: dict[str, str]) -> None:
         if self.buffer:
-            self._send_part(bytes(self.buffer))
+            self._send_part(self._take(len(self.buffer)))
         answer = _conditionally(
             "complete upload of", self.uri, self.client.complete_multipart_upload, Bucket=self.store.bucket,
             Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}, **self.condition)

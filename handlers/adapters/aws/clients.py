@@ -52,7 +52,8 @@ def aws_clients(names: AwsNames, *, endpoint_url: str | None = None,
     base = Config(region_name=names.region, retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
                   connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
                   max_pool_connections=MAX_POOL_CONNECTIONS)
-    s3_config = base.merge(Config(s3={"addressing_style": "path" if custom_s3 else "auto"}))
+    s3_config = base.merge(Config(signature_version="s3v4",
+                                  s3={"addressing_style": "path" if custom_s3 else "auto"}))
     options: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
     session = boto3.session.Session(region_name=names.region)
     return AwsClients(

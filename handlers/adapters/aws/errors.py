@@ -1,11 +1,12 @@
 """botocore's errors turned into the project's, at the adapter boundary.
 
 ``aws_errors(StorageError, "put jobs/x")`` wraps one call: a ``ClientError`` leaves as
-``Conflict`` (a condition did not hold), ``NotFound`` (no such key, queue, topic…) or the
-adapter's own error class, each with the AWS error code as its ``code``; a
-``BotoCoreError`` (no connection, timeout, bad credentials) leaves as the adapter's
-error class with the botocore exception's name as its ``code``. The original error is
-kept as ``__cause__``.
+``Conflict`` (a condition did not hold), ``NotFound`` (no such object or queue) or the
+adapter's own error class, each with the AWS error code as its ``code``. A missing table,
+bucket or topic is the adapter's error, not ``NotFound``: it is a broken deployment, not
+a missing job or object. A ``BotoCoreError`` (no connection, timeout, no credentials)
+leaves as the adapter's error class with the botocore exception's name as its ``code``.
+The original error is kept as ``__cause__``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ CONFLICT_CODES = frozenset({
     "ConditionalCheckFailedException", "TransactionConflictException", "PreconditionFailed", "412",
 })
 NOT_FOUND_CODES = frozenset({
-    "NoSuchKey", "NoSuchUpload", "404", "NotFound", "ResourceNotFoundException",
-    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
+    "NoSuchKey", "404", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist",
 })
 
 

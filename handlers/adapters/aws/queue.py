@@ -150,14 +150,22 @@ class SqsWorkQueue:
         return [_message(item, receipt="", receives_by_peek=1) for item in seen.values()]
 
     def redrive(self) -> int:
-        """Move every dead letter back to the queue (as a new message); return how many."""
+        """Move every dead letter back to the queue (as a new message); return how many.
+
+        A message SQS refused to send stays in the DLQ (visible again after 30 s) and the
+        redrive stops with ``QueueError``; those sent before are out of the DLQ.
+        """
         if self.dlq_url is None:
             return 0
         moved = 0
         while batch := self._receive(self.dlq_url, MAX_BATCH, 0, VisibilityTimeout=PEEK_VISIBILITY):
-            self._send_batch(batch)
-            self._delete_batch(self.dlq_url, batch)
-            moved += len(batch)
+            sent, failed = self._send_batch(batch)
+            if sent:
+                self._delete_batch(self.dlq_url, sent)
+            moved += len(sent)
+            if failed:
+                raise QueueError(f"redrive to {self.queue_url} failed for {len(failed)} message(s): {failed[0]}",
+                                 code=failed[0])
         return moved
 
     def depth(self) -> dict[str, int]:
@@ -190,13 +198,14 @@ class SqsWorkQueue:
             with aws_errors(QueueError, f"release peeked messages of {url}"):
                 self._client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
 
-    def _send_batch(self, batch: list[MessageTypeDef]) -> None:
+    def _send_batch(self, batch: list[MessageTypeDef]) -> tuple[list[MessageTypeDef], list[str]]:
+        """Send ``batch`` to the queue; the messages sent, and the error codes of those that were not."""
         entries = [_resend_entry(str(n), item) for n, item in enumerate(batch)]
         with aws_errors(QueueError, f"send to {self.queue_url}"):
-            failed = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries).get("Failed")
-        if failed:
-            raise QueueError(f"redrive to {self.queue_url} failed for {len(failed)} message(s): "
-                             f"{failed[0].get('Code')}", code=str(failed[0].get("Code") or "redrive_failed"))
+            failed = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries).get("Failed", [])
+        unsent = {entry["Id"] for entry in failed}
+        sent = [item for n, item in enumerate(batch) if str(n) not in unsent]
+        return sent, [str(entry.get("Code") or "redrive_failed") for entry in failed]
 
     def _delete_batch(self, url: str, batch: list[MessageTypeDef]) -> None:
         entries: list[DeleteMessageBatchRequestEntryTypeDef] = [

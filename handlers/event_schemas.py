@@ -1,0 +1,156 @@
+"""JSON Schemas (draft 2020-12) of the relay's CloudEvents, one per event type.
+
+Each schema pins the envelope :func:`handlers.events.build_event` writes (structured JSON
+mode, no extension attributes) and the exact ``data`` object of its outcome. They are
+written to ``docs/schemas/<type>.json`` by :mod:`handlers.docgen`; consumers may validate
+events against them. Every schema is self-contained (no ``$ref``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.contract import ALL_MODELS, DURATION_MAX, DURATION_MIN
+from handlers.events import EVENT_TYPES, SOURCE, TYPE_PREFIX
+
+__all__ = ["DRAFT", "all_event_schemas", "event_schema"]
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+_JOB_ID = {"type": "string", "pattern": "^job_[0-9a-f]{26}$"}
+_TIME = {"type": "string", "format": "date-time"}
+
+_WHEN = {
+    "completed": "EvoLink completed the task and every result is copied into the relay's storage.",
+    "failed": "EvoLink failed the task, or its result could not be copied (expired or unsafe link, "
+              "no results, task not found).",
+    "cancelled": "EvoLink cancelled the task (status `cancelled`, or `failed` with `request_cancelled`).",
+    "expired": "No final answer arrived within RELAY_EXPIRE_AFTER seconds of the job's creation.",
+    "rejected": "EvoLink refused the create call (HTTP 4xx other than 429), or a request from the "
+                "requests queue broke a validation rule.",
+}
+
+
+def _output() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "One stored copy of a result video.",
+        "required": ["uri", "key", "size", "sha256", "content_type"],
+        "additionalProperties": False,
+        "properties": {
+            "uri": {"type": "string", "format": "uri",
+                    "description": "Where the copy is: s3://bucket/key on AWS, file:///… locally."},
+            "key": {"type": "string", "pattern": "^jobs/job_[0-9a-f]{26}/output-[0-9]+\\.mp4$",
+                    "description": "The object key in the blob store."},
+            "size": {"type": "integer", "minimum": 0, "description": "Bytes stored."},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                       "description": "Hex sha256 of the stored bytes."},
+            "content_type": {"type": "string", "minLength": 1,
+                             "description": "As the result host sent it; usually video/mp4."},
+        },
+    }
+
+
+def _error() -> dict[str, Any]:
+    violation = {"type": "object", "required": ["field", "code", "message"],
+                 "properties": {"field": {"type": "string"}, "code": {"type": "string"},
+                                "message": {"type": "string"}}}
+    return {
+        "type": "object",
+        "description": "Why the job did not complete. EvoLink's task error codes pass through unchanged.",
+        "required": ["code", "message"],
+        "additionalProperties": True,
+        "properties": {
+            "code": {"type": "string", "minLength": 1,
+                     "description": "EvoLink's error.code (as a string), or a relay code such as "
+                                    "result_expired, no_results, task_not_found, expired, invalid_request."},
+            "message": {"type": "string", "description": "Human-readable; may be empty."},
+            "type": {"type": ["string", "null"], "description": "EvoLink's error.type (failed, cancelled)."},
+            "status": {"type": ["integer", "null"], "description": "EvoLink's HTTP status (rejected)."},
+            "provider_code": {"type": "string", "description": "EvoLink's error code of the create call (rejected)."},
+            "errors": {"type": "array", "items": violation,
+                       "description": "Every broken rule (rejected by validation)."},
+        },
+    }
+
+
+def _task_id(outcome: str) -> dict[str, Any]:
+    if outcome == "rejected":
+        return {"type": "null", "description": "Always null: no task was created."}
+    if outcome == "expired":
+        return {"type": ["string", "null"],
+                "description": "EvoLink's task id; null when the create's outcome never became known."}
+    return {"type": "string", "minLength": 1, "description": "EvoLink's task id."}
+
+
+def _model(outcome: str) -> dict[str, Any]:
+    if outcome == "rejected":
+        return {"type": ["string", "null"],
+                "description": "The model the request named; not validated when the request was invalid."}
+    return {"type": "string", "enum": list(ALL_MODELS), "description": "The model the job used."}
+
+
+def _duration(outcome: str) -> dict[str, Any]:
+    text = "The requested duration in seconds; null when the request left it to EvoLink's default (5)."
+    if outcome == "rejected":
+        return {"description": text + " Copied as sent: not validated when the request was invalid."}
+    return {"type": ["integer", "null"], "minimum": DURATION_MIN, "maximum": DURATION_MAX, "description": text}
+
+
+def _outputs(outcome: str) -> dict[str, Any]:
+    if outcome == "completed":
+        return {"type": "array", "minItems": 1, "items": _output(),
+                "description": "The stored copies, one per EvoLink result, in EvoLink's order."}
+    return {"type": "array", "maxItems": 0, "description": "Always empty for this outcome."}
+
+
+def _data(outcome: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "job_id": {**_JOB_ID, "description": "The relay's job id; equal to the event's subject."},
+        "task_id": _task_id(outcome),
+        "model": _model(outcome),
+        "outcome": {"const": outcome},
+        "outputs": _outputs(outcome),
+        "duration": _duration(outcome),
+        "metadata": {"type": "object", "description": "The caller's metadata, unchanged."},
+        "created_at": {**_TIME, "description": "When the relay accepted the job (UTC)."},
+        "finished_at": {**_TIME, "description": "When the outcome was recorded (UTC)."},
+    }
+    required = list(properties)
+    if outcome != "completed":
+        properties["error"] = _error()
+        required.append("error")
+    return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+
+
+def event_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema of one event type, e.g. ``io.seedance-relay.job.completed``."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
+    outcome = event_type.removeprefix(TYPE_PREFIX)
+    envelope: dict[str, Any] = {
+        "specversion": {"const": "1.0"},
+        "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
+               "description": "sha256(job id, outcome), first 32 hex digits: the same on every redelivery."},
+        "source": {"type": "string", "format": "uri-reference", "minLength": 1,
+                   "description": f"The relay; {SOURCE} unless configured otherwise."},
+        "type": {"const": event_type},
+        "subject": {**_JOB_ID, "description": "The job id."},
+        "time": {**_TIME, "description": "When the event was built (UTC)."},
+        "datacontenttype": {"const": "application/json"},
+        "data": _data(outcome),
+    }
+    return {
+        "$schema": DRAFT,
+        "$id": f"urn:seedance-relay:schema:{event_type}",
+        "title": event_type,
+        "description": _WHEN[outcome],
+        "type": "object",
+        "required": list(envelope),
+        "additionalProperties": False,
+        "properties": envelope,
+    }
+
+
+def all_event_schemas() -> dict[str, dict[str, Any]]:
+    """``{event type: schema}`` for every type in :data:`handlers.events.EVENT_TYPES`."""
+    return {event_type: event_schema(event_type) for event_type in EVENT_TYPES}
