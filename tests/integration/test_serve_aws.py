@@ -59,7 +59,8 @@ def test_bootstrap_then_serve_runs_the_pipeline_on_aws(moto_server: str, tmp_pat
     queue = sqs.get_queue_url(QueueName=f"s-{suffix}-archive")["QueueUrl"]
     [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
     assert health["backend"] == "aws" and output.scheme == "s3"
-    assert head["ContentLength"] == final["outputs"][0]["size"] and head["Metadata"]["sha256"] == final["outputs"][0]["sha256"]
+    assert head["ContentLength"] == final["outputs"][0]["size"]
+    assert head["Metadata"]["sha256"] == final["outputs"][0]["sha256"]
     assert json.loads(message["Body"])["subject"] == job["id"]
     assert "aws-key-123" not in (tmp_path / "serve.log").read_text()
 
