@@ -100,7 +100,7 @@ class EventConsumer:
     def __init__(self, handle: Callable[[CloudEvent], None], *, types: Collection[str] | None = None,
                  seen: SeenStore | None = None) -> None:
         self._handle = handle
-        self._types = frozenset(types) if types else None
+        self._types = frozenset(types) if types is not None else None
         self._seen = seen or MemorySeen()
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:

@@ -62,7 +62,7 @@ def _error() -> dict[str, Any]:
         "properties": {
             "code": {"type": "string", "minLength": 1,
                      "description": "EvoLink's error.code (as a string), or a relay code such as "
-                                    "result_expired, no_results, task_not_found, expired, invalid_request."},
+                                    "result_expired, no_results, task_not_found, cancelled, expired, invalid_request."},
             "message": {"type": "string", "description": "Human-readable; may be empty."},
             "type": {"type": ["string", "null"], "description": "EvoLink's error.type (failed, cancelled)."},
             "status": {"type": ["integer", "null"], "description": "EvoLink's HTTP status (rejected)."},
@@ -108,7 +108,7 @@ def _data(outcome: str) -> dict[str, Any]:
         "job_id": {**_JOB_ID, "description": "The relay's job id; equal to the event's subject."},
         "task_id": _task_id(outcome),
         "model": _model(outcome),
-        "outcome": {"const": outcome},
+        "outcome": {"const": outcome, "description": "The last part of the event type."},
         "outputs": _outputs(outcome),
         "duration": _duration(outcome),
         "metadata": {"type": "object", "description": "The caller's metadata, unchanged."},
@@ -119,7 +119,8 @@ def _data(outcome: str) -> dict[str, Any]:
     if outcome != "completed":
         properties["error"] = _error()
         required.append("error")
-    return {"type": "object", "required": required, "additionalProperties": False, "properties": properties}
+    return {"type": "object", "description": "The job and its outcome.", "required": required,
+            "additionalProperties": False, "properties": properties}
 
 
 def event_schema(event_type: str) -> dict[str, Any]:
@@ -128,15 +129,15 @@ def event_schema(event_type: str) -> dict[str, Any]:
         raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
     outcome = event_type.removeprefix(TYPE_PREFIX)
     envelope: dict[str, Any] = {
-        "specversion": {"const": "1.0"},
+        "specversion": {"const": "1.0", "description": "CloudEvents 1.0, structured JSON mode."},
         "id": {"type": "string", "pattern": "^[0-9a-f]{32}$",
                "description": "sha256(job id, outcome), first 32 hex digits: the same on every redelivery."},
         "source": {"type": "string", "format": "uri-reference", "minLength": 1,
-                   "description": f"The relay; {SOURCE} unless configured otherwise."},
-        "type": {"const": event_type},
+                   "description": f"The relay: {SOURCE}."},
+        "type": {"const": event_type, "description": "io.seedance-relay.job.<outcome>; filter on it."},
         "subject": {**_JOB_ID, "description": "The job id."},
         "time": {**_TIME, "description": "When the event was built (UTC)."},
-        "datacontenttype": {"const": "application/json"},
+        "datacontenttype": {"const": "application/json", "description": "data is a JSON object."},
         "data": _data(outcome),
     }
     return {

@@ -39,7 +39,7 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
         "model": job.model,
         "outcome": job.outcome,
         "outputs": [o.as_dict() for o in job.outputs],
-        "duration": job.request.get("duration"),
+        "duration": _duration(job.request.get("duration")),
         "metadata": dict(job.metadata),
         "created_at": _iso(job.created_at),
         "finished_at": _iso(job.finished_at) if job.finished_at else None,
@@ -56,6 +56,10 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+def _duration(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _iso(timestamp: float) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -55,6 +56,7 @@ class LocalRuntime:
     settings: Settings
     sandbox: SandboxSettings | None = None
     relay: Relay | None = None
+    build: Callable[[Settings], Relay] = build_relay
     api_keys: tuple[str, ...] = ()
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -68,7 +70,7 @@ class LocalRuntime:
             settings = self._start_sandbox(settings)
         self.api_keys = settings.api_keys or (local_secret(settings.data_dir / "api-key", 24),)
         self.settings = settings
-        self.relay = build_relay(settings)
+        self.relay = self.build(settings)
         self._webhooks = build_deliverer(settings)
         for name in self._webhooks.names:
             loop = partial(run_webhook_loop, self._webhooks, name, self.relay.bus.subscriber(name), self._stop)

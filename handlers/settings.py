@@ -132,6 +132,8 @@ class Settings:
             "expire_after": env_float(env, "RELAY_EXPIRE_AFTER", 48 * 3600.0),
             "worker_concurrency": env_int(env, "RELAY_WORKERS", 2),
             "upload_url_ttl": env_float(env, "RELAY_UPLOAD_URL_TTL", 6 * 3600.0),
+            "queue_visibility_timeout": env_float(env, "RELAY_QUEUE_VISIBILITY_TIMEOUT", 900.0),
+            "queue_max_receives": env_int(env, "RELAY_QUEUE_MAX_RECEIVES", 8),
             "subscribers": parse_subscribers(env.get("RELAY_SUBSCRIBERS") or "default:*"),
             "log_level": env.get("RELAY_LOG_LEVEL") or "info",
             "log_format": env.get("RELAY_LOG_FORMAT") or "auto",

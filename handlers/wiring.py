@@ -20,7 +20,7 @@ from handlers.relay import Relay
 from handlers.settings import Settings
 from handlers.tokens import TokenSigner
 
-__all__ = ["SANDBOX_KEY", "build_relay", "local_secret", "result_policy", "subscriber_filters"]
+__all__ = ["SANDBOX_KEY", "build_ports", "build_relay", "local_secret", "result_policy", "subscriber_filters"]
 
 SANDBOX_KEY = "sk-evo-sandbox-local"
 
@@ -64,10 +64,16 @@ def _callback_base(settings: Settings) -> str:
 Ports = tuple[JobStore, BlobStore, WorkQueue, EventBus, list[Callable[[], None]]]
 
 
+def build_ports(settings: Settings, clock: Callable[[], float] = time.time) -> Ports:
+    """Job store, blob store, ingest queue and event bus alone (plus their closers): for tools
+    such as ``dlq`` that touch storage and queues but never the provider."""
+    return (_aws_ports if settings.backend == "aws" else _local_ports)(settings, clock)
+
+
 def build_relay(settings: Settings, *, provider: Provider | None = None,
                 clock: Callable[[], float] = time.time) -> Relay:
     """The relay on the backend ``settings.backend`` names (``local`` or ``aws``)."""
-    jobs, blobs, queue, bus, closers = (_aws_ports if settings.backend == "aws" else _local_ports)(settings, clock)
+    jobs, blobs, queue, bus, closers = build_ports(settings, clock)
     client = None
     if provider is None:
         provider = client = EvoLinkClient(settings.evolink_api_key or SANDBOX_KEY, settings.evolink_base_url)
@@ -98,7 +104,8 @@ def _local_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
     jobs, blobs = SqliteJobStore(db, clock=clock), FolderBlobStore(settings.data_dir / "blobs")
     queue = SqliteWorkQueue(db, "ingest", visibility_timeout=settings.queue_visibility_timeout,
                             max_receives=settings.queue_max_receives, clock=clock)
-    bus = SqliteEventBus(db, subscriber_filters(settings), max_receives=settings.queue_max_receives, clock=clock)
+    bus = SqliteEventBus(db, subscriber_filters(settings), max_receives=settings.queue_max_receives, clock=clock,
+                         visibility_timeout=settings.queue_visibility_timeout)
     return jobs, blobs, queue, bus, [jobs.close, queue.close, bus.close]
 
 

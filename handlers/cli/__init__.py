@@ -6,6 +6,7 @@ import click
 
 from handlers import __version__
 from handlers.cli.demo import demo
+from handlers.cli.docs import docs
 from handlers.cli.events import events
 from handlers.cli.infra import infra
 from handlers.cli.jobs import dlq, jobs
@@ -32,3 +33,4 @@ main.add_command(infra)
 main.add_command(submit)
 main.add_command(jobs)
 main.add_command(dlq)
+main.add_command(docs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -63,13 +64,22 @@ def dlq() -> None:
     """Dead-letter queues of the ingest queue and every subscriber (local or AWS backend)."""
 
 
-def _queues(settings: Settings) -> tuple[Any, dict[str, WorkQueue]]:
-    from handlers.wiring import build_relay
+class _Closer:
+    def __init__(self, closers: list[Callable[[], None]]) -> None:
+        self.closers = closers
 
-    relay = build_relay(settings)
-    queues = {"ingest": relay.ingest_queue}
-    queues.update({f"subscriber:{name}": relay.bus.subscriber(name) for name, _ in settings.subscribers})
-    return relay, queues
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def _queues(settings: Settings) -> tuple[_Closer, dict[str, WorkQueue]]:
+    from handlers.wiring import build_ports
+
+    _, _, ingest, bus, closers = build_ports(settings)
+    queues = {"ingest": ingest}
+    queues.update({f"subscriber:{name}": bus.subscriber(name) for name, _ in settings.subscribers})
+    return _Closer(closers), queues
 
 
 @dlq.command("list")

@@ -38,6 +38,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, **switches:
     log.info("serve.ready", url=url, data_dir=str(settings.data_dir.resolve()),
              key_file=None if settings.api_keys else str(settings.data_dir / "api-key"))
     try:
-        uvicorn.run(runtime.app(), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(runtime.app(), host=settings.host, port=settings.port, log_level="warning",
+                    access_log=False)  # access lines would carry callback tokens past the redactor
     finally:
         runtime.stop()

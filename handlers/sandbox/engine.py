@@ -131,6 +131,8 @@ class SandboxEngine:
         self.settings = settings
         self._clock = clock
         self._rng = random.Random(settings.seed)
+        self._failures = 0
+        self.downloads = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._tasks: dict[str, SandboxTask] = {}
@@ -174,7 +176,7 @@ class SandboxEngine:
         nominal = estimate_seconds(duration, quality)
         estimate = max(1, math.ceil(nominal / self.settings.speed))
         with self._lock:
-            failure = self.settings.fail_code if self._rng.random() < self.settings.fail_rate else None
+            failure = self._next_failure() if self._rng.random() < self.settings.fail_rate else None
             task = SandboxTask(
                 id=new_task_id(now), model=str(request["model"]), owner=_owner(owner),
                 created=now, estimated_time=estimate, run_seconds=nominal / self.settings.speed,
@@ -189,6 +191,12 @@ class SandboxEngine:
         log.info("sandbox.task.created", task_id=task.id, run_seconds=round(task.run_seconds, 3))
         return task.view(now)
 
+    def _next_failure(self) -> str:
+        """``fail_code`` may list several codes (comma-separated): they are used in turn."""
+        codes = [c.strip() for c in self.settings.fail_code.split(",") if c.strip()] or ["service_error"]
+        self._failures += 1
+        return codes[(self._failures - 1) % len(codes)]
+
     def get(self, task_id: str, *, owner: str) -> dict[str, Any]:
         task = self._tasks.get(task_id)
         if task is None:
@@ -200,6 +208,7 @@ class SandboxEngine:
 
     def media_for(self, task_id: str, expires: str, signature: str) -> Path:
         """The file behind a result URL, if the URL is genuine and not expired."""
+        self.downloads += 1
         task = self._tasks.get(task_id)
         if task is None or task.media_path is None:
             raise NotFound("no such result")

@@ -20,7 +20,8 @@ SWITCHES: dict[str, tuple[str, str]] = {
     "callback_duplicate": ("SANDBOX_CALLBACK_DUPLICATE", "each callback sent N extra times, concurrently"),
     "callback_delay": ("SANDBOX_CALLBACK_DELAY", "seconds to wait before sending a callback"),
     "fail_rate": ("SANDBOX_FAIL_RATE", "probability that a task fails"),
-    "fail_code": ("SANDBOX_FAIL_CODE", "error code of failed tasks ('cancelled' gives status cancelled)"),
+    "fail_code": ("SANDBOX_FAIL_CODE", "error code(s) of failed tasks, comma-separated to take turns "
+                  "('cancelled' gives status cancelled)"),
     "create_error_rate": ("SANDBOX_CREATE_ERROR_RATE", "probability of 429/500/503 on create"),
     "download_delay": ("SANDBOX_DOWNLOAD_DELAY", "seconds before a result download starts"),
     "url_ttl": ("SANDBOX_URL_TTL", "seconds result URLs stay valid"),

@@ -46,8 +46,8 @@ def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: s
     try:
         task = relay.provider.get_task(job.task_id)
     except ProviderRejected as exc:
-        if exc.status != 404:
-            raise
+        if exc.status not in (400, 404):
+            raise  # 401/403: our key, not this job; retried, then dead-lettered where an alarm sees it
         return conclude(relay, job, "failed", {"code": "task_not_found", "message": exc.message})
     return _apply(relay, job, task, worker)
 
@@ -80,8 +80,15 @@ def _apply(relay: Relay, job: Job, task: Task, worker: str) -> Job:
             _release_lease(relay, job)
             raise
         return publish_outcome(relay, stored)
-    error = task.error.as_dict() if task.error else {"code": "unknown_error", "message": ""}
-    return conclude(relay, job, task.outcome, error)
+    return conclude(relay, job, task.outcome, _task_error(task))
+
+
+def _task_error(task: Task) -> dict[str, Any]:
+    if task.error is not None:
+        return task.error.as_dict()
+    if task.outcome == "cancelled":
+        return {"code": "cancelled", "message": "the provider cancelled the task"}
+    return {"code": "unknown_error", "message": "the provider failed the task without saying why"}
 
 
 def _progress(relay: Relay, job: Job, task: Task) -> Job:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from handlers.errors import Conflict, ProviderUnavailable
+from handlers.errors import Conflict
 from handlers.jobs import Job, JobStatus
 from handlers.logs import get_logger
 from handlers.relay import Relay
@@ -40,11 +40,11 @@ def _reconcile_one(relay: Relay, job: Job) -> str:
                                          "message": "no final answer from the provider in time"})
         return "expired"
     if job.status is JobStatus.ACCEPTED and job.outcome is None:
-        try:
-            send_to_provider(relay, job)
-        except ProviderUnavailable:
-            return "deferred"
-        return "resubmitted"
+        after = send_to_provider(relay, job)
+        if after.version == job.version:  # another submitter holds the claim: look again later
+            relay.jobs.update(job.evolve(now, check_at=now + relay.settings.reconcile_grace))
+            return "claimed_elsewhere"
+        return "deferred" if after.status is JobStatus.ACCEPTED else "resubmitted"
     next_check = now + relay.settings.reconcile_every
     if job.outcome is None:
         next_check = min(next_check, job.created_at + relay.settings.expire_after)

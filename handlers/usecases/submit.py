@@ -14,9 +14,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from handlers.contract import MODELS
 from handlers.errors import (
     Conflict,
     InvalidRequest,
+    ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     UnknownOutcome,
@@ -103,6 +105,8 @@ def _call_provider(relay: Relay, job: Job) -> Job:
         return relay.jobs.update(job.evolve(
             now, submit_claimed_at=None, error=exc.as_dict(),
             check_at=now + min(relay.settings.reconcile_grace, 60.0)))
+    except ProviderError as exc:  # a 2xx we cannot read: the task may well exist
+        return _unknown(relay, job, exc.message)
     now = relay.clock()
     log.info("job.submitted", job_id=job.id, task_id=task.id, estimated_time=task.estimated_time)
     return relay.jobs.update(job.evolve(
@@ -126,13 +130,13 @@ def record_rejection(relay: Relay, request: object, *, metadata: object, idempot
                      scope: str, error: InvalidRequest) -> Job:
     """For callers with no HTTP answer (the requests queue): a rejected job and its event."""
     body = dict(request) if isinstance(request, Mapping) else {}
-    meta = dict(metadata) if isinstance(metadata, Mapping) else {}
+    meta = dict(metadata) if isinstance(metadata, Mapping) and not _check_extras(metadata, None) else {}
     fingerprint = request_fingerprint(body, meta)
     now = relay.clock()
     job = relay.jobs.create(Job(
         id=derive_job_id(scope, idempotency_key, fingerprint), request=body, fingerprint=fingerprint,
         created_at=now, updated_at=now, metadata=meta, idempotency_key=idempotency_key,
-        model=str(body.get("model")) if body.get("model") else None, check_at=now))
+        model=body["model"] if body.get("model") in MODELS else None, check_at=now))
     if job.outcome is not None:
         return job
     return conclude(relay, job, "rejected", error.as_dict())

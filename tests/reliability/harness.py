@@ -1,0 +1,205 @@
+"""One pipeline on either backend, with faults where asked, and exact counts of what came out."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+
+from handlers.jobs import TERMINAL, JobStatus
+from handlers.relay import Relay
+from handlers.runtime import LocalRuntime
+from handlers.server import BackgroundServer, free_port
+from handlers.settings import Settings
+from handlers.wiring import build_relay
+from tests.support.faults import Faults, FaultyBlobStore, FaultyBus, FaultyQueue, fault_proxy
+from tests.support.servers import RunningSandbox, running_sandbox, wait_until
+
+API_KEY = "reliability-key-0123456789"
+SECRET = "k1:" + "r" * 32
+REQUEST: dict[str, Any] = {"model": "seedance-2.0-reference-to-video", "prompt": "image 1 in motion",
+                           "image_urls": ["https://example.com/a.png"], "duration": 4, "quality": "480p"}
+
+
+@dataclass
+class Stack:
+    backend: str
+    tmp: Path
+    sandbox: RunningSandbox
+    env: dict[str, str]
+    runtime: LocalRuntime | None = None
+    server: BackgroundServer | None = None
+    api: httpx.Client | None = None
+    moto: str | None = None
+    audit: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def relay(self) -> Relay:
+        assert self.runtime is not None and self.runtime.relay is not None
+        return self.runtime.relay
+
+    def submit_many(self, count: int, **overrides: Any) -> list[str]:
+        assert self.api is not None
+        api = self.api
+
+        def one(index: int) -> str:
+            body = {**REQUEST, **overrides, "metadata": {"n": index}}
+            for _ in range(6):  # a 5xx is safe to retry with the same Idempotency-Key
+                response = api.post("/v1/jobs", json=body, headers={"Idempotency-Key": f"job-{index}"})
+                if response.status_code < 500:
+                    break
+            assert response.status_code in (202, 422), response.text
+            return str(response.json()["id"])
+
+        with ThreadPoolExecutor(8) as pool:
+            return list(pool.map(one, range(count)))
+
+    def wait_all_final(self, job_ids: list[str], timeout: float) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            jobs = {job_id: self.relay.jobs.get(job_id) for job_id in job_ids}
+            return jobs if all(j.status in TERMINAL for j in jobs.values()) else None
+
+        jobs: dict[str, Any] = wait_until(done, timeout, f"{len(job_ids)} jobs to finish", interval=0.5)
+        return jobs
+
+    # counts -------------------------------------------------------------------------------
+    def stored_videos(self) -> list[str]:
+        if self.backend == "local":
+            root = self.tmp / "relay" / "blobs" / "jobs"
+            return sorted(str(p) for p in root.rglob("*.mp4"))
+        s3 = boto3.client("s3", endpoint_url=self.moto)
+        keys: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.env["RELAY_BUCKET"], Prefix="jobs/"):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".mp4")]
+        return sorted(keys)
+
+    def incomplete_uploads(self) -> int:
+        if self.backend == "local":
+            return sum(1 for p in (self.tmp / "relay" / "blobs").rglob("*") if p.is_file() and ".tmp" in p.name)
+        s3 = boto3.client("s3", endpoint_url=self.moto)
+        return len(s3.list_multipart_uploads(Bucket=self.env["RELAY_BUCKET"]).get("Uploads", []))
+
+    def delivered_events(self) -> list[dict[str, Any]]:
+        """Every message the ``audit`` subscriber received so far (duplicates included)."""
+        queue = self.relay.bus.subscriber("audit")
+        while messages := queue.receive(max_messages=10):
+            for message in messages:
+                self.audit.append(dict(message.body))
+                queue.ack(message)
+        return self.audit
+
+    def dead_letters(self) -> dict[str, int]:
+        queues = {"ingest": self.relay.ingest_queue, "audit": self.relay.bus.subscriber("audit")}
+        return {name: queue.depth()["dead"] for name, queue in queues.items()}
+
+    # lifecycle ----------------------------------------------------------------------------
+    def start_relay(self, local_fault_rate: float = 0.0) -> None:
+        settings = Settings.from_env({**self.env, "RELAY_PORT": self.env["RELAY_PORT"]})
+        build = build_relay if not local_fault_rate else _faulty_builder(local_fault_rate)
+        self.runtime = LocalRuntime(settings, build=build).start()
+        self.server = BackgroundServer(self.runtime.app(), port=int(self.env["RELAY_PORT"]))
+        url = self.server.start()
+        self.api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60)
+
+    def stop_relay(self) -> None:
+        if self.api is not None:
+            self.api.close()
+        if self.server is not None:
+            self.server.stop()
+        if self.runtime is not None:
+            self.runtime.stop()
+        self.api = self.server = self.runtime = None
+
+
+def _faulty_builder(rate: float) -> Any:
+    def build(settings: Settings) -> Relay:
+        relay = build_relay(settings)
+        relay.blobs = FaultyBlobStore(relay.blobs, rate)
+        relay.ingest_queue = FaultyQueue(relay.ingest_queue, rate)
+        relay.bus = FaultyBus(relay.bus, rate)  # type: ignore[assignment]
+        return relay
+
+    return build
+
+
+def aws_env(moto: str, endpoint: str) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return {"RELAY_BACKEND": "aws", "AWS_ENDPOINT_URL": endpoint, "RELAY_TABLE": f"t-{suffix}",
+            "RELAY_BUCKET": f"b-{suffix}", "RELAY_INGEST_QUEUE": f"i-{suffix}", "RELAY_REQUESTS_QUEUE": f"r-{suffix}",
+            "RELAY_TOPIC": f"e-{suffix}", "RELAY_SUBSCRIBER_QUEUE_PREFIX": f"s-{suffix}-"}
+
+
+def bootstrap_aws(env: dict[str, str], moto: str) -> None:
+    from handlers.adapters.aws import AwsNames, aws_clients
+    from handlers.adapters.aws.bootstrap import bootstrap
+
+    names = AwsNames.from_env(env)
+    bootstrap(aws_clients(names, endpoint_url=moto), names, {"audit": ["*"]}, max_receives=8, visibility_timeout=30)
+
+
+@contextmanager
+def stack(backend: str, tmp: Path, *, moto: str | None = None, aws_faults: Faults | None = None,
+          relay_env: dict[str, str] | None = None, local_fault_rate: float = 0.0, start: bool = True,
+          **sandbox: Any) -> Iterator[Stack]:
+    sandbox.setdefault("speed", 400.0)
+    with ExitStack() as stack_:
+        box = stack_.enter_context(running_sandbox(tmp / "sandbox", **sandbox))
+        env = {"RELAY_DATA_DIR": str(tmp / "relay"), "RELAY_API_KEYS": API_KEY, "EVOLINK_BASE_URL": box.url,
+               "RELAY_CALLBACK_SECRET": SECRET, "RELAY_RECONCILE_EVERY": "1", "RELAY_RECONCILE_GRACE": "2",
+               "RELAY_SUBSCRIBERS": "audit:*", "RELAY_WORKERS": "4", "RELAY_QUEUE_VISIBILITY_TIMEOUT": "30",
+               "RELAY_PORT": str(free_port()), **(relay_env or {})}
+        if backend == "aws":
+            assert moto is not None
+            endpoint = stack_.enter_context(fault_proxy(moto, aws_faults)) if aws_faults else moto
+            env.update(aws_env(moto, endpoint))
+            bootstrap_aws(env, moto)
+            saved = os.environ.get("AWS_ENDPOINT_URL")
+            os.environ["AWS_ENDPOINT_URL"] = endpoint
+            stack_.callback(_restore, "AWS_ENDPOINT_URL", saved)
+        result = Stack(backend, tmp, box, env, moto=moto)
+        if start:
+            result.start_relay(local_fault_rate)
+        stack_.callback(result.stop_relay)
+        yield result
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def summary(stack_: Stack, jobs: dict[str, Any]) -> dict[str, Any]:
+    """The figures a scenario reports (also written to the reliability report)."""
+    events = stack_.delivered_events()
+    return {"jobs": len(jobs), "statuses": _tally(j.status.value for j in jobs.values()),
+            "stored_videos": len(stack_.stored_videos()), "event_messages": len(events),
+            "unique_events": len({e["id"] for e in events}), "dead_letters": stack_.dead_letters(),
+            "incomplete_uploads": stack_.incomplete_uploads()}
+
+
+def _tally(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+def record(name: str, figures: dict[str, Any]) -> None:
+    """Append a scenario's figures to the report that docs/reliability.md quotes."""
+    path = Path(os.environ.get("RELIABILITY_REPORT", Path(__file__).with_name("last-run.jsonl")))
+    with path.open("a") as handle:
+        handle.write(json.dumps({"scenario": name, **figures}) + "\n")
+
+
+__all__ = ["API_KEY", "REQUEST", "JobStatus", "Stack", "record", "stack", "summary"]
