@@ -73,7 +73,8 @@ class LocalRuntime:
         self.relay = self.build(settings)
         self._webhooks = build_deliverer(settings)
         for name in self._webhooks.names:
-            loop = partial(run_webhook_loop, self._webhooks, name, self.relay.bus.subscriber(name), self._stop)
+            loop = partial(run_webhook_loop, self._webhooks, name, self.relay.bus.subscriber(name), self._stop,
+                           wait=1.0)
             self._spawn(loop, f"webhook-{name}")
         for index in range(max(1, settings.worker_concurrency)):
             self._spawn(self._work_loop, f"ingest-{index}")
@@ -105,7 +106,7 @@ class LocalRuntime:
         worker = f"{threading.current_thread().name}-{uuid.uuid4().hex[:6]}"
         while not self._stop.is_set():
             try:
-                run_worker_once(self.relay, self.relay.ingest_queue, worker=worker, wait=0.5)
+                run_worker_once(self.relay, self.relay.ingest_queue, worker=worker, wait=1.0)
             except Exception:
                 log.exception("worker.batch_failed", worker=worker)
                 self._stop.wait(1.0)
