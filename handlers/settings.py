@@ -92,6 +92,7 @@ class Settings:
     worker_concurrency: int = 2
     subscribers: tuple[tuple[str, tuple[str, ...]], ...] = (("default", ("*",)),)
     queue_visibility_timeout: float = 900.0
+    ingest_lease: float = 90.0
     queue_max_receives: int = 8
     callback_max_bytes: int = 256 * 1024
     download_max_bytes: int = 2 * 1024**3
@@ -134,6 +135,7 @@ class Settings:
             "upload_url_ttl": env_float(env, "RELAY_UPLOAD_URL_TTL", 6 * 3600.0),
             "queue_visibility_timeout": env_float(env, "RELAY_QUEUE_VISIBILITY_TIMEOUT", 900.0),
             "queue_max_receives": env_int(env, "RELAY_QUEUE_MAX_RECEIVES", 8),
+            "ingest_lease": env_float(env, "RELAY_INGEST_LEASE", 90.0),
             "subscribers": parse_subscribers(env.get("RELAY_SUBSCRIBERS") or "default:*"),
             "log_level": env.get("RELAY_LOG_LEVEL") or "info",
             "log_format": env.get("RELAY_LOG_FORMAT") or "auto",

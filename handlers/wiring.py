@@ -114,6 +114,7 @@ def _aws_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
 
     names = AwsNames.from_env(settings.extra)
     jobs, blobs, queue, bus = build_aws_adapters(
-        aws_clients(names), names, subscriber_filters(settings), clock=clock,
+        aws_clients(names, endpoint_url=settings.extra.get("AWS_ENDPOINT_URL") or None, env=settings.extra),
+        names, subscriber_filters(settings), clock=clock,
         max_receives=settings.queue_max_receives, visibility_timeout=int(settings.queue_visibility_timeout))
     return jobs, blobs, queue, bus, []

@@ -8,6 +8,7 @@ derived from job and outcome.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from handlers.errors import Conflict, DownloadFailed, ProviderRejected, RelayError
@@ -17,10 +18,9 @@ from handlers.logs import get_logger
 from handlers.relay import Relay
 from handlers.usecases.outcomes import conclude, publish_outcome
 
-__all__ = ["LEASE_SECONDS", "Busy", "ingest"]
+__all__ = ["Busy", "ingest"]
 
 log = get_logger(__name__)
-LEASE_SECONDS = 600.0
 
 
 class Busy(RelayError):
@@ -73,13 +73,7 @@ def _apply(relay: Relay, job: Job, task: Task, worker: str) -> Job:
     if task.outcome is None:
         return _progress(relay, job, task)
     if task.outcome == "completed":
-        job = _take_lease(relay, job, worker)
-        try:
-            stored = _store(relay, job, task)
-        except RelayError:
-            _release_lease(relay, job)
-            raise
-        return publish_outcome(relay, stored)
+        return publish_outcome(relay, _store(relay, _take_lease(relay, job, worker), task, worker))
     return conclude(relay, job, task.outcome, _task_error(task))
 
 
@@ -103,36 +97,83 @@ def _take_lease(relay: Relay, job: Job, worker: str) -> Job:
     if job.lease_owner not in (None, worker) and (job.lease_until or 0) > now:
         raise Busy(job.id, min((job.lease_until or now) - now, 30.0))
     try:
-        return relay.jobs.update(job.evolve(now, lease_owner=worker, lease_until=now + LEASE_SECONDS))
+        return relay.jobs.update(job.evolve(now, lease_owner=worker, lease_until=now + relay.settings.ingest_lease))
     except Conflict as exc:
         raise Busy(job.id, 1.0) from exc
 
 
-def _release_lease(relay: Relay, job: Job) -> None:
-    """Best effort: let the next worker in at once after a failure we will retry."""
-    try:
-        relay.jobs.update(job.evolve(relay.clock(), lease_owner=None, lease_until=None))
-    except RelayError:
-        log.info("job.lease_kept", job_id=job.id)  # it expires on its own
+def _owned_update(relay: Relay, job: Job, worker: str, **changes: Any) -> Job:
+    """Update a job this worker leases, re-reading it when another writer (the reconciler
+    moving ``check_at``, say) bumped its version in the meantime."""
+    for _ in range(5):
+        try:
+            return relay.jobs.update(job.evolve(relay.clock(), **changes))
+        except Conflict:
+            job = relay.jobs.get(job.id)
+            if job.lease_owner != worker:
+                raise Busy(job.id, 1.0) from None
+    raise Busy(job.id, 1.0)
 
 
-def _store(relay: Relay, job: Job, task: Task) -> Job:
+class _LeaseKeeper:
+    """Renews the lease every third of its length while a long copy runs."""
+
+    def __init__(self, relay: Relay, job: Job, worker: str) -> None:
+        self._relay, self._worker, self.job = relay, worker, job
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        lease = self._relay.settings.ingest_lease
+        while not self._stop.wait(lease / 3):
+            with self._lock:
+                try:
+                    renewed = self._relay.clock() + lease
+                    self.job = _owned_update(self._relay, self.job, self._worker, lease_until=renewed)
+                except RelayError as exc:
+                    log.warning("job.lease_lost", job_id=self.job.id, code=exc.code)
+                    return
+
+    def stop(self) -> Job:
+        self._stop.set()
+        self._thread.join()
+        with self._lock:
+            return self.job
+
+
+def _store(relay: Relay, job: Job, task: Task, worker: str) -> Job:
     if not task.results:
         return conclude(relay, job, "failed", {"code": "no_results",
                                                "message": "the task completed without results"})
+    keeper = _LeaseKeeper(relay, job, worker)
     try:
         outputs = tuple(_copy(relay, job, index, url) for index, url in enumerate(task.results))
     except DownloadFailed as exc:
+        job = keeper.stop()
         if not exc.permanent:
+            _release(relay, job, worker)
             raise
         log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
-        return conclude(relay, job, "failed", exc.as_dict())
+        return conclude(relay, relay.jobs.get(job.id), "failed", exc.as_dict())
+    except RelayError:
+        _release(relay, keeper.stop(), worker)
+        raise
+    job = keeper.stop()
     now = relay.clock()
     _write_manifest(relay, job, task, outputs, now)
     log.info("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
-    return relay.jobs.update(job.evolve(
-        now, status=JobStatus.STORED, outcome="completed", outputs=outputs, progress=100,
-        finished_at=now, error=None, check_at=now))
+    return _owned_update(relay, job, worker, status=JobStatus.STORED, outcome="completed", outputs=outputs,
+                         progress=100, finished_at=now, error=None, check_at=now)
+
+
+def _release(relay: Relay, job: Job, worker: str) -> None:
+    """Best effort: let the next worker in at once after a failure that will be retried."""
+    try:
+        _owned_update(relay, job, worker, lease_owner=None, lease_until=None)
+    except RelayError:
+        log.info("job.lease_kept", job_id=job.id)  # it expires on its own
 
 
 def _copy(relay: Relay, job: Job, index: int, url: str) -> Output:
