@@ -76,7 +76,8 @@ def counts(env: dict[str, str], job_ids: list[str]) -> dict[str, Any]:
                 audit.ack(message)
         videos = sum(1 for s in states for o in s.outputs if blobs.head(o.key) is not None)
         return {"statuses": sorted({s.status.value for s in states}),
-                "final": sum(s.status in TERMINAL for s in states), "stored_videos": videos, "event_messages": len(events), "unique_events": len({e["id"] for e in events}),
+                "final": sum(s.status in TERMINAL for s in states), "stored_videos": videos,
+                "event_messages": len(events), "unique_events": len({e["id"] for e in events}),
                 "dead": ingest.depth()["dead"] + audit.depth()["dead"]}
     finally:
         for close in closers:
