@@ -31,7 +31,7 @@ test: lint typecheck  ## the whole suite: ruff, mypy (strict), pytest
 	$(BIN)/pytest
 
 soak: $(STAMP)  ## the reliability scenarios at 5x their job counts
-	RELIABILITY_SCALE=5 $(BIN)/pytest tests/reliability -p no:randomly
+	RELIABILITY_SCALE=5 $(BIN)/pytest tests/reliability
 
 clean:
 	rm -rf $(VENV) .relay .pytest_cache .mypy_cache .ruff_cache
