@@ -20,7 +20,7 @@ from handlers.relay import Relay
 from handlers.runtime import LocalRuntime
 from handlers.server import BackgroundServer, free_port
 from handlers.settings import Settings
-from handlers.wiring import build_relay
+from handlers.wiring import build_ports, build_relay
 from tests.support.faults import Faults, FaultyBlobStore, FaultyBus, FaultyQueue, fault_proxy
 from tests.support.servers import RunningSandbox, running_sandbox, wait_until
 
@@ -41,6 +41,7 @@ class Stack:
     api: httpx.Client | None = None
     moto: str | None = None
     audit: list[dict[str, Any]] = field(default_factory=list)
+    _observer: Any = None
 
     @property
     def relay(self) -> Relay:
@@ -63,9 +64,20 @@ class Stack:
         with ThreadPoolExecutor(8) as pool:
             return list(pool.map(one, range(count)))
 
+    def observer(self) -> Any:
+        """The job store as the test sees it: straight to moto, past any fault proxy."""
+        if self.backend == "local":
+            return self.relay.jobs
+        if self._observer is None:
+            jobs, *_ = build_ports(Settings.from_env({**self.env, "AWS_ENDPOINT_URL": str(self.moto)}))
+            self._observer = jobs
+        return self._observer
+
     def wait_all_final(self, job_ids: list[str], timeout: float) -> dict[str, Any]:
+        store = self.observer()
+
         def done() -> dict[str, Any] | None:
-            jobs = {job_id: self.relay.jobs.get(job_id) for job_id in job_ids}
+            jobs = {job_id: store.get(job_id) for job_id in job_ids}
             return jobs if all(j.status in TERMINAL for j in jobs.values()) else None
 
         jobs: dict[str, Any] = wait_until(done, timeout, f"{len(job_ids)} jobs to finish", interval=0.5)
@@ -88,9 +100,15 @@ class Stack:
         s3 = boto3.client("s3", endpoint_url=self.moto)
         return len(s3.list_multipart_uploads(Bucket=self.env["RELAY_BUCKET"]).get("Uploads", []))
 
+    def _ports(self) -> Any:
+        if self.backend == "local":
+            return self.relay.ingest_queue, self.relay.bus
+        _, _, ingest, bus, _ = build_ports(Settings.from_env({**self.env, "AWS_ENDPOINT_URL": str(self.moto)}))
+        return ingest, bus
+
     def delivered_events(self) -> list[dict[str, Any]]:
         """Every message the ``audit`` subscriber received so far (duplicates included)."""
-        queue = self.relay.bus.subscriber("audit")
+        queue = self._ports()[1].subscriber("audit")
         while messages := queue.receive(max_messages=10):
             for message in messages:
                 self.audit.append(dict(message.body))
@@ -98,7 +116,8 @@ class Stack:
         return self.audit
 
     def dead_letters(self) -> dict[str, int]:
-        queues = {"ingest": self.relay.ingest_queue, "audit": self.relay.bus.subscriber("audit")}
+        ingest, bus = self._ports()
+        queues = {"ingest": ingest, "audit": bus.subscriber("audit")}
         return {name: queue.depth()["dead"] for name, queue in queues.items()}
 
     # lifecycle ----------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_every_callback_lost_still_completes_every_job_through_the_reconciler(
 
 def test_twenty_percent_storage_and_queue_errors_complete_every_job_exactly_once(
         backend: str, moto_for: str | None, tmp_path: Path, scale: int) -> None:
-    count = 50 * scale
+    count = (50 if backend == "local" else 30) * scale
     faults = Faults(error_rate=0.1, reset_rate=0.1) if backend == "aws" else None
     env = {"RELAY_QUEUE_VISIBILITY_TIMEOUT": "5"}
     with stack(backend, tmp_path, moto=moto_for, aws_faults=faults, relay_env=env,
@@ -53,7 +53,7 @@ def test_twenty_percent_storage_and_queue_errors_complete_every_job_exactly_once
     assert (figures["stored_videos"], figures["unique_events"]) == (count, count)
     assert figures["event_messages"] == count
     assert figures["incomplete_uploads"] == 0
-    assert sum(v for k, v in injected.items() if k != "forwarded") > count // 2  # the faults really happened
+    assert sum(v for k, v in injected.items() if k != "forwarded") > count  # the faults really happened
 
 
 def _local_injected(pipeline: object) -> int:
@@ -81,7 +81,7 @@ def test_a_result_url_expired_before_the_copy_fails_clearly_without_a_retry_loop
     with stack(backend, tmp_path, moto=moto_for, url_ttl=0.0) as pipeline:
         jobs = pipeline.wait_all_final(pipeline.submit_many(count), timeout=60)
         figures = summary(pipeline, jobs) | {"download_attempts": pipeline.sandbox.engine.downloads}
-        depth = pipeline.relay.ingest_queue.depth()
+        depth = pipeline._ports()[0].depth()
     record(f"expired-result-url[{backend}]", figures)
     assert figures["statuses"] == {"failed": count}
     assert {j.error["code"] for j in jobs.values()} == {"result_expired"}  # type: ignore[index]

@@ -28,7 +28,7 @@ _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgra
 
 
 class ConnectionReset(Exception):
-    """Raised inside the proxy's app: uvicorn drops the connection without an answer."""
+    """Raised inside the proxy's app after a partial answer: uvicorn drops the connection."""
 
 
 @dataclass
@@ -78,8 +78,11 @@ class FaultProxy:
             self.faults.count("errors")
             await _service_unavailable(request)(scope, receive, send)
             return
-        if verdict == "reset":
+        if verdict == "reset":  # start a 503, then drop the connection halfway through its body
             self.faults.count("resets")
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-length", b"1000"), (b"content-type", b"text/xml")]})
+            await send({"type": "http.response.body", "body": b"<partial", "more_body": True})
             raise ConnectionReset("injected reset")
         response = await self._forward(request)
         self.faults.count("forwarded")
