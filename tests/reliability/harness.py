@@ -167,12 +167,13 @@ def bootstrap_aws(env: dict[str, str], moto: str) -> None:
 
 @contextmanager
 def stack(backend: str, tmp: Path, *, moto: str | None = None, aws_faults: Faults | None = None,
-          relay_env: dict[str, str] | None = None, local_fault_rate: float = 0.0, start: bool = True,
-          **sandbox: Any) -> Iterator[Stack]:
+          provider_faults: Faults | None = None, relay_env: dict[str, str] | None = None,
+          local_fault_rate: float = 0.0, start: bool = True, **sandbox: Any) -> Iterator[Stack]:
     sandbox.setdefault("speed", 400.0)
     with ExitStack() as stack_:
         box = stack_.enter_context(running_sandbox(tmp / "sandbox", **sandbox))
-        env = {"RELAY_DATA_DIR": str(tmp / "relay"), "RELAY_API_KEYS": API_KEY, "EVOLINK_BASE_URL": box.url,
+        provider = stack_.enter_context(fault_proxy(box.url, provider_faults)) if provider_faults else box.url
+        env = {"RELAY_DATA_DIR": str(tmp / "relay"), "RELAY_API_KEYS": API_KEY, "EVOLINK_BASE_URL": provider,
                "RELAY_CALLBACK_SECRET": SECRET, "RELAY_RECONCILE_EVERY": "1", "RELAY_RECONCILE_GRACE": "2",
                "RELAY_SUBSCRIBERS": "audit:*", "RELAY_WORKERS": "4", "RELAY_QUEUE_VISIBILITY_TIMEOUT": "30",
                "RELAY_PORT": str(free_port()), **(relay_env or {})}

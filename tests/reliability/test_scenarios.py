@@ -61,6 +61,20 @@ def _local_injected(pipeline: object) -> int:
     return int(relay.blobs.dice.injected + relay.ingest_queue.dice.injected + relay.bus.dice.injected)
 
 
+def test_a_flaky_provider_still_completes_every_job_exactly_once(
+        backend: str, moto_for: str | None, tmp_path: Path) -> None:
+    """20 % of creates refused (429/500/503); 20 % of task reads and downloads answered 503 or cut off."""
+    count = 20
+    reads = Faults(error_rate=0.1, reset_rate=0.1, applies=lambda r: r.method == "GET")
+    with stack(backend, tmp_path, moto=moto_for, provider_faults=reads, create_error_rate=0.2) as pipeline:
+        jobs = pipeline.wait_all_final(pipeline.submit_many(count), timeout=180)
+        figures = summary(pipeline, jobs) | {"provider_faults": reads.counts}
+    record(f"flaky-provider[{backend}]", figures)
+    assert figures["statuses"] == {"published": count}
+    assert (figures["stored_videos"], figures["unique_events"], figures["event_messages"]) == (count, count, count)
+    assert reads.counts["errors"] + reads.counts["resets"] > 0
+
+
 def test_each_provider_error_code_gives_the_right_terminal_event(
         backend: str, moto_for: str | None, tmp_path: Path) -> None:
     codes = [*FAILURE_MESSAGES, "cancelled"]
