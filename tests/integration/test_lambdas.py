@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-from handlers.adapters.aws.bootstrap import bootstrap
 
 from handlers.adapters.aws import AwsNames, aws_clients
+from handlers.adapters.aws.bootstrap import bootstrap
 from handlers.lambdas import _relay, api, example_consumer, ingest, reconcile, submit
 from tests.conftest import load_fixture
 from tests.support.events import http_event, sqs_event
