@@ -27,23 +27,12 @@ from handlers.adapters.aws.bootstrap import bootstrap, ensure_bucket, ensure_que
 from handlers.adapters.aws.jobs import DynamoJobStore
 from handlers.adapters.local import FolderBlobStore, SqliteEventBus, SqliteJobStore, SqliteWorkQueue
 from handlers.ports import BlobStore, EventBus, JobStore, WorkQueue
+from tests.support.fakes import Clock
 
 QueueRecipe = Callable[[], WorkQueue]
 
 
-class FakeClock:
-    """Time that moves only when told: ``now()`` is the clock, ``advance`` (alias ``sleep``) moves it."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.current = start
-
-    def now(self) -> float:
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += seconds
-
-    sleep = advance
+FakeClock = Clock
 
 
 def _clocked(clock: FakeClock | None) -> dict[str, Any]:

@@ -40,6 +40,8 @@ from handlers.webhooks import (
 )
 from handlers.wiring import subscriber_filters
 from tests.support.events import sns_sqs_event, sqs_event
+from tests.support.fakes import Clock
+from tests.support.faults import QueueWrapper
 from tests.support.logs import rendered_logs
 
 NEW = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
@@ -109,32 +111,16 @@ def running_hook(*secrets: str, plan: list[Step] | None = None) -> Iterator[Hook
         server.stop()
 
 
-@dataclass
-class FakeClock:
-    now: float
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    advance = sleep
+FakeClock = Clock
 
 
-class RecordingQueue:
+class RecordingQueue(QueueWrapper):
     """A WorkQueue that passes everything to ``inner`` and records acks and ``retry_later`` delays."""
 
     def __init__(self, inner: WorkQueue) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.acked: list[str] = []
         self.delays: list[float] = []
-
-    def send(self, body: dict[str, Any], *, delay: float = 0.0) -> str:
-        return self.inner.send(body, delay=delay)
-
-    def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
-        return self.inner.receive(max_messages=max_messages, wait=wait)
 
     def ack(self, message: Message) -> None:
         self.acked.append(message.id)
@@ -143,15 +129,6 @@ class RecordingQueue:
     def retry_later(self, message: Message, delay: float) -> None:
         self.delays.append(delay)
         self.inner.retry_later(message, delay)
-
-    def dead_letters(self, limit: int = 100) -> list[Message]:
-        return self.inner.dead_letters(limit)
-
-    def redrive(self) -> int:
-        return self.inner.redrive()
-
-    def depth(self) -> dict[str, int]:
-        return self.inner.depth()
 
 
 def env_for(hook: Hook, **extra: str) -> dict[str, str]:

@@ -61,14 +61,22 @@ class FakeProvider:
 
 
 class Clock:
+    """Time that moves only when told. Call it (or ``now()``) for the time; ``advance`` (alias
+    ``sleep``) moves it, so code given ``clock`` and ``sleep`` never waits."""
+
     def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
+        self.current = now
 
     def __call__(self) -> float:
-        return self.now
+        return self.current
+
+    def now(self) -> float:
+        return self.current
 
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        self.current += seconds
+
+    sleep = advance
 
 
 def local_relay(tmp_path: Path, provider: FakeProvider, clock: Callable[[], float] | None = None,

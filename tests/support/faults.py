@@ -170,27 +170,19 @@ class FaultyBlobStore:
         return self.inner.uri(key)
 
 
-class FaultyQueue:
-    """A work queue whose send, receive and ack fail at ``rate``."""
+class QueueWrapper:
+    """A WorkQueue that hands every call to ``inner``; subclasses override what they watch."""
 
-    def __init__(self, inner: WorkQueue, rate: float, seed: int = 13) -> None:
+    def __init__(self, inner: WorkQueue) -> None:
         self.inner = inner
-        self.dice = _Dice(rate, seed)
-
-    def _maybe_fail(self, what: str) -> None:
-        if self.dice.roll():
-            raise QueueError(f"injected queue fault on {what}", code="injected")
 
     def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
-        self._maybe_fail("send")
         return self.inner.send(body, delay=delay)
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
-        self._maybe_fail("receive")
         return self.inner.receive(max_messages=max_messages, wait=wait)
 
     def ack(self, message: Message) -> None:
-        self._maybe_fail("ack")
         self.inner.ack(message)
 
     def retry_later(self, message: Message, delay: float) -> None:
@@ -204,6 +196,30 @@ class FaultyQueue:
 
     def depth(self) -> dict[str, int]:
         return self.inner.depth()
+
+
+class FaultyQueue(QueueWrapper):
+    """A work queue whose send, receive and ack fail at ``rate``."""
+
+    def __init__(self, inner: WorkQueue, rate: float, seed: int = 13) -> None:
+        super().__init__(inner)
+        self.dice = _Dice(rate, seed)
+
+    def _maybe_fail(self, what: str) -> None:
+        if self.dice.roll():
+            raise QueueError(f"injected queue fault on {what}", code="injected")
+
+    def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
+        self._maybe_fail("send")
+        return super().send(body, delay=delay)
+
+    def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
+        self._maybe_fail("receive")
+        return super().receive(max_messages=max_messages, wait=wait)
+
+    def ack(self, message: Message) -> None:
+        self._maybe_fail("ack")
+        super().ack(message)
 
 
 class FaultyBus:
