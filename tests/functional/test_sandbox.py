@@ -135,11 +135,11 @@ def test_results_are_real_playable_mp4s(tmp_path: Path, quality: str, aspect: st
 
 
 def test_result_urls_expire(tmp_path: Path) -> None:
-    with running_sandbox(tmp_path, speed=FAST, url_ttl=1.0) as sandbox, httpx.Client(base_url=sandbox.url) as client:
+    with running_sandbox(tmp_path, speed=FAST, url_ttl=4.0) as sandbox, httpx.Client(base_url=sandbox.url) as client:
         task = poll_final(client, client.post("/v1/videos/generations", json=REQUEST, headers=KEY).json()["id"])
         url = task["results"][0]
-        assert httpx.get(url).status_code == 200
-        wait_until(lambda: httpx.get(url).status_code == 403, 5.0, "the URL to expire", interval=0.2)
+        assert httpx.get(url).status_code == 200  # signed with 4 s to live when the task finished
+        wait_until(lambda: httpx.get(url).status_code == 403, 10.0, "the URL to expire", interval=0.2)
         assert httpx.get(url.replace("sig=", "sig=0")).status_code == 403
 
 
