@@ -30,6 +30,9 @@ typecheck: $(STAMP)
 test: lint typecheck  ## the whole suite: ruff, mypy (strict), pytest
 	$(BIN)/pytest
 
+bench: $(STAMP)  ## all benchmarks, full mode; writes bench/results.json
+	$(BIN)/python bench/run_all.py
+
 soak: $(STAMP)  ## the reliability scenarios at 5x their job counts
 	RELIABILITY_SCALE=5 $(BIN)/pytest tests/reliability
 

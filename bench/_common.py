@@ -26,17 +26,18 @@ __all__ = [
     "FAKE_AWS",
     "PYTHON",
     "ROOT",
+    "aws_env",
     "emit",
     "free_port",
     "human_bytes",
     "last_json",
     "median",
+    "parse_size",
     "percentile",
     "python_env",
     "ratio",
     "run_python",
     "running_moto",
-    "parse_size",
     "spawned",
     "wait_until_answers",
 ]
@@ -54,7 +55,7 @@ _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
 # --- figures -----------------------------------------------------------------------------------
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0–100) by linear interpolation; 0.0 for no values."""
+    """The ``q``-th percentile (0 to 100) by linear interpolation; 0.0 for no values."""
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -94,7 +95,8 @@ def emit(name: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], figur
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     print(f"\n{name}")
     for index, row in enumerate(cells):
-        print("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        padded = (c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        print("  " + "  ".join(padded))
         if index == 0:
             print("  " + "  ".join("-" * w for w in widths))
     print(json.dumps({"bench": name, **figures}, sort_keys=True), flush=True)

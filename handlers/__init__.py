@@ -1,12 +1,5 @@
 """seedance-relay: Seedance 2.0 video generation as an event-driven pipeline."""
 
-from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("seedance-relay")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0"
+__version__ = "0.1.0"  # hatch reads it from here ([tool.hatch.version] path = "handlers/__init__.py")
 
 __all__ = ["__version__"]

@@ -6,7 +6,7 @@ Every adapter translates its vendor's errors into the project's (``NotFound``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,6 +79,10 @@ class WorkQueue(Protocol):
     """At-least-once delivery with a visibility timeout, a receive count and a DLQ."""
 
     def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
+        ...
+
+    def send_batch(self, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Send every body together (one commit, or SQS batches of 10); their message ids, in order."""
         ...
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from handlers.download import ResultFetcher
 from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
 from handlers.settings import Settings
 from handlers.tokens import TokenSigner
+
+if TYPE_CHECKING:
+    from handlers.download import ResultFetcher
 
 __all__ = ["Relay"]
 

@@ -9,16 +9,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from handlers.api.auth import ApiKeys
+from handlers.api.callback_batch import CallbackBatch
 from handlers.api.openapi import openapi_document
 from handlers.api.responses import answering, read_limited
 from handlers.api.uploads import upload_routes
 from handlers.contract import REQUEST_BODY_MAX
-from handlers.errors import InvalidRequest, Violation
+from handlers.errors import InvalidRequest, Unauthorized, Violation
 from handlers.jobs import JobStatus
 from handlers.jsonbody import parse_object
 from handlers.logs import get_logger
 from handlers.relay import Relay
-from handlers.usecases import accept_callback, submit
+from handlers.usecases import submit
+from handlers.usecases.callbacks import check_callback
 
 __all__ = ["create_app"]
 
@@ -44,6 +46,8 @@ def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
 
 
 def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | None = None) -> Starlette:
+    callbacks = CallbackBatch(relay, inline=relay.settings.backend == "local")
+
     async def create_job(request: Request) -> Response:
         scope = api_keys.caller(request)
         body = parse_object(await read_limited(request, REQUEST_BODY_MAX))
@@ -67,8 +71,9 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
 
     async def callback(request: Request) -> Response:
         raw = await read_limited(request, relay.settings.callback_max_bytes)
-        await run_in_threadpool(accept_callback, relay, request.path_params["job_id"],
-                                request.query_params.get("token"), raw)
+        message = check_callback(relay, request.path_params["job_id"], request.query_params.get("token"), raw)
+        if await callbacks.accept(message) is None:
+            raise Unauthorized("unknown job or invalid token")
         return JSONResponse({"accepted": True}, status_code=202)
 
     async def healthz(_: Request) -> Response:

@@ -269,3 +269,17 @@ def test_local_sqlite_errors_surface_as_queue_error(tmp_path: Path) -> None:
     with pytest.raises(QueueError, match="unable to open") as caught:
         queue.send({"n": 1})
     assert caught.value.code == "sqlite_cantopen"
+
+
+def test_send_batch_queues_every_body_once_with_ids_in_order(work_queue: QueueFactory) -> None:
+    queue = work_queue()
+    ids = queue.send_batch([{"n": n} for n in range(23)])  # SQS takes at most 10 per call
+    received: dict[str, int] = {}
+    while messages := queue.receive(max_messages=10):
+        for message in messages:
+            received[message.id] = message.body["n"]
+            queue.ack(message)
+    assert len(ids) == len(set(ids)) == 23
+    assert sorted(received.values()) == list(range(23))
+    assert [received[i] for i in ids] == list(range(23))
+    assert queue.send_batch([]) == []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -178,6 +178,10 @@ class QueueWrapper:
 
     def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
         return self.inner.send(body, delay=delay)
+
+    def send_batch(self, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        self._maybe_fail("send")
+        return self.inner.send_batch(bodies)
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
         return self.inner.receive(max_messages=max_messages, wait=wait)

@@ -221,12 +221,12 @@ class _Upload:
             with aws_errors(StorageError, f"start upload of {self.uri}"):
                 self.upload_id = self.client.create_multipart_upload(
                     Bucket=self.store.bucket, Key=self.key, ContentType=self.content_type,
-                    Metadata=self.metadata, **self.store.encryption())["UploadId"]
+                    Metadata=self.metadata, ChecksumAlgorithm="CRC32", **self.store.encryption())["UploadId"]
         number = len(self.parts) + 1
         with aws_errors(StorageError, f"upload part {number} of {self.uri}"):
-            etag = self.client.upload_part(Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id,
-                                      PartNumber=number, Body=data)["ETag"]
-        self.parts.append({"ETag": etag, "PartNumber": number})
+            answer = self.client.upload_part(Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id,
+                                             PartNumber=number, Body=data, ChecksumAlgorithm="CRC32")
+        self.parts.append({"ETag": answer["ETag"], "PartNumber": number, "ChecksumCRC32": answer["ChecksumCRC32"]})
 
     def _complete(self, metadata: dict[str, str]) -> None:
         if self.buffer:
@@ -240,4 +240,4 @@ class _Upload:
                 "record the sha256 of", self.uri, self.client.copy_object, Bucket=self.store.bucket, Key=self.key,
                 CopySource={"Bucket": self.store.bucket, "Key": self.key}, CopySourceIfMatch=answer["ETag"],
                 MetadataDirective="REPLACE", Metadata=metadata, ContentType=self.content_type,
-                **self.store.encryption())
+                ChecksumAlgorithm="CRC32", **self.store.encryption())

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -111,6 +111,22 @@ class SqsWorkQueue:
             return self._client.send_message(
                 QueueUrl=self.queue_url, MessageBody=json.dumps(body, separators=(",", ":")),
                 DelaySeconds=_seconds(delay, MAX_DELAY))["MessageId"]
+
+    def send_batch(self, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        """``SendMessageBatch`` in groups of 10; any entry SQS refuses fails the call (``QueueError``)."""
+        ids: list[str] = []
+        for start in range(0, len(bodies), MAX_BATCH):
+            group = bodies[start:start + MAX_BATCH]
+            with aws_errors(QueueError, f"send to {self.queue_url}"):
+                answer = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=[
+                    {"Id": str(n), "MessageBody": json.dumps(body, separators=(",", ":"))}
+                    for n, body in enumerate(group)])
+            if failed := answer.get("Failed"):
+                code = str(failed[0].get("Code") or "send_failed")
+                raise QueueError(f"send to {self.queue_url} failed for {len(failed)} message(s): {code}", code=code)
+            by_entry = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", [])}
+            ids += [by_entry[str(n)] for n in range(len(group))]
+        return ids
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
         """Up to ``max_messages`` (at most 10) messages; long-polls up to ``wait`` seconds (at most 20)."""

@@ -20,7 +20,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,12 @@ class SqliteWorkQueue:
     def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
         with self._database.translated():
             return enqueue(self._database.connection(), self.name, body, now=self._clock(), delay=delay)
+
+    def send_batch(self, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Every body in one transaction: one commit for the lot."""
+        now = self._clock()
+        with self._database.transaction() as connection:
+            return [enqueue(connection, self.name, body, now=now) for body in bodies]
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
         """Up to ``max_messages`` visible messages; polls up to ``wait`` seconds for one.

@@ -1,0 +1,300 @@
+"""Pipeline: N jobs through the relay on embedded defaults vs the sandbox's own ceiling.
+
+**relay**: one process runs what ``seedance-relay serve`` runs: ``LocalRuntime`` (SQLite,
+a folder, 2 ingest workers, the sandbox in-process at ``--speed``) under
+``uvicorn.run(app, log_level="warning")``. The app is wrapped in a tiny ASGI middleware that
+notes when each job's first callback arrives. The driver (another process) submits the
+jobs over HTTP from ``--clients`` threads and waits until every job's event is on the bus;
+the publish times come from the bus's ``events`` table, the callback times from the
+middleware. Reported: jobs/s (first submit → last event), callback→event and
+submit→event latency.
+
+**sandbox ceiling**: the sandbox alone (``seedance-relay sandbox`` in one process) creates
+the same N tasks from the same client threads and calls back a trivial receiver (a third
+process that answers 200 and notes arrival times). Reported: tasks/s (first create → last
+callback) and create→callback latency.
+
+Every request asks for 480p, 4 s, 16:9 with audio, so the sandbox renders one MP4 and then
+serves it from its cache; one warm-up job/task renders it before the clock starts.
+
+    python bench/pipeline.py [--quick] [--jobs 1000] [--speed 1000] [--clients 8] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from bench._common import emit, free_port, percentile, ratio, spawned, wait_until_answers
+
+__all__ = ["REQUEST", "main"]
+
+API_KEY = "bench-relay-key-0123456789"
+CALLBACK_PREFIX = "/v1/callbacks/evolink/"
+REQUEST: dict[str, Any] = {
+    "model": "seedance-2.0-reference-to-video", "prompt": "Use image 1 as the first frame, audio 1 as music",
+    "image_urls": ["https://example.com/style.png"], "audio_urls": ["https://example.com/bgm.mp3"],
+    "duration": 4, "quality": "480p", "aspect_ratio": "16:9", "generate_audio": True,
+}
+
+
+# --- server roles ------------------------------------------------------------------------------
+def _recording(app: Any, arrivals: dict[str, float], prefix: str, key: Callable[[str, bytes], str] | None = None,
+               answer: bool = False) -> Any:
+    """ASGI wrapper: note the first arrival per id under ``prefix``; ``GET /bench/arrivals`` lists them."""
+    from starlette.responses import JSONResponse, Response
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path == "/bench/arrivals":
+            await JSONResponse(arrivals)(scope, receive, send)
+            return
+        if scope["type"] == "http" and path.startswith(prefix):
+            arrivals.setdefault(path[len(prefix):], time.time())
+            if answer:
+                await Response(status_code=200)(scope, receive, send)
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def serve_relay(port: int, data_dir: Path, speed: float, workers: int) -> None:
+    """The relay as ``seedance-relay serve`` runs it, with callback arrivals noted."""
+    import uvicorn
+
+    from handlers.logs import configure
+    from handlers.runtime import LocalRuntime
+    from handlers.sandbox.settings import SandboxSettings
+    from handlers.settings import Settings
+
+    settings = Settings.from_env({"RELAY_DATA_DIR": str(data_dir), "RELAY_PORT": str(port), "RELAY_API_KEYS": API_KEY,
+                                  "RELAY_WORKERS": str(workers)})
+    configure(settings.log_level, "json")
+    runtime = LocalRuntime(settings, sandbox=SandboxSettings(speed=speed)).start()
+    try:
+        uvicorn.run(_recording(runtime.app(), {}, CALLBACK_PREFIX), host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        runtime.stop()
+
+
+def serve_sandbox(port: int, data_dir: Path, speed: float) -> None:
+    """The sandbox alone, as ``seedance-relay sandbox`` runs it."""
+    import uvicorn
+
+    from handlers.logs import configure
+    from handlers.sandbox.app import create_sandbox_app
+    from handlers.sandbox.engine import SandboxEngine
+    from handlers.sandbox.settings import SandboxSettings
+
+    configure("info", "json")
+    engine = SandboxEngine(SandboxSettings(speed=speed, data_dir=data_dir)).start()
+    try:
+        uvicorn.run(create_sandbox_app(engine), host="127.0.0.1", port=port, log_level="warning")
+    finally:
+        engine.stop()
+
+
+def serve_receiver(port: int) -> None:
+    """A trivial callback receiver: 200 for every POST under ``/cb/``, arrival noted."""
+    import uvicorn
+    from starlette.applications import Starlette
+
+    uvicorn.run(_recording(Starlette(), {}, "/cb/", answer=True), host="127.0.0.1", port=port, log_level="warning")
+
+
+# --- driver ------------------------------------------------------------------------------------
+def _fan_out(count: int, clients: int, send: Callable[[httpx.Client, int], None], base_url: str,
+             headers: dict[str, str]) -> dict[int, float]:
+    """``send(client, i)`` for i in 0..count-1 from ``clients`` threads; returns each i's start time."""
+    started: dict[int, float] = {}
+    errors: list[BaseException] = []
+
+    def worker(offset: int) -> None:
+        with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+            for index in range(offset, count, clients):
+                started[index] = time.time()
+                try:
+                    send(client, index)
+                except (httpx.HTTPError, RuntimeError) as exc:  # reported after the join
+                    errors.append(exc)
+                    return
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} client(s) failed; first: {errors[0]!r}")
+    return started
+
+
+def _wait(probe: Callable[[], int], want: int, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while (got := probe()) < want:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}: {got} of {want}")
+        time.sleep(0.1)
+
+
+def _events(db: Path) -> list[tuple[str, str, float]]:
+    """(job id, event type, published_at) for every event on the relay's bus."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as connection:
+        rows = connection.execute("SELECT event, type, published_at FROM events ORDER BY seq").fetchall()
+    return [(json.loads(event)["subject"], kind, at) for event, kind, at in rows]
+
+
+def _event_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as connection:
+            return int(connection.execute("SELECT count(*) FROM events").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def run_relay(jobs: int, speed: float, clients: int, tmp: Path, timeout: float, workers: int) -> dict[str, Any]:
+    port, data_dir = free_port(), tmp / "relay"
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    db = data_dir / "relay.sqlite3"
+    job_ids: dict[int, str] = {}
+
+    def submit(client: httpx.Client, index: int) -> None:
+        answer = client.post("/v1/jobs", json=REQUEST, headers={"Idempotency-Key": f"bench-{index}"})
+        if answer.status_code != 202:
+            raise RuntimeError(f"submit {index}: {answer.status_code} {answer.text[:200]}")
+        job_ids[index] = answer.json()["id"]
+
+    with spawned([__file__, "--role", "relay", "--port", str(port), "--data-dir", str(data_dir),
+                  "--speed", str(speed), "--workers", str(workers)], log=tmp / "relay.log") as server:
+        wait_until_answers(f"{url}/healthz", server)
+        _fan_out(1, 1, lambda c, _: submit(c, jobs), url, headers)  # warm-up: renders the one MP4
+        _wait(lambda: _event_count(db), 1, timeout, "the warm-up job's event")
+        started = _fan_out(jobs, clients, submit, url, headers)
+        _wait(lambda: _event_count(db), jobs + 1, timeout, "every job's event")
+        arrivals: dict[str, float] = httpx.get(f"{url}/bench/arrivals", timeout=30).json()
+    events = _events(db)[1:]
+    warnings = _log_warnings(tmp / "relay.log")
+    published = {job_id: at for job_id, _, at in events}
+    callback_to_event = [published[j] - arrivals[j] for j in published if j in arrivals]
+    submit_to_event = [published[job_ids[i]] - at for i, at in started.items() if job_ids[i] in published]
+    first, last = min(started.values()), max(published.values())
+    kinds: dict[str, int] = {}
+    for _, kind, _ in events:
+        kinds[kind.rsplit(".", 1)[-1]] = kinds.get(kind.rsplit(".", 1)[-1], 0) + 1
+    return {"jobs": jobs, "seconds": round(last - first, 2), "jobs_per_s": round(jobs / (last - first), 1),
+            "outcomes": kinds, "callbacks_seen": len(callback_to_event), "log_warnings": warnings,
+            "slowest_submit_to_event_s": round(max(submit_to_event, default=0.0), 2),
+            "callback_to_event_p50_ms": round(percentile(callback_to_event, 50) * 1000, 1),
+            "callback_to_event_p99_ms": round(percentile(callback_to_event, 99) * 1000, 1),
+            "submit_to_event_p50_ms": round(percentile(submit_to_event, 50) * 1000, 1),
+            "submit_to_event_p99_ms": round(percentile(submit_to_event, 99) * 1000, 1)}
+
+
+def _log_warnings(log: Path) -> dict[str, int]:
+    """How many log lines of each event name were warnings or errors (JSON lines from structlog)."""
+    counts: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("warning", "error", "critical"):
+            counts[str(entry.get("event"))] = counts.get(str(entry.get("event")), 0) + 1
+    return counts
+
+
+def run_sandbox(tasks: int, speed: float, clients: int, tmp: Path, timeout: float) -> dict[str, Any]:
+    port, receiver_port = free_port(), free_port()
+    url, receiver = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{receiver_port}"
+    arrivals: dict[str, float] = {}
+
+    def create(client: httpx.Client, index: int) -> None:
+        answer = client.post("/v1/videos/generations", json={**REQUEST, "callback_url": f"{receiver}/cb/{index}"})
+        if answer.status_code != 200:
+            raise RuntimeError(f"create {index}: {answer.status_code} {answer.text[:200]}")
+
+    def seen() -> int:
+        arrivals.update(httpx.get(f"{receiver}/bench/arrivals", timeout=30).json())
+        return len(arrivals)
+
+    with spawned([__file__, "--role", "receiver", "--port", str(receiver_port)], log=tmp / "receiver.log") as rx, \
+            spawned([__file__, "--role", "sandbox", "--port", str(port), "--data-dir", str(tmp / "sandbox"),
+                     "--speed", str(speed)], log=tmp / "sandbox.log") as box:
+        wait_until_answers(f"{receiver}/bench/arrivals", rx)
+        wait_until_answers(f"{url}/healthz", box)
+        headers = {"Authorization": "Bearer sk-evo-bench"}
+        _fan_out(1, 1, lambda c, _: create(c, tasks), url, headers)  # warm-up: renders the one MP4
+        _wait(seen, 1, timeout, "the warm-up callback")
+        started = _fan_out(tasks, clients, create, url, headers)
+        _wait(seen, tasks + 1, timeout, "every callback")
+    latencies = [arrivals[str(i)] - at for i, at in started.items()]
+    first, last = min(started.values()), max(arrivals[str(i)] for i in started)
+    return {"tasks": tasks, "seconds": round(last - first, 2), "tasks_per_s": round(tasks / (last - first), 1),
+            "create_to_callback_p50_ms": round(percentile(latencies, 50) * 1000, 1),
+            "create_to_callback_p99_ms": round(percentile(latencies, 99) * 1000, 1)}
+
+
+def measure(jobs: int, speed: float, clients: int, timeout: float, workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        ceiling = run_sandbox(jobs, speed, clients, Path(tmp), timeout)
+        relay = run_relay(jobs, speed, clients, Path(tmp), timeout, workers)
+    return {"jobs": jobs, "speed": speed, "clients": clients, "workers": workers, "relay": relay, "sandbox": ceiling,
+            "throughput_ratio": ratio(relay["jobs_per_s"], ceiling["tasks_per_s"]),
+            "all_published": relay["outcomes"].get("completed", 0) == jobs}
+
+
+def report(figures: dict[str, Any]) -> None:
+    relay, box = figures["relay"], figures["sandbox"]
+    rows = [["sandbox alone (ceiling)", box["tasks_per_s"], box["seconds"], "create→callback",
+             box["create_to_callback_p50_ms"], box["create_to_callback_p99_ms"]],
+            ["relay, embedded defaults", relay["jobs_per_s"], relay["seconds"], "callback→event",
+             relay["callback_to_event_p50_ms"], relay["callback_to_event_p99_ms"]],
+            ["", "", "", "submit→event", relay["submit_to_event_p50_ms"], relay["submit_to_event_p99_ms"]],
+            ["relay / sandbox", figures["throughput_ratio"], "", "", "", ""]]
+    emit("pipeline", ["run", "jobs/s", "s", "latency", "p50 ms", "p99 ms"], rows, figures)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 jobs")
+    parser.add_argument("--jobs", type=int, default=None, help="jobs (and sandbox tasks); default 1000")
+    parser.add_argument("--speed", type=float, default=1000.0, help="sandbox speed (1000: a 4 s 480p task runs 86 ms)")
+    parser.add_argument("--clients", type=int, default=8, help="submitting threads")
+    parser.add_argument("--workers", type=int, default=2, help="RELAY_WORKERS, ingest threads (embedded default 2)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the last event")
+    parser.add_argument("--role", choices=("driver", "relay", "sandbox", "receiver"), default="driver",
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.role == "relay":
+        serve_relay(args.port, args.data_dir, args.speed, args.workers)
+    elif args.role == "sandbox":
+        serve_sandbox(args.port, args.data_dir, args.speed)
+    elif args.role == "receiver":
+        serve_receiver(args.port)
+    else:
+        jobs = args.jobs or (20 if args.quick else 1000)
+        figures = measure(jobs, args.speed, args.clients, args.timeout, args.workers)
+        report(figures)
+        return figures
+    return {}
+
+
+if __name__ == "__main__":
+    main()

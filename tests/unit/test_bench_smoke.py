@@ -1,0 +1,56 @@
+"""The benchmarks still run: each one's smallest configuration, end to end, with no timing asserted.
+
+Each test runs a benchmark's ``main`` with the tiniest arguments it takes (its servers and
+load generators still start as real processes on loopback) and checks the shape and the
+correctness figures of what it reports, never how fast anything was.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import callback_ack, cold_start, pipeline, result_copy, run_all
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_callback_ack_answers_every_request_on_both_routes() -> None:
+    figures = callback_ack.main(["--seconds", "0.3", "--warmup", "0.1", "--rounds", "1", "--connections", "4"])
+    assert figures["failures"] == 0
+    assert figures["bare"]["rps"] > 0 and figures["callback"]["rps"] > 0
+    assert set(figures) >= {"throughput_ratio", "meets_target"}
+
+
+def test_cold_start_reads_the_entry_modules_from_serverless_yml() -> None:
+    assert "handlers.lambdas.api" in cold_start.entry_modules()
+    assert {"rich", "uvicorn"} <= cold_start.not_in_layer()
+
+
+def test_cold_start_times_a_module_against_boto3_in_both_views() -> None:
+    figures = cold_start.main(["--runs", "1", "--modules", "handlers.lambdas.api"])
+    row = figures["modules"]["handlers.lambdas.api"]
+    assert row["venv_import_ms"] > 0 and row["layer_import_ms"] > 0
+    assert figures["modules"]["boto3"]["venv_ratio_to_boto3"] == 1.0
+
+
+def test_result_copy_stores_every_byte_three_ways() -> None:
+    figures = result_copy.main(["--sizes", "1M,2M"])
+    assert set(figures["results"]["2.0MiB"]) == set(result_copy.VARIANTS)
+    assert set(figures["rss_growth_mib"]) == set(result_copy.VARIANTS)
+
+
+def test_pipeline_publishes_every_job_and_the_sandbox_calls_back_every_task() -> None:
+    figures = pipeline.main(["--jobs", "3", "--clients", "2", "--timeout", "30"])
+    assert figures["all_published"]
+    assert figures["relay"]["callbacks_seen"] == 3
+    assert figures["sandbox"]["tasks"] == 3
+
+
+def test_run_all_knows_every_benchmark_module() -> None:
+    assert set(run_all.BENCHMARKS) == {"callback_ack", "result_copy", "cold_start", "pipeline"}
+
+
+@pytest.mark.parametrize(("text", "size"), [("100M", 100 * 1024**2), ("1G", 1024**3), ("512k", 512 * 1024),
+                                            ("4096", 4096)])
+def test_sizes_are_read_in_binary_units(text: str, size: int) -> None:
+    assert result_copy.parse_size(text) == size
