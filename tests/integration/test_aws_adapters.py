@@ -74,18 +74,6 @@ class Calls:
 
 
 @pytest.fixture
-def clients(moto_server: str) -> AwsClients:
-    return aws_clients(AwsNames(), endpoint_url=moto_server)
-
-
-@pytest.fixture
-def names() -> AwsNames:
-    suffix = uuid.uuid4().hex[:12]
-    return AwsNames(table=f"jobs-{suffix}", bucket=f"blobs-{suffix}", ingest_queue=f"ingest-{suffix}",
-                    requests_queue=f"requests-{suffix}", topic=f"events-{suffix}", subscriber_prefix=f"sub-{suffix}-")
-
-
-@pytest.fixture
 def store(clients: AwsClients, names: AwsNames) -> S3BlobStore:
     ensure_bucket(clients.s3, names.bucket, region="us-east-1")
     return S3BlobStore(clients.s3, names.bucket, part_size=MIN_PART_SIZE)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from handlers.adapters.aws import AwsClients, AwsNames, aws_clients, build_aws_adapters
+from handlers.adapters.aws import AwsClients, AwsNames, build_aws_adapters
 from handlers.adapters.aws.bootstrap import LIFECYCLE_RULE_ID, BootstrapResult, QueuePair, bootstrap
 from handlers.adapters.aws.jobs import TABLE_SPEC
 from handlers.errors import NotFound
@@ -20,18 +20,6 @@ pytestmark = pytest.mark.integration
 COMPLETED = "ai.seedance-relay.job.completed"
 FAILED = "ai.seedance-relay.job.failed"
 SUBSCRIBERS = {"notify": [COMPLETED], "alerts": [FAILED, COMPLETED], "archive": ["*"]}
-
-
-@pytest.fixture
-def clients(moto_server: str) -> AwsClients:
-    return aws_clients(AwsNames(), endpoint_url=moto_server)
-
-
-@pytest.fixture
-def names() -> AwsNames:
-    suffix = uuid.uuid4().hex[:12]
-    return AwsNames(table=f"jobs-{suffix}", bucket=f"videos-{suffix}", ingest_queue=f"ingest-{suffix}",
-                    requests_queue=f"requests-{suffix}", topic=f"events-{suffix}", subscriber_prefix=f"sub-{suffix}-")
 
 
 @pytest.fixture
