@@ -6,21 +6,18 @@ race real threads and real OS processes over one queue.
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
-from multiprocessing.synchronize import Barrier as ProcessBarrier
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from handlers.adapters.local import SqliteWorkQueue
 from handlers.errors import QueueError
-from handlers.ports import Message, WorkQueue
-from tests.contract.conftest import AT_LEAST_ONCE_ONLY, FakeClock, QueueFactory, QueueRecipe
+from handlers.ports import Message
+from tests.contract.conftest import AT_LEAST_ONCE_ONLY, FakeClock, QueueFactory
+from tests.support.queues import drain, drain_in_processes
 
 BATCH = 500
 
@@ -189,25 +186,6 @@ def test_visibility_timeout_expires_on_the_real_clock(work_queue: QueueFactory) 
     assert (second.id, second.receive_count) == (first.id, 2)
 
 
-def drain(queue: WorkQueue, start: Callable[[], Any]) -> list[str]:
-    """Receive and ack until nothing is visible; return the ids delivered here."""
-    start()
-    delivered: list[str] = []
-    while messages := queue.receive(max_messages=5):
-        for message in messages:
-            delivered.append(message.id)
-            queue.ack(message)
-    return delivered
-
-
-def drain_in_process(recipe: QueueRecipe, barrier: ProcessBarrier, results: Any) -> None:
-    queue = recipe()
-    try:
-        results.put(drain(queue, barrier.wait))
-    finally:
-        getattr(queue, "close", lambda: None)()
-
-
 def assert_exactly_once(sent: list[str], per_worker: list[list[str]]) -> None:
     counts = Counter(message_id for delivered in per_worker for message_id in delivered)
     assert [message_id for message_id, n in counts.items() if n > 1] == [], "delivered twice"
@@ -236,19 +214,7 @@ def test_four_processes_receive_every_message_exactly_once(work_queue: QueueFact
         pytest.skip(AT_LEAST_ONCE_ONLY)
     queue = work_queue("race", visibility_timeout=60.0)
     sent = [queue.send({"n": n}) for n in range(BATCH)]
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(4), context.Queue()
-    recipe = work_queue.recipe("race", visibility_timeout=60.0)
-    workers = [context.Process(target=drain_in_process, args=(recipe, barrier, results)) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    per_worker = [results.get(timeout=60) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-        assert worker.exitcode == 0
-        worker.close()
-    results.close()
-    results.join_thread()
+    per_worker = drain_in_processes(work_queue.recipe("race", visibility_timeout=60.0))
     assert_exactly_once(sent, per_worker)
     assert queue.depth() == {"visible": 0, "in_flight": 0, "dead": 0}
 

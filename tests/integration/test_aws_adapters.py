@@ -13,7 +13,6 @@ import base64
 import functools
 import hashlib
 import json
-import multiprocessing
 import random
 import threading
 import time
@@ -47,6 +46,7 @@ from handlers.errors import InvalidRequest, NotFound, QueueError, StorageError
 from handlers.jobs import Job, JobStatus
 from handlers.ports import Message
 from handlers.server import free_port
+from tests.support.queues import drain, drain_in_processes
 
 pytestmark = pytest.mark.integration
 
@@ -436,20 +436,6 @@ def sqs_work_queue(endpoint: str, url: str, dlq_url: str | None) -> SqsWorkQueue
     return SqsWorkQueue(aws_clients(AwsNames(), endpoint_url=endpoint).sqs, url, dlq_url=dlq_url)
 
 
-def drain(queue: SqsWorkQueue, start: Any) -> list[str]:
-    start()
-    delivered: list[str] = []
-    while messages := queue.receive(max_messages=5):
-        for message in messages:
-            delivered.append(message.id)
-            queue.ack(message)
-    return delivered
-
-
-def drain_in_process(recipe: Any, barrier: Any, results: Any) -> None:
-    results.put(drain(recipe(), barrier.wait))
-
-
 def assert_none_lost(sent: list[str], per_worker: list[list[str]]) -> None:
     """At least once: every message sent was delivered, and nothing else was (SQS may repeat one)."""
     assert set(sent) == {message_id for delivered in per_worker for message_id in delivered}
@@ -477,19 +463,8 @@ def test_eight_threads_draining_one_queue_lose_nothing(race_queue: SqsWorkQueue)
 
 def test_four_processes_draining_one_queue_lose_nothing(race_queue: SqsWorkQueue, moto_server: str) -> None:
     sent = [race_queue.send({"n": n}) for n in range(100)]
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(4), context.Queue()
     recipe = functools.partial(sqs_work_queue, moto_server, race_queue.queue_url, race_queue.dlq_url)
-    workers = [context.Process(target=drain_in_process, args=(recipe, barrier, results)) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    per_worker = [results.get(timeout=60) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-        assert worker.exitcode == 0
-        worker.close()
-    results.close()
-    results.join_thread()
+    per_worker = drain_in_processes(recipe)
     assert_none_lost(sent, per_worker)
     assert race_queue.depth() == {"visible": 0, "in_flight": 0, "dead": 0}
 
