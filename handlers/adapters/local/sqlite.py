@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,13 +114,31 @@ class SqliteDatabase:
 
     def _configure(self, connection: sqlite3.Connection) -> None:
         connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
-        if str(mode).lower() != "wal":
-            connection.execute("PRAGMA journal_mode = WAL")
+        with _SETUP_LOCK:  # threads of one process switch a fresh file to WAL one at a time
+            _use_wal(connection, self._busy_timeout)
         connection.execute("PRAGMA synchronous = NORMAL")
         if not self._schema_ready:
             connection.executescript(self._schema)
             self._schema_ready = True
+
+
+_SETUP_LOCK = threading.Lock()
+
+
+def _use_wal(connection: sqlite3.Connection, patience: float) -> None:
+    """Switch to WAL. SQLite answers "locked" at once, without its busy handler, when another
+    process switches the same fresh file at the same moment: wait and try again."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _release(lock: threading.Lock, opened: dict[int, tuple[int, sqlite3.Connection]],
