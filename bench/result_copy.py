@@ -1,9 +1,9 @@
 """Result copy: a large result streamed over HTTP into S3 (moto), three ways, side by side.
 
 * **relay**: the relay's real path, as ``handlers.usecases.ingest._copy`` runs it:
-  ``ResultFetcher.open(url)`` (SSRF-guarded httpx, 1 MiB chunks) into
-  ``S3BlobStore.put_stream`` (8 MiB multipart parts, sha256 on the way, conditional
-  complete, then the copy onto itself that records the sha256).
+  ``ResultFetcher.open(url)`` (SSRF-guarded httpx, the body as the socket delivers it) into
+  ``S3BlobStore.put_stream`` (8 MiB multipart parts, 4 in flight, sha256 on the way,
+  conditional complete, then the small sidecar that records the sha256).
 * **upload_file**: boto3's ``upload_file`` of the same bytes from a local file (its managed
   transfer: 8 MiB parts, 10 threads); no download at all, so the practical limit.
 * **naive**: ``httpx.get(url).content`` (the whole result in memory), then ``put_object``.
@@ -86,6 +86,7 @@ def copy(variant: str, url: str, path: Path, endpoint: str, key: str) -> dict[st
     s3 = _s3(endpoint)
     operations = _time_operations(s3)
     rss_before = _peak_rss()
+    cpu_before = _cpu_seconds()
     started = time.perf_counter()
     if variant == "relay":
         size = _copy_relay(s3, url, key)
@@ -95,13 +96,14 @@ def copy(variant: str, url: str, path: Path, endpoint: str, key: str) -> dict[st
     else:
         size = _copy_naive(s3, url, key)
     elapsed = time.perf_counter() - started
+    cpu = _cpu_seconds() - cpu_before
     stored = s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
     if stored != size:
         raise RuntimeError(f"{variant}: stored {stored} bytes, expected {size}")
     s3.delete_object(Bucket=BUCKET, Key=key)
     return {"variant": variant, "bytes": size, "seconds": round(elapsed, 3),
             "mib_per_s": round(size / MIB / elapsed, 1), "peak_rss_mib": round(_peak_rss() / MIB, 1),
-            "rss_before_copy_mib": round(rss_before / MIB, 1),
+            "rss_before_copy_mib": round(rss_before / MIB, 1), "cpu_seconds": round(cpu, 2),
             "s3_seconds": {name: round(total, 3) for name, total in sorted(operations.items())}}
 
 
@@ -147,6 +149,12 @@ def _copy_naive(s3: Any, url: str, key: str) -> int:
     s3.put_object(Bucket=BUCKET, Key=key, Body=body, ContentType="video/mp4",
                   Metadata={"sha256": hashlib.sha256(body).hexdigest()})
     return len(body)
+
+
+def _cpu_seconds() -> float:
+    """User plus system CPU time this process (all its threads) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss() -> int:

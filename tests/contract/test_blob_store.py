@@ -91,6 +91,7 @@ def test_uri_names_the_stored_object(blob_store: BlobStore) -> None:
 
 @pytest.mark.parametrize("key", [
     "../escape.mp4", "jobs/../../escape.mp4", "/etc/passwd", "jobs/..", "", "jobs\\..\\escape",
+    "jobs/job_x/output-0.mp4.meta.json",
 ])
 def test_keys_that_could_leave_the_store_are_refused(blob_store: BlobStore, key: str) -> None:
     with pytest.raises(StorageError, match="refused"):

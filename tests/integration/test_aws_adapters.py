@@ -25,7 +25,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from handlers.adapters.aws import (
     AwsClients,
@@ -38,7 +38,7 @@ from handlers.adapters.aws import (
     aws_clients,
     build_aws_adapters,
 )
-from handlers.adapters.aws.blobs import MIB, MIN_PART_SIZE
+from handlers.adapters.aws.blobs import MIB, MIN_PART_SIZE, SIDECAR_SUFFIX
 from handlers.adapters.aws.bootstrap import bootstrap, ensure_bucket, ensure_queue, ensure_table
 from handlers.adapters.aws.bus import LEDGER_PREFIX
 from handlers.adapters.aws.jobs import DUE_INDEX, STATUS_INDEX, TABLE_SPEC
@@ -46,6 +46,7 @@ from handlers.errors import InvalidRequest, NotFound, QueueError, StorageError
 from handlers.jobs import Job, JobStatus
 from handlers.ports import Message
 from handlers.server import free_port
+from tests.support.logs import rendered_logs
 from tests.support.queues import drain, drain_in_processes
 
 pytestmark = pytest.mark.integration
@@ -114,28 +115,111 @@ def test_a_stream_longer_than_a_part_goes_up_in_parts_and_is_hashed_whole(
     stored = store.put_stream(KEY, random_stream(total), content_type="video/mp4", metadata={"job_id": "job_x"})
     assert (stored.size, stored.sha256) == (total, sha256_of(random_stream(total)))
     assert calls.names().count("UploadPart") == 3
-    assert "PutObject" not in calls.names()
+    assert "CopyObject" not in calls.names()  # the object is never rewritten to add its hash
     head = clients.s3.head_object(Bucket=store.bucket, Key=KEY)
-    assert head["Metadata"] == {"job_id": "job_x", "sha256": stored.sha256}
-    assert store.head(KEY) == stored
+    assert head["Metadata"] == {"job_id": "job_x"}
+    sidecar = json.loads(clients.s3.get_object(Bucket=store.bucket, Key=KEY + SIDECAR_SUFFIX)["Body"].read())
+    assert sidecar == {"etag": head["ETag"], "size": total, "sha256": stored.sha256}
     assert open_uploads(clients, store.bucket) == []
+
+
+def test_head_of_a_multipart_object_reads_its_sidecar_not_its_bytes(store: S3BlobStore, clients: AwsClients) -> None:
+    stored = store.put_stream(KEY, random_stream(11 * MIB), content_type="video/mp4")
+    calls = Calls(clients.s3)
+    assert store.head(KEY) == stored
+    assert [(name, params["Key"]) for name, params in calls.made] == [
+        ("HeadObject", KEY), ("GetObject", KEY + SIDECAR_SUFFIX)]
+
+
+def test_a_sidecar_of_another_object_is_not_trusted(store: S3BlobStore, clients: AwsClients) -> None:
+    store.put_stream(KEY, random_stream(11 * MIB), content_type="video/mp4")
+    clients.s3.put_object(Bucket=store.bucket, Key=KEY, Body=b"replaced by someone else", ContentType="video/mp4")
+    head = store.head(KEY)
+    assert head is not None
+    assert (head.size, head.sha256) == (24, hashlib.sha256(b"replaced by someone else").hexdigest())
+
+
+def test_parts_go_up_concurrently_but_never_more_than_concurrency_at_once(
+        clients: AwsClients, names: AwsNames) -> None:
+    ensure_bucket(clients.s3, names.bucket, region="us-east-1")
+    store = S3BlobStore(clients.s3, names.bucket, part_size=MIN_PART_SIZE, concurrency=2)
+    lock, now, most = threading.Lock(), [0], [0]
+
+    def started(**_: Any) -> None:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+
+    def ended(**_: Any) -> None:
+        with lock:
+            now[0] -= 1
+
+    clients.s3.meta.events.register("before-call.s3.UploadPart", started)
+    clients.s3.meta.events.register("after-call.s3.UploadPart", ended)
+    try:
+        stored = store.put_stream(KEY, random_stream(8 * MIN_PART_SIZE), content_type="video/mp4")
+    finally:
+        clients.s3.meta.events.unregister("before-call.s3.UploadPart", started)
+        clients.s3.meta.events.unregister("after-call.s3.UploadPart", ended)
+    assert most[0] == 2
+    assert stored.sha256 == sha256_of(random_stream(8 * MIN_PART_SIZE)) == sha256_of(store.read(KEY))
+
+
+def test_a_part_that_fails_aborts_the_upload_with_a_storage_error_naming_it(
+        store: S3BlobStore, clients: AwsClients) -> None:
+    def fail_part_three(params: dict[str, Any], **_: Any) -> None:
+        if params.get("PartNumber") == 3:
+            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+    calls = Calls(clients.s3)
+    clients.s3.meta.events.register("provide-client-params.s3.UploadPart", fail_part_three)
+    with pytest.raises(StorageError, match="upload part 3 of") as caught:
+        store.put_stream(KEY, random_stream(6 * MIN_PART_SIZE), content_type="video/mp4")
+    clients.s3.meta.events.unregister("provide-client-params.s3.UploadPart", fail_part_three)
+    assert caught.value.code == "EndpointConnectionError"
+    assert calls.names()[-1] == "AbortMultipartUpload"
+    assert "CompleteMultipartUpload" not in calls.names()
+    assert store.head(KEY) is None
+    assert open_uploads(clients, store.bucket) == []
+
+
+def test_a_sidecar_that_cannot_be_written_costs_a_rehash_not_the_object(
+        store: S3BlobStore, clients: AwsClients) -> None:
+    def refuse_sidecar(params: dict[str, Any], **_: Any) -> None:
+        if str(params.get("Key", "")).endswith(SIDECAR_SUFFIX):
+            raise EndpointConnectionError(endpoint_url="http://s3.invalid")
+
+    clients.s3.meta.events.register("provide-client-params.s3.PutObject", refuse_sidecar)
+    try:
+        with rendered_logs("warning") as logs:
+            stored = store.put_stream(KEY, random_stream(6 * MIB), content_type="video/mp4")
+    finally:
+        clients.s3.meta.events.unregister("provide-client-params.s3.PutObject", refuse_sidecar)
+    assert [json.loads(line)["event"] for line in logs.getvalue().splitlines()] == ["blob.sidecar_failed"]
+    calls = Calls(clients.s3)
+    assert store.head(KEY) == stored
+    assert ("GetObject", KEY) in [(name, params["Key"]) for name, params in calls.made]  # re-hashed
 
 
 def test_one_huge_chunk_is_cut_into_parts_of_part_size(store: S3BlobStore, clients: AwsClients) -> None:
     calls = Calls(clients.s3)
     store.put_stream(KEY, [b"v" * (12 * MIB)], content_type="video/mp4")
-    sizes = [len(params["Body"]) for name, params in calls.made if name == "UploadPart"]
-    assert sizes == [5 * MIB, 5 * MIB, 2 * MIB]
+    sizes = sorted((params["PartNumber"], len(params["Body"])) for name, params in calls.made if name == "UploadPart")
+    assert sizes == [(1, 5 * MIB), (2, 5 * MIB), (3, 2 * MIB)]
 
 
-def test_memory_stays_bounded_by_the_part_size_whatever_the_length(store: S3BlobStore) -> None:
+def test_memory_stays_bounded_by_the_parts_in_flight_whatever_the_length(
+        clients: AwsClients, names: AwsNames) -> None:
+    ensure_bucket(clients.s3, names.bucket, region="us-east-1")
+    store = S3BlobStore(clients.s3, names.bucket, part_size=MIN_PART_SIZE, concurrency=2)
     tracemalloc.start()
     try:
-        store.put_stream(KEY, random_stream(32 * MIB), content_type="video/mp4")
+        store.put_stream(KEY, random_stream(64 * MIB), content_type="video/mp4")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 3 * MIN_PART_SIZE
+    # the parts in flight, the part being joined and the bytes it is joined from; not the 64 MiB
+    assert peak < (2 + 3) * MIN_PART_SIZE
 
 
 def test_a_stream_that_fits_in_one_part_is_one_conditional_put(store: S3BlobStore, clients: AwsClients) -> None:

@@ -1,28 +1,33 @@
 """The blob store as an S3 bucket (or MinIO, R2… through an endpoint URL).
 
-``put_stream`` keeps at most about one part in memory: it buffers up to ``part_size``
-bytes; a stream that fits in one part is one ``PutObject``, a longer one a multipart
-upload of ``part_size`` parts. sha256 and size are computed on the way through. Any
-failure, including one raised by the caller's chunks, aborts the multipart upload
-(the caller's own exception leaves unchanged, a botocore one as ``StorageError``).
+``put_stream`` streams: it buffers up to ``part_size`` bytes; a stream that fits in one
+part is one ``PutObject``, a longer one a multipart upload whose parts go up on
+``concurrency`` threads while the next part is read, so memory stays under
+``(concurrency + 3) * part_size`` whatever the length. sha256 and size are computed on the
+way through. Any failure, including one raised by the caller's chunks, waits for the parts
+in flight and aborts the multipart upload (the caller's own exception leaves unchanged, a
+botocore one as ``StorageError``).
 
 Writes are conditional, so racing writers leave one winner: a put that found the key
 empty sends ``If-None-Match: *``, one that found an object sends ``If-Match`` with its
 ETag. When S3 answers 412 someone else got there first: the loser discards its upload
 and returns the winner's object (``head``). A put that finds no race replaces the object.
 
-A single-part object carries ``sha256`` in its metadata from the start. A multipart
-upload can only learn its hash at the end, so it is completed and then copied onto
-itself with the hash added (objects up to 5 GiB, CopyObject's limit); until then, or
-beyond that size, ``head`` re-hashes the object, as the local store does for a file
-without its sidecar.
+A single-part object carries ``sha256`` in its metadata from the start. A multipart upload
+only learns its hash at the end, when its metadata is fixed, so the hash goes into a small
+``<key>.meta.json`` sidecar bound to the object's ETag and size (copying the object onto
+itself to change its metadata would rewrite every byte). ``head`` trusts the sidecar only
+when both still match, and otherwise re-hashes the object, as the folder store does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -30,28 +35,32 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
 from handlers.errors import StorageError
+from handlers.logs import get_logger
 from handlers.ports import StoredObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, HeadObjectOutputTypeDef
 
-__all__ = ["COPY_LIMIT", "MIB", "MIN_PART_SIZE", "READ_CHUNK", "SHA256_METADATA", "S3BlobStore", "check_key"]
+__all__ = ["MIB", "MIN_PART_SIZE", "READ_CHUNK", "SHA256_METADATA", "SIDECAR_SUFFIX", "S3BlobStore", "check_key"]
 
 MIB = 1024 * 1024
 MIN_PART_SIZE = 5 * MIB
-COPY_LIMIT = 5 * 1024 * MIB
 READ_CHUNK = 64 * 1024
 SHA256_METADATA = "sha256"
+SIDECAR_SUFFIX = ".meta.json"
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 _SUPERSEDED = frozenset({"PreconditionFailed", "412", "NoSuchKey", "ConditionalRequestConflict"})
 
+log = get_logger(__name__)
+
 
 def check_key(key: str) -> str:
-    """``key`` if it is a plain relative path of non-empty segments; ``StorageError`` (``invalid_key``) if not."""
+    """``key`` if it is a plain relative path of non-empty segments, not a sidecar's; ``StorageError`` if not."""
     parts = key.split("/")
     unsafe = (not key or "\\" in key or "\x00" in key or PurePosixPath(key).is_absolute()
-              or any(part in ("", ".", "..") for part in parts) or len(key.encode()) > 1024)
+              or any(part in ("", ".", "..") for part in parts) or len(key.encode()) > 1000
+              or key.endswith(SIDECAR_SUFFIX))
     if unsafe:
         raise StorageError(f"refused blob key {key!r}", code="invalid_key")
     return key
@@ -74,15 +83,22 @@ def _conditionally(what: str, uri: str, call: Callable[..., Any], **arguments: A
 
 
 class S3BlobStore:
-    """:class:`~handlers.ports.BlobStore` in ``bucket``, encrypted at rest (SSE-S3, or SSE-KMS with ``kms_key_id``)."""
+    """:class:`~handlers.ports.BlobStore` in ``bucket``, encrypted at rest (SSE-S3, or SSE-KMS with ``kms_key_id``).
 
-    def __init__(self, client: S3Client, bucket: str, *, part_size: int = 8 * MIB,
+    ``concurrency`` parts of ``part_size`` bytes go up at once (boto3's ``upload_file``
+    sends 10 of 8 MiB); the client's connection pool (32) should be at least that large.
+    """
+
+    def __init__(self, client: S3Client, bucket: str, *, part_size: int = 8 * MIB, concurrency: int = 4,
                  kms_key_id: str | None = None) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part)")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self._client = client
         self.bucket = bucket
         self.part_size = part_size
+        self.concurrency = concurrency
         self.kms_key_id = kms_key_id
 
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
@@ -101,11 +117,12 @@ class S3BlobStore:
             raise
 
     def head(self, key: str) -> StoredObject | None:
-        """The object at ``key`` (re-hashed if it has no ``sha256`` metadata), or ``None``."""
+        """The object at ``key``, or ``None``; its sha256 from metadata, else a matching sidecar, else re-hashed."""
         answer = self._head_object(check_key(key))
         if answer is None:
             return None
-        sha256 = answer.get("Metadata", {}).get(SHA256_METADATA) or self._hash(key)
+        sha256 = (answer.get("Metadata", {}).get(SHA256_METADATA) or self._sidecar_sha256(key, answer)
+                  or self._hash(key))
         return StoredObject(key=key, uri=self.uri(key), size=answer["ContentLength"], sha256=sha256,
                             content_type=answer.get("ContentType") or "application/octet-stream")
 
@@ -142,6 +159,26 @@ class S3BlobStore:
         except BotoCoreError as exc:
             raise translate(exc, StorageError, f"head {self.uri(key)}") from exc
 
+    def _sidecar_sha256(self, key: str, answer: HeadObjectOutputTypeDef) -> str | None:
+        """The sha256 the sidecar records, if it describes this very object (same ETag and size)."""
+        try:
+            body = self._client.get_object(Bucket=self.bucket, Key=key + SIDECAR_SUFFIX)["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                return None
+            raise translate(exc, StorageError, f"read the sidecar of {self.uri(key)}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, StorageError, f"read the sidecar of {self.uri(key)}") from exc
+        try:
+            sidecar = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(sidecar, dict) or not isinstance(sidecar.get(SHA256_METADATA), str):
+            return None
+        if (sidecar.get("etag"), sidecar.get("size")) != (answer.get("ETag"), answer["ContentLength"]):
+            return None
+        return str(sidecar[SHA256_METADATA])
+
     def _condition(self, key: str) -> dict[str, str]:
         """Write only over what is there now: ``If-Match`` its ETag, or ``If-None-Match: *`` if nothing."""
         answer = self._head_object(key)
@@ -169,7 +206,12 @@ class S3BlobStore:
 
 
 class _Upload:
-    """One ``put_stream`` in progress: the buffer, the hash, and the multipart upload once there is one."""
+    """One ``put_stream`` in progress: the pending bytes, the hash, and the multipart upload once there is one.
+
+    The bytes read so far wait in ``pending`` (views, not copies) until a part's worth is
+    joined into one ``bytes``. Part threads hash their part before sending it, strictly in
+    part order, so the sha256 of the whole is computed off the reading thread.
+    """
 
     def __init__(self, client: S3Client, store: S3BlobStore, key: str, content_type: str,
                  metadata: dict[str, str], condition: dict[str, str]) -> None:
@@ -178,38 +220,61 @@ class _Upload:
         self.metadata, self.condition = metadata, condition
         self.digest = hashlib.sha256()
         self.size = 0
-        self.buffer = bytearray()
+        self.pending: list[memoryview] = []
+        self.pending_size = 0
         self.upload_id: str | None = None
         self.parts: list[CompletedPartTypeDef] = []
+        self.sent = 0
+        self.hashed = 0
+        self.turn = threading.Condition()
+        self.in_flight: set[Future[None]] = set()
+        self.pool: ThreadPoolExecutor | None = None
 
     def write(self, chunk: bytes) -> None:
-        self.digest.update(chunk)
+        if not chunk:
+            return
+        if not isinstance(chunk, bytes):
+            chunk = bytes(chunk)  # a view must not see a caller's buffer change under it
         self.size += len(chunk)
-        self.buffer += chunk
-        while len(self.buffer) > self.store.part_size:
+        self.pending.append(memoryview(chunk))
+        self.pending_size += len(chunk)
+        while self.pending_size > self.store.part_size:
             self._send_part(self._take(self.store.part_size))
 
     def _take(self, size: int) -> bytes:
-        """The first ``size`` bytes of the buffer, copied once, and dropped from it."""
-        with memoryview(self.buffer) as view, view[:size] as head:
-            part = bytes(head)
-        del self.buffer[:size]
-        return part
+        """The first ``size`` pending bytes joined into one ``bytes`` (the only copy made of them)."""
+        taken: list[memoryview] = []
+        wanted = size
+        while wanted:
+            view = self.pending[0]
+            if len(view) <= wanted:
+                taken.append(self.pending.pop(0))
+                wanted -= len(view)
+            else:
+                taken.append(view[:wanted])
+                self.pending[0] = view[wanted:]
+                wanted = 0
+        self.pending_size -= size
+        return b"".join(taken)
 
     def finish(self) -> StoredObject:
-        metadata = {**self.metadata, SHA256_METADATA: self.digest.hexdigest()}
         if self.upload_id is None:
+            body = self._take(self.pending_size)
+            self.digest.update(body)
             _conditionally(
                 "put", self.uri, self.client.put_object, Bucket=self.store.bucket, Key=self.key,
-                Body=bytes(self.buffer), ContentType=self.content_type, Metadata=metadata,
+                Body=body, ContentType=self.content_type,
+                Metadata={**self.metadata, SHA256_METADATA: self.digest.hexdigest()},
                 **self.store.encryption(), **self.condition)
         else:
-            self._complete(metadata)
-        return StoredObject(key=self.key, uri=self.uri, size=self.size,
-                            sha256=self.digest.hexdigest(), content_type=self.content_type)
+            self._complete()
+        return StoredObject(key=self.key, uri=self.uri, size=self.size, sha256=self.digest.hexdigest(),
+                            content_type=self.content_type)
 
     def abort(self) -> None:
-        """Drop the multipart upload, if any (best effort: the bucket's lifecycle rule sweeps what is left)."""
+        """Let the parts in flight land, then drop the multipart upload, if any (best effort: the
+        bucket's lifecycle rule sweeps what is left)."""
+        self._stop_pool()
         upload_id, self.upload_id = self.upload_id, None
         if upload_id is None:
             return
@@ -217,27 +282,66 @@ class _Upload:
             self.client.abort_multipart_upload(Bucket=self.store.bucket, Key=self.key, UploadId=upload_id)
 
     def _send_part(self, data: bytes) -> None:
+        """Hand ``data`` to a part thread once fewer than ``concurrency`` parts are in flight."""
         if self.upload_id is None:
             with aws_errors(StorageError, f"start upload of {self.uri}"):
                 self.upload_id = self.client.create_multipart_upload(
                     Bucket=self.store.bucket, Key=self.key, ContentType=self.content_type,
                     Metadata=self.metadata, ChecksumAlgorithm="CRC32", **self.store.encryption())["UploadId"]
-        number = len(self.parts) + 1
+            self.pool = ThreadPoolExecutor(self.store.concurrency, thread_name_prefix="s3-part")
+        assert self.pool is not None
+        while len(self.in_flight) >= self.store.concurrency:
+            self._settle(FIRST_COMPLETED)
+        self.sent += 1
+        self.in_flight.add(self.pool.submit(self._upload_part, self.sent, data))
+
+    def _upload_part(self, number: int, data: bytes) -> None:
+        # The pool runs parts in submission order, so part ``number - 1`` is running or done:
+        # this wait ends even when an abort cancels the parts not yet started.
+        with self.turn:
+            self.turn.wait_for(lambda: self.hashed == number - 1)
+        self.digest.update(data)
+        with self.turn:
+            self.hashed = number
+            self.turn.notify_all()
         with aws_errors(StorageError, f"upload part {number} of {self.uri}"):
-            answer = self.client.upload_part(Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id,
+            answer = self.client.upload_part(Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id or "",
                                              PartNumber=number, Body=data, ChecksumAlgorithm="CRC32")
         self.parts.append({"ETag": answer["ETag"], "PartNumber": number, "ChecksumCRC32": answer["ChecksumCRC32"]})
 
-    def _complete(self, metadata: dict[str, str]) -> None:
-        if self.buffer:
-            self._send_part(self._take(len(self.buffer)))
+    def _settle(self, until: str) -> None:
+        """Wait for parts in flight (the first to finish, or all); a failed part's error is raised here."""
+        done, self.in_flight = wait(self.in_flight, return_when=until)
+        for future in done:
+            future.result()
+
+    def _stop_pool(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.in_flight = set()
+
+    def _complete(self) -> None:
+        if self.pending_size:
+            self._send_part(self._take(self.pending_size))
+        self._settle(ALL_COMPLETED)
+        self._stop_pool()
         answer = _conditionally(
             "complete upload of", self.uri, self.client.complete_multipart_upload, Bucket=self.store.bucket,
-            Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": self.parts}, **self.condition)
+            Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": sorted(self.parts, key=_number)},
+            **self.condition)
         self.upload_id = None
-        if self.size <= COPY_LIMIT:
-            _conditionally(
-                "record the sha256 of", self.uri, self.client.copy_object, Bucket=self.store.bucket, Key=self.key,
-                CopySource={"Bucket": self.store.bucket, "Key": self.key}, CopySourceIfMatch=answer["ETag"],
-                MetadataDirective="REPLACE", Metadata=metadata, ContentType=self.content_type,
-                ChecksumAlgorithm="CRC32", **self.store.encryption())
+        self._write_sidecar(answer["ETag"], self.digest.hexdigest())
+
+    def _write_sidecar(self, etag: str, sha256: str) -> None:
+        """Best effort: the object is stored; without its sidecar ``head`` re-hashes it."""
+        body = json.dumps({"etag": etag, "size": self.size, SHA256_METADATA: sha256}, sort_keys=True).encode()
+        try:
+            self.client.put_object(Bucket=self.store.bucket, Key=self.key + SIDECAR_SUFFIX, Body=body,
+                                   ContentType="application/json", **self.store.encryption())
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("blob.sidecar_failed", uri=self.uri, error=str(exc))
+
+
+def _number(part: CompletedPartTypeDef) -> int:
+    return part.get("PartNumber", 0)
