@@ -1,7 +1,9 @@
 """Callback acknowledgement: ``POST /v1/callbacks/evolink/{job_id}?token=…`` vs a bare route.
 
 One uvicorn server process, started the way ``seedance-relay serve`` starts it
-(``uvicorn.run(app, log_level="warning")``, one worker, asyncio + h11), serves the relay's
+(``tune_gc_for_serving()``, then ``uvicorn.run(app, log_level="warning")``: one worker,
+uvloop + httptools, the project's dependencies; ``--http h11 --loop asyncio`` measures
+uvicorn's pure-Python fallback instead), serves the relay's
 app on embedded defaults (SQLite job store and queue in a fresh data dir) with one extra
 route, ``POST /bare``, that reads the body and answers 200. So both routes run under the
 same server, process and event loop. The relay's ingest workers are not started: this
@@ -12,13 +14,14 @@ keep-alive HTTP/1.1 connections written on plain asyncio streams (stdlib only, s
 the server no GIL and little CPU). Rounds alternate bare/callback so the noise of this
 machine lands on both; each ratio is taken within a round, the median over rounds reported.
 
-    python bench/callback_ack.py [--quick] [--connections 32] [--seconds 5] [--rounds 3]
+    python bench/callback_ack.py [--quick] [--connections 32] [--seconds 5] [--rounds 3] [--http h11 --loop asyncio]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import sys
 import tempfile
@@ -46,7 +49,7 @@ CALLBACK_BODY = json.dumps({
 
 
 # --- server role -------------------------------------------------------------------------------
-def serve(port: int, data_dir: Path, paths_file: Path) -> None:
+def serve(port: int, data_dir: Path, paths_file: Path, http: str, loop: str) -> None:
     """The relay app on embedded defaults plus ``POST /bare``; writes the callback paths first."""
     import uvicorn
     from starlette.requests import Request
@@ -56,6 +59,7 @@ def serve(port: int, data_dir: Path, paths_file: Path) -> None:
     from handlers.api import create_app
     from handlers.api.auth import ApiKeys
     from handlers.logs import configure
+    from handlers.server import tune_gc_for_serving
     from handlers.settings import Settings
     from handlers.wiring import build_relay
 
@@ -70,7 +74,8 @@ def serve(port: int, data_dir: Path, paths_file: Path) -> None:
     paths = [_callback_path(relay, index) for index in range(JOBS)]
     paths_file.write_text(json.dumps(paths))
     app = create_app(relay, ApiKeys(("bench-key-0123456789",)), extra_routes=[Route("/bare", bare, methods=["POST"])])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    tune_gc_for_serving()  # as ``seedance-relay serve`` does
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", http=http, loop=loop)
 
 
 def _callback_path(relay: Any, index: int) -> str:
@@ -145,11 +150,20 @@ def load(port: int, paths_file: Path, target: str, connections: int, seconds: fl
 
 
 # --- driver ------------------------------------------------------------------------------------
-def measure(*, connections: int, seconds: float, warmup: float, rounds: int) -> dict[str, Any]:
+def resolved(http: str, loop: str) -> dict[str, str]:
+    """What uvicorn's ``auto`` picks here: httptools and uvloop when they are installed."""
+    def have(module: str) -> bool:
+        return importlib.util.find_spec(module) is not None
+
+    return {"http": ("httptools" if have("httptools") else "h11") if http == "auto" else http,
+            "loop": ("uvloop" if have("uvloop") else "asyncio") if loop == "auto" else loop}
+
+
+def measure(*, connections: int, seconds: float, warmup: float, rounds: int, http: str, loop: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-callback-") as tmp:
         port, paths_file = free_port(), Path(tmp) / "paths.json"
         args = [__file__, "--role", "server", "--port", str(port), "--data-dir", str(Path(tmp) / "relay"),
-                "--paths-file", str(paths_file)]
+                "--paths-file", str(paths_file), "--http", http, "--loop", loop]
         with spawned(args, log=Path(tmp) / "server.log") as server:
             wait_until_answers(f"http://127.0.0.1:{port}/healthz", server)
             results: dict[str, list[dict[str, Any]]] = {"bare": [], "callback": []}
@@ -159,15 +173,15 @@ def measure(*, connections: int, seconds: float, warmup: float, rounds: int) -> 
                                        str(paths_file), "--target", target, "--connections", str(connections),
                                        "--seconds", str(seconds), "--warmup", str(warmup)])
                     results[target].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    return summarise(results, connections)
+    return summarise(results, connections, resolved(http, loop))
 
 
-def summarise(results: dict[str, list[dict[str, Any]]], connections: int) -> dict[str, Any]:
+def summarise(results: dict[str, list[dict[str, Any]]], connections: int, server: dict[str, str]) -> dict[str, Any]:
     pick = {t: {k: median([r[k] for r in rs]) for k in ("rps", "p50_ms", "p99_ms", "max_ms")}
             for t, rs in results.items()}
     ratios = [ratio(c["rps"], b["rps"]) for b, c in zip(results["bare"], results["callback"], strict=True)]
     figures = {
-        "connections": connections, "rounds": len(ratios), "throughput_ratio": median(ratios),
+        "connections": connections, "server": server, "rounds": len(ratios), "throughput_ratio": median(ratios),
         "round_ratios": ratios, "bare": pick["bare"], "callback": pick["callback"],
         "failures": sum(r["failures"] for rs in results.values() for r in rs),
         "target": {"throughput_ratio": f">= {TARGET_RATIO}", "callback_p99_ms": f"< {TARGET_P99_MS}"},
@@ -180,6 +194,7 @@ def report(figures: dict[str, Any]) -> None:
     rows = [[t, figures[t]["rps"], figures[t]["p50_ms"], figures[t]["p99_ms"], figures[t]["max_ms"]]
             for t in ("bare", "callback")]
     rows.append(["callback / bare", figures["throughput_ratio"], "", "", ""])
+    rows.append([f"server: {figures['server']['loop']} + {figures['server']['http']}", "", "", "", ""])
     emit("callback_ack", ["route", "req/s", "p50 ms", "p99 ms", "max ms"], rows, figures)
 
 
@@ -190,6 +205,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seconds", type=float, default=None, help="measured seconds per route and round")
     parser.add_argument("--warmup", type=float, default=None)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto", help="uvicorn's HTTP parser")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="uvicorn's event loop")
     parser.add_argument("--role", choices=("driver", "server", "client"), default="driver", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -199,13 +216,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seconds = args.seconds or (1.0 if args.quick else 5.0)
     warmup = args.warmup if args.warmup is not None else (0.3 if args.quick else 1.0)
     if args.role == "server":
-        serve(args.port, args.data_dir, args.paths_file)
+        serve(args.port, args.data_dir, args.paths_file, args.http, args.loop)
         return {}
     if args.role == "client":
         load(args.port, args.paths_file, args.target, args.connections, seconds, warmup)
         return {}
     figures = measure(connections=args.connections, seconds=seconds, warmup=warmup,
-                      rounds=args.rounds or (1 if args.quick else 3))
+                      rounds=args.rounds or (1 if args.quick else 3), http=args.http, loop=args.loop)
     report(figures)
     return figures
 

@@ -5,7 +5,7 @@ Every sample is a fresh ``python -c`` process that times ``import <module>`` wit
 whole wall time is kept beside it. Two views: **venv** imports with this virtualenv as it
 is (what the target is judged on), **layer** hides the runtime dependencies that the
 Lambda layer leaves out (``pyproject.toml`` dependencies not in
-``infra/layer-requirements.txt``: uvicorn, click, rich, av), which is what a Lambda
+``infra/layer-requirements.txt``: uvicorn, httptools, uvloop, click, rich, av), which is what a Lambda
 container can import; structlog, for one, pulls in rich whenever it is installed.
 Modules are measured round-robin, boto3 among them, so the noise of the machine falls on
 all of them alike; the median of ``--runs`` samples is reported with its ratio to boto3's

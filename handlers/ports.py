@@ -6,7 +6,7 @@ Every adapter translates its vendor's errors into the project's (``NotFound``,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +23,10 @@ class JobStore(Protocol):
 
     def get(self, job_id: str) -> Job:
         """The job, or ``NotFound``."""
+        ...
+
+    def existing(self, job_ids: Collection[str]) -> set[str]:
+        """The ids among ``job_ids`` that name a stored job, looked up together (the jobs are not read)."""
         ...
 
     def update(self, job: Job) -> Job:

@@ -25,6 +25,7 @@ from handlers.usecases.callbacks import check_callback
 __all__ = ["create_app"]
 
 log = get_logger(__name__)
+_ACCEPTED = b'{"accepted":true}'  # JSONResponse({"accepted": True}), rendered once
 
 
 def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
@@ -74,7 +75,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         message = check_callback(relay, request.path_params["job_id"], request.query_params.get("token"), raw)
         if await callbacks.accept(message) is None:
             raise Unauthorized("unknown job or invalid token")
-        return JSONResponse({"accepted": True}, status_code=202)
+        return Response(_ACCEPTED, status_code=202, media_type="application/json")
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "backend": relay.settings.backend,

@@ -12,6 +12,7 @@ from handlers.cli.sandbox import switch_options
 from handlers.logs import configure, get_logger
 from handlers.runtime import LocalRuntime
 from handlers.sandbox.settings import SandboxSettings
+from handlers.server import tune_gc_for_serving
 from handlers.settings import Settings
 
 __all__ = ["serve"]
@@ -38,7 +39,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, **switches:
     log.info("serve.ready", url=url, data_dir=str(settings.data_dir.resolve()),
              key_file=None if settings.api_keys else str(settings.data_dir / "api-key"))
     try:
-        uvicorn.run(runtime.app(), host=settings.host, port=settings.port, log_level="warning",
+        app = runtime.app()
+        tune_gc_for_serving()
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning",
                     access_log=False)  # access lines would carry callback tokens past the redactor
     finally:
         runtime.stop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from handlers.errors import NotFound, PayloadTooLarge, Unauthorized
+from handlers.errors import PayloadTooLarge, Unauthorized
 from handlers.evolink.task import is_task_id
 from handlers.jsonbody import parse_object
 from handlers.relay import Relay
@@ -34,7 +34,8 @@ def check_callback(relay: Relay, job_id: str, token: str | None, raw: bytes) -> 
 
 def accept_callbacks(relay: Relay, messages: Sequence[Mapping[str, Any]]) -> list[str | None]:
     """Queue, in one batch, each checked message whose job exists; its message id, or None for an unknown job."""
-    exists = [_exists(relay, str(message["job_id"])) for message in messages]
+    stored = relay.jobs.existing({str(message["job_id"]) for message in messages})
+    exists = [str(message["job_id"]) in stored for message in messages]
     known = [message for message, ok in zip(messages, exists, strict=True) if ok]
     sent = iter(relay.ingest_queue.send_batch(known) if known else [])
     return [next(sent) if ok else None for ok in exists]
@@ -46,11 +47,3 @@ def accept_callback(relay: Relay, job_id: str, token: str | None, raw: bytes) ->
     if message_id is None:
         raise Unauthorized("unknown job or invalid token")
     return message_id
-
-
-def _exists(relay: Relay, job_id: str) -> bool:
-    try:
-        relay.jobs.get(job_id)
-    except NotFound:
-        return False
-    return True

@@ -47,6 +47,21 @@ def test_get_of_a_missing_job_raises_not_found(job_store: JobStore) -> None:
         job_store.get("job_missing")
 
 
+def test_existing_names_only_the_stored_jobs_among_the_ids(job_store: JobStore) -> None:
+    assert job_store.existing(["job_a"]) == set()
+    job_store.create(make_job("job_a"))
+    job_store.create(make_job("job_c"))
+    assert job_store.existing(["job_a", "job_b", "job_c", "job_a"]) == {"job_a", "job_c"}
+    assert job_store.existing([]) == set()
+
+
+def test_existing_looks_up_more_ids_than_one_request_takes(job_store: JobStore) -> None:
+    for n in range(3):
+        job_store.create(make_job(f"job_{n}"))
+    asked = [f"job_{n}" for n in range(750)]
+    assert job_store.existing(asked) == {"job_0", "job_1", "job_2"}
+
+
 def test_update_writes_the_job_and_bumps_the_version(job_store: JobStore) -> None:
     job = job_store.create(make_job("job_a"))
     updated = job_store.update(job.evolve(T0 + 5, status=JobStatus.SUBMITTED, task_id="task-1"))

@@ -376,6 +376,28 @@ def index_ids(clients: AwsClients, table: str, index: str) -> list[str]:
     return sorted(item["id"]["S"] for item in items)
 
 
+def test_existing_asks_again_for_the_keys_dynamodb_left_unprocessed(jobs: DynamoJobStore, clients: AwsClients) -> None:
+    for n in range(3):
+        jobs.create(make_job(f"job_{n}"))
+    asked = ["job_0", "job_2", "job_9"]
+    answers = 0
+
+    def throttle_first_answer(parsed: dict[str, Any], **_: Any) -> None:
+        nonlocal answers
+        answers += 1
+        if answers == 1:  # DynamoDB may answer none of a batch and hand the keys back
+            parsed["Responses"] = {jobs.table: []}
+            parsed["UnprocessedKeys"] = {jobs.table: {"Keys": [{"id": {"S": job_id}} for job_id in asked],
+                                                      "ConsistentRead": True, "ProjectionExpression": "id"}}
+
+    clients.dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", throttle_first_answer)
+    try:
+        assert jobs.existing(asked) == {"job_0", "job_2"}
+    finally:
+        clients.dynamodb.meta.events.unregister("after-call.dynamodb.BatchGetItem", throttle_first_answer)
+    assert answers == 2
+
+
 def test_due_is_one_query_of_the_sparse_due_index(jobs: DynamoJobStore, clients: AwsClients) -> None:
     jobs.create(make_job("job_due", check_at=T0))
     waiting = jobs.create(make_job("job_later", check_at=T0 + 100))

@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,6 +43,8 @@ DUE_INDEX, CREATED_INDEX, STATUS_INDEX = "due-index", "created-index", "status-i
 DUE_SHARD, JOB_KIND = "due", "job"
 TTL_ATTRIBUTE = "expires_at"
 DAY = 86_400.0
+BATCH_GET_LIMIT = 100
+UNPROCESSED_ATTEMPTS = 6
 
 
 def _index(name: str, partition: str, sort: str) -> dict[str, Any]:
@@ -133,6 +135,30 @@ class DynamoJobStore:
         if item is None:
             raise NotFound(f"no job {job_id!r}")
         return _job(item)
+
+    def existing(self, job_ids: Collection[str]) -> set[str]:
+        """Consistent ``BatchGetItem`` calls of up to 100 keys, projected on the key: no record is read.
+
+        Keys DynamoDB leaves unprocessed (throttling) are asked again, with a short backoff.
+        """
+        wanted = list(dict.fromkeys(job_ids))  # BatchGetItem refuses a repeated key
+        found: set[str] = set()
+        for start in range(0, len(wanted), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {self.table: {
+                "Keys": [{"id": {"S": job_id}} for job_id in wanted[start:start + BATCH_GET_LIMIT]],
+                "ConsistentRead": True, "ProjectionExpression": "id"}}
+            for attempt in range(UNPROCESSED_ATTEMPTS):
+                with aws_errors(StorageError, f"look up {len(wanted)} jobs"):
+                    answer = self._client.batch_get_item(RequestItems=request)
+                found.update(item["id"]["S"] for item in answer.get("Responses", {}).get(self.table, []))
+                request = dict(answer.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+                time.sleep(min(0.05 * 2 ** attempt, 1.0))
+            else:
+                raise StorageError(f"DynamoDB left {len(request[self.table]['Keys'])} job lookups unprocessed",
+                                   code="throttled")
+        return found
 
     def update(self, job: Job) -> Job:
         """``PutItem`` conditional on ``version``; ``Conflict`` if it moved on, ``NotFound`` if absent."""

@@ -15,7 +15,7 @@ import binascii
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ CREATE INDEX IF NOT EXISTS jobs_check_at ON jobs (check_at, id) WHERE check_at I
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at, id);
 """
+LOOKUP_BATCH = 500
 DUE_QUERY = ("SELECT record FROM jobs WHERE check_at IS NOT NULL AND check_at <= ?"
              " ORDER BY check_at, id LIMIT ?")
 
@@ -68,6 +69,19 @@ class SqliteJobStore:
         if row is None:
             raise NotFound(f"no job {job_id!r}")
         return _load(row)
+
+    def existing(self, job_ids: Collection[str]) -> set[str]:
+        """One ``SELECT id … WHERE id IN (…)`` per :data:`LOOKUP_BATCH` ids, on the primary key."""
+        wanted = list(dict.fromkeys(job_ids))
+        found: set[str] = set()
+        with self._database.translated():
+            connection = self._database.connection()
+            for start in range(0, len(wanted), LOOKUP_BATCH):
+                batch = wanted[start:start + LOOKUP_BATCH]
+                marks = ",".join("?" * len(batch))
+                found.update(row[0] for row in connection.execute(
+                    f"SELECT id FROM jobs WHERE id IN ({marks})", batch))  # noqa: S608 - only placeholders
+        return found
 
     def update(self, job: Job) -> Job:
         written = replace(job, version=job.version + 1)

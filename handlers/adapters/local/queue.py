@@ -17,6 +17,7 @@ message twice.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -47,15 +48,30 @@ CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at, seq)
 """
 
 
+_dump = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(…, separators=…) without a new encoder per call
+_INSERT = ("INSERT INTO messages (queue, id, body, visible_at, receive_count, sent_at)"
+           " VALUES (?, ?, ?, ?, 0, ?)")
+
+
+def message_id() -> str:
+    """A new message id: a UUIDv7 as 32 hex digits (milliseconds since the epoch, then 74 random bits).
+
+    Ids that grow with time land at the end of the ``(queue, id)`` index instead of at random
+    places in it, so an insert dirties one index page rather than a fresh one each time (random
+    ids made the insert cost grow with the table).
+    """
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = ((time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 68) << 64
+             | 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF)
+    return f"{value:032x}"
+
+
 def enqueue(connection: sqlite3.Connection, queue: str, body: Mapping[str, Any], *,
             now: float, delay: float = 0.0) -> str:
     """Insert one message into ``queue`` on ``connection`` (inside the caller's transaction, if any)."""
-    message_id = uuid.uuid4().hex
-    connection.execute(
-        "INSERT INTO messages (queue, id, body, visible_at, receive_count, sent_at)"
-        " VALUES (?, ?, ?, ?, 0, ?)",
-        (queue, message_id, json.dumps(body, separators=(",", ":")), now + max(delay, 0.0), now))
-    return message_id
+    new_id = message_id()
+    connection.execute(_INSERT, (queue, new_id, _dump(body), now + max(delay, 0.0), now))
+    return new_id
 
 
 class SqliteWorkQueue:
@@ -90,8 +106,11 @@ class SqliteWorkQueue:
     def send_batch(self, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
         """Every body in one transaction: one commit for the lot."""
         now = self._clock()
+        ids = [message_id() for _ in bodies]
+        rows = [(self.name, new_id, _dump(body), now, now) for new_id, body in zip(ids, bodies, strict=True)]
         with self._database.transaction() as connection:
-            return [enqueue(connection, self.name, body, now=now) for body in bodies]
+            connection.executemany(_INSERT, rows)
+        return ids
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
         """Up to ``max_messages`` visible messages; polls up to ``wait`` seconds for one.
