@@ -14,7 +14,7 @@ keep-alive HTTP/1.1 connections written on plain asyncio streams (stdlib only, s
 the server no GIL and little CPU). Rounds alternate bare/callback so the noise of this
 machine lands on both; each ratio is taken within a round, the median over rounds reported.
 
-    python bench/callback_ack.py [--quick] [--connections 32] [--seconds 5] [--rounds 3] [--http h11 --loop asyncio]
+    python bench/callback_ack.py [--quick] [--connections 32] [--seconds 5] [--rounds 5] [--http h11 --loop asyncio]
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         load(args.port, args.paths_file, args.target, args.connections, seconds, warmup)
         return {}
     figures = measure(connections=args.connections, seconds=seconds, warmup=warmup,
-                      rounds=args.rounds or (1 if args.quick else 3), http=args.http, loop=args.loop)
+                      rounds=args.rounds or (1 if args.quick else 5), http=args.http, loop=args.loop)
     report(figures)
     return figures
 

@@ -13,7 +13,7 @@ sandbox's download route answers with) in its own process; moto runs in server m
 another. Each copy runs in a fresh process, so its peak RSS (``ru_maxrss``) is its own; the
 growth between the smallest and the largest size shows whether memory is constant.
 
-    python bench/result_copy.py [--quick] [--sizes 100M,1G] [--rounds 1]
+    python bench/result_copy.py [--quick] [--sizes 100M,1G] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="sizes 8M,64M")
     parser.add_argument("--sizes", default=None, help="comma-separated sizes, smallest first (default 100M,1G)")
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=None, help="default 3 (1 with --quick)")
     parser.add_argument("--role", choices=("driver", "files", "copy"), default="driver", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(copy(args.variant, args.url, args.path, args.endpoint, args.key)))
         return {}
     sizes = sorted(parse_size(s) for s in (args.sizes or ("8M,64M" if args.quick else "100M,1G")).split(","))
-    figures = summarise(measure(sizes, args.rounds), sizes)
+    figures = summarise(measure(sizes, args.rounds or (1 if args.quick else 3)), sizes)
     report(figures)
     return figures
 

@@ -34,7 +34,7 @@ def test_cold_start_times_a_module_against_boto3_in_both_views() -> None:
 
 
 def test_result_copy_stores_every_byte_three_ways() -> None:
-    figures = result_copy.main(["--sizes", "1M,2M"])
+    figures = result_copy.main(["--sizes", "1M,2M", "--rounds", "1"])
     assert set(figures["results"]["2.0MiB"]) == set(result_copy.VARIANTS)
     assert set(figures["rss_growth_mib"]) == set(result_copy.VARIANTS)
 
