@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -53,6 +53,7 @@ _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 _SUPERSEDED = frozenset({"PreconditionFailed", "412", "NoSuchKey", "ConditionalRequestConflict"})
 
 log = get_logger(__name__)
+_T = TypeVar("_T")
 
 
 def check_key(key: str) -> str:
@@ -68,6 +69,18 @@ def check_key(key: str) -> str:
 
 class _Superseded(Exception):
     """A conditional write found the key changed: another writer got there first."""
+
+
+def _unless_missing(what: str, call: Callable[..., _T], **arguments: Any) -> _T | None:
+    """``call(**arguments)``, or ``None`` if S3 says the key holds nothing; other errors as ``StorageError``."""
+    try:
+        return call(**arguments)
+    except ClientError as exc:
+        if error_code(exc) in _MISSING:
+            return None
+        raise translate(exc, StorageError, what) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, StorageError, what) from exc
 
 
 def _conditionally(what: str, uri: str, call: Callable[..., Any], **arguments: Any) -> Any:
@@ -150,27 +163,16 @@ class S3BlobStore:
         return {"ServerSideEncryption": "AES256"}
 
     def _head_object(self, key: str) -> HeadObjectOutputTypeDef | None:
-        try:
-            return self._client.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as exc:
-            if error_code(exc) in _MISSING:
-                return None
-            raise translate(exc, StorageError, f"head {self.uri(key)}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, StorageError, f"head {self.uri(key)}") from exc
+        return _unless_missing(f"head {self.uri(key)}", self._client.head_object, Bucket=self.bucket, Key=key)
 
     def _sidecar_sha256(self, key: str, answer: HeadObjectOutputTypeDef) -> str | None:
         """The sha256 the sidecar records, if it describes this very object (same ETag and size)."""
+        found = _unless_missing(f"read the sidecar of {self.uri(key)}", self._client.get_object,
+                                Bucket=self.bucket, Key=key + SIDECAR_SUFFIX)
+        if found is None:
+            return None
         try:
-            body = self._client.get_object(Bucket=self.bucket, Key=key + SIDECAR_SUFFIX)["Body"].read()
-        except ClientError as exc:
-            if error_code(exc) in _MISSING:
-                return None
-            raise translate(exc, StorageError, f"read the sidecar of {self.uri(key)}") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, StorageError, f"read the sidecar of {self.uri(key)}") from exc
-        try:
-            sidecar = json.loads(body)
+            sidecar = json.loads(found["Body"].read())
         except ValueError:
             return None
         if not isinstance(sidecar, dict) or not isinstance(sidecar.get(SHA256_METADATA), str):
