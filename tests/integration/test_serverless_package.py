@@ -477,6 +477,10 @@ def test_roles_hold_only_what_their_function_uses(packaged: Packaged) -> None:
     for function in ("api", "ingest", "reconcile", "submit"):
         assert on(function, "sns:Publish") == {"EventsTopic"}, function
         assert on(function, "dynamodb:UpdateItem") == {"JobsTable"}, function
+    # Only the API accepts callbacks, whose job lookup is one BatchGetItem per batch.
+    assert on("api", "dynamodb:BatchGetItem") == {"JobsTable"}
+    for function in ("ingest", "reconcile", "submit"):
+        assert on(function, "dynamodb:BatchGetItem") == set(), function
     assert on("ingest", "s3:PutObject") == {"VideosBucket"}
     assert on("ingest", "s3:AbortMultipartUpload") == {"VideosBucket"}
     for function in ("reconcile", "submit"):
