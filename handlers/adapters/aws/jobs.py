@@ -146,7 +146,7 @@ class DynamoJobStore:
         for start in range(0, len(wanted), BATCH_GET_LIMIT):
             request: dict[str, Any] = {self.table: {
                 "Keys": [{"id": {"S": job_id}} for job_id in wanted[start:start + BATCH_GET_LIMIT]],
-                "ConsistentRead": True, "ProjectionExpression": "id"}}
+                "ConsistentRead": True, "ProjectionExpression": "#id", "ExpressionAttributeNames": {"#id": "id"}}}
             for attempt in range(UNPROCESSED_ATTEMPTS):
                 with aws_errors(StorageError, f"look up {len(wanted)} jobs"):
                     answer = self._client.batch_get_item(RequestItems=request)
