@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import PurePosixPath
@@ -49,6 +50,9 @@ MIN_PART_SIZE = 5 * MIB
 READ_CHUNK = 64 * 1024
 SHA256_METADATA = "sha256"
 SIDECAR_SUFFIX = ".meta.json"
+SIDECAR_MAX_BYTES = 4096
+COALESCE = 64 * 1024
+_HEAD_ATTEMPTS = 3
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 _SUPERSEDED = frozenset({"PreconditionFailed", "412", "NoSuchKey", "ConditionalRequestConflict"})
 
@@ -130,14 +134,26 @@ class S3BlobStore:
             raise
 
     def head(self, key: str) -> StoredObject | None:
-        """The object at ``key``, or ``None``; its sha256 from metadata, else a matching sidecar, else re-hashed."""
-        answer = self._head_object(check_key(key))
-        if answer is None:
-            return None
-        sha256 = (answer.get("Metadata", {}).get(SHA256_METADATA) or self._sidecar_sha256(key, answer)
-                  or self._hash(key))
-        return StoredObject(key=key, uri=self.uri(key), size=answer["ContentLength"], sha256=sha256,
-                            content_type=answer.get("ContentType") or "application/octet-stream")
+        """The object at ``key``, or ``None``; its sha256 from metadata, else a matching sidecar, else re-hashed.
+
+        A re-hash reads exactly the version ``HeadObject`` saw (``If-Match`` its ETag) and
+        leaves a sidecar for it, so the next ``head`` reads 100 bytes instead of the object.
+        """
+        check_key(key)
+        for _ in range(_HEAD_ATTEMPTS):
+            answer = self._head_object(key)
+            if answer is None:
+                return None
+            sha256 = answer.get("Metadata", {}).get(SHA256_METADATA) or self._sidecar_sha256(key, answer)
+            if not sha256:
+                try:
+                    sha256 = self._hash(key, answer["ETag"])
+                except _Superseded:
+                    continue  # replaced while it was read: look again
+                self._write_sidecar(key, answer["ETag"], answer["ContentLength"], sha256)
+            return StoredObject(key=key, uri=self.uri(key), size=answer["ContentLength"], sha256=sha256,
+                                content_type=answer.get("ContentType") or "application/octet-stream")
+        raise StorageError(f"{self.uri(key)} kept changing while it was hashed", code="write_conflict")
 
     def read(self, key: str) -> Iterator[bytes]:
         """The object's bytes in 64 KiB chunks; ``NotFound`` at once if the key holds nothing."""
@@ -166,14 +182,19 @@ class S3BlobStore:
         return _unless_missing(f"head {self.uri(key)}", self._client.head_object, Bucket=self.bucket, Key=key)
 
     def _sidecar_sha256(self, key: str, answer: HeadObjectOutputTypeDef) -> str | None:
-        """The sha256 the sidecar records, if it describes this very object (same ETag and size)."""
-        found = _unless_missing(f"read the sidecar of {self.uri(key)}", self._client.get_object,
-                                Bucket=self.bucket, Key=key + SIDECAR_SUFFIX)
-        if found is None:
-            return None
+        """The sha256 the sidecar records, if it describes this very object (same ETag and size).
+
+        A sidecar that is missing, unreadable or not JSON is no sidecar: the object gets re-hashed.
+        """
         try:
-            sidecar = json.loads(found["Body"].read())
-        except ValueError:
+            body = self._client.get_object(Bucket=self.bucket, Key=key + SIDECAR_SUFFIX)["Body"]
+            try:
+                sidecar = json.loads(body.read(SIDECAR_MAX_BYTES))
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError, ValueError) as exc:
+            if not isinstance(exc, ClientError) or error_code(exc) not in _MISSING:
+                log.warning("blob.sidecar_unreadable", uri=self.uri(key), error=str(exc))
             return None
         if not isinstance(sidecar, dict) or not isinstance(sidecar.get(SHA256_METADATA), str):
             return None
@@ -193,11 +214,23 @@ class S3BlobStore:
                                code="write_conflict")
         return winner
 
-    def _hash(self, key: str) -> str:
+    def _hash(self, key: str, etag: str) -> str:
+        """sha256 of the version of ``key`` whose ETag is ``etag``; ``_Superseded`` if it is gone."""
+        body = _conditionally("re-hash", self.uri(key), self._client.get_object,
+                              Bucket=self.bucket, Key=key, IfMatch=etag)["Body"]
         digest = hashlib.sha256()
-        for chunk in self.read(key):
+        for chunk in self._chunks(body, key):
             digest.update(chunk)
         return digest.hexdigest()
+
+    def _write_sidecar(self, key: str, etag: str, size: int, sha256: str) -> None:
+        """Best effort: without its sidecar a multipart object is re-hashed by ``head``."""
+        body = json.dumps({"etag": etag, "size": size, SHA256_METADATA: sha256}, sort_keys=True).encode()
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=key + SIDECAR_SUFFIX, Body=body,
+                                    ContentType="application/json", **self.encryption())
+        except (ClientError, BotoCoreError) as exc:
+            log.warning("blob.sidecar_failed", uri=self.uri(key), error=str(exc))
 
     def _chunks(self, body: Any, key: str) -> Iterator[bytes]:
         try:
@@ -211,8 +244,10 @@ class _Upload:
     """One ``put_stream`` in progress: the pending bytes, the hash, and the multipart upload once there is one.
 
     The bytes read so far wait in ``pending`` (views, not copies) until a part's worth is
-    joined into one ``bytes``. Part threads hash their part before sending it, strictly in
-    part order, so the sha256 of the whole is computed off the reading thread.
+    joined into one ``bytes``; pieces under :data:`COALESCE` bytes are gathered first, so a
+    body that arrives a few bytes at a time costs no more memory than one that arrives whole.
+    Part threads hash their part before sending it, strictly in part order, so the sha256 of
+    the whole is computed off the reading thread.
     """
 
     def __init__(self, client: S3Client, store: S3BlobStore, key: str, content_type: str,
@@ -222,26 +257,42 @@ class _Upload:
         self.metadata, self.condition = metadata, condition
         self.digest = hashlib.sha256()
         self.size = 0
-        self.pending: list[memoryview] = []
+        self.pending: deque[memoryview] = deque()
         self.pending_size = 0
+        self.small = bytearray()
         self.upload_id: str | None = None
         self.parts: list[CompletedPartTypeDef] = []
         self.sent = 0
         self.hashed = 0
         self.turn = threading.Condition()
+        self.aborting = threading.Event()
         self.in_flight: set[Future[None]] = set()
         self.pool: ThreadPoolExecutor | None = None
 
     def write(self, chunk: bytes) -> None:
         if not chunk:
             return
-        if not isinstance(chunk, bytes):
-            chunk = bytes(chunk)  # a view must not see a caller's buffer change under it
         self.size += len(chunk)
-        self.pending.append(memoryview(chunk))
-        self.pending_size += len(chunk)
+        if len(chunk) < COALESCE:
+            self.small += chunk
+            if len(self.small) < COALESCE:
+                return
+            self._push(bytes(self.small))
+            self.small.clear()
+        else:
+            self._push_small()
+            self._push(chunk if isinstance(chunk, bytes) else bytes(chunk))  # never a view of a caller's buffer
         while self.pending_size > self.store.part_size:
             self._send_part(self._take(self.store.part_size))
+
+    def _push(self, data: bytes) -> None:
+        self.pending.append(memoryview(data))
+        self.pending_size += len(data)
+
+    def _push_small(self) -> None:
+        if self.small:
+            self._push(bytes(self.small))
+            self.small.clear()
 
     def _take(self, size: int) -> bytes:
         """The first ``size`` pending bytes joined into one ``bytes`` (the only copy made of them)."""
@@ -250,7 +301,7 @@ class _Upload:
         while wanted:
             view = self.pending[0]
             if len(view) <= wanted:
-                taken.append(self.pending.pop(0))
+                taken.append(self.pending.popleft())
                 wanted -= len(view)
             else:
                 taken.append(view[:wanted])
@@ -260,6 +311,7 @@ class _Upload:
         return b"".join(taken)
 
     def finish(self) -> StoredObject:
+        self._push_small()
         if self.upload_id is None:
             body = self._take(self.pending_size)
             self.digest.update(body)
@@ -276,6 +328,9 @@ class _Upload:
     def abort(self) -> None:
         """Let the parts in flight land, then drop the multipart upload, if any (best effort: the
         bucket's lifecycle rule sweeps what is left)."""
+        self.aborting.set()
+        with self.turn:
+            self.turn.notify_all()
         self._stop_pool()
         upload_id, self.upload_id = self.upload_id, None
         if upload_id is None:
@@ -301,11 +356,17 @@ class _Upload:
         # The pool runs parts in submission order, so part ``number - 1`` is running or done:
         # this wait ends even when an abort cancels the parts not yet started.
         with self.turn:
-            self.turn.wait_for(lambda: self.hashed == number - 1)
-        self.digest.update(data)
-        with self.turn:
-            self.hashed = number
-            self.turn.notify_all()
+            self.turn.wait_for(lambda: self.hashed == number - 1 or self.aborting.is_set())
+        try:
+            if self.aborting.is_set():
+                return
+            self.digest.update(data)
+        finally:
+            with self.turn:
+                self.hashed = number
+                self.turn.notify_all()
+        if self.aborting.is_set():
+            return  # the upload is being dropped: no point sending more of it
         with aws_errors(StorageError, f"upload part {number} of {self.uri}"):
             answer = self.client.upload_part(Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id or "",
                                              PartNumber=number, Body=data, ChecksumAlgorithm="CRC32")
@@ -333,16 +394,7 @@ class _Upload:
             Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": sorted(self.parts, key=_number)},
             **self.condition)
         self.upload_id = None
-        self._write_sidecar(answer["ETag"], self.digest.hexdigest())
-
-    def _write_sidecar(self, etag: str, sha256: str) -> None:
-        """Best effort: the object is stored; without its sidecar ``head`` re-hashes it."""
-        body = json.dumps({"etag": etag, "size": self.size, SHA256_METADATA: sha256}, sort_keys=True).encode()
-        try:
-            self.client.put_object(Bucket=self.store.bucket, Key=self.key + SIDECAR_SUFFIX, Body=body,
-                                   ContentType="application/json", **self.store.encryption())
-        except (ClientError, BotoCoreError) as exc:
-            log.warning("blob.sidecar_failed", uri=self.uri, error=str(exc))
+        self.store._write_sidecar(self.key, answer["ETag"], self.size, self.digest.hexdigest())
 
 
 def _number(part: CompletedPartTypeDef) -> int:

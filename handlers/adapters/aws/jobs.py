@@ -148,13 +148,14 @@ class DynamoJobStore:
                 "Keys": [{"id": {"S": job_id}} for job_id in wanted[start:start + BATCH_GET_LIMIT]],
                 "ConsistentRead": True, "ProjectionExpression": "#id", "ExpressionAttributeNames": {"#id": "id"}}}
             for attempt in range(UNPROCESSED_ATTEMPTS):
-                with aws_errors(StorageError, f"look up {len(wanted)} jobs"):
+                if attempt:
+                    time.sleep(min(0.05 * 2 ** attempt, 1.0))
+                with aws_errors(StorageError, f"look up {len(request[self.table]['Keys'])} jobs"):
                     answer = self._client.batch_get_item(RequestItems=request)
                 found.update(item["id"]["S"] for item in answer.get("Responses", {}).get(self.table, []))
                 request = dict(answer.get("UnprocessedKeys") or {})
                 if not request:
                     break
-                time.sleep(min(0.05 * 2 ** attempt, 1.0))
             else:
                 raise StorageError(f"DynamoDB left {len(request[self.table]['Keys'])} job lookups unprocessed",
                                    code="throttled")
