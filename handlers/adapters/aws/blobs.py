@@ -17,7 +17,8 @@ A single-part object carries ``sha256`` in its metadata from the start. A multip
 only learns its hash at the end, when its metadata is fixed, so the hash goes into a small
 ``<key>.meta.json`` sidecar bound to the object's ETag and size (copying the object onto
 itself to change its metadata would rewrite every byte). ``head`` trusts the sidecar only
-when both still match, and otherwise re-hashes the object, as the folder store does.
+when both still match; otherwise it re-hashes that version of the object, as the folder store
+does, and writes the sidecar it lacked.
 """
 
 from __future__ import annotations
