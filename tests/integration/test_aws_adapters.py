@@ -203,12 +203,16 @@ def test_parts_go_up_concurrently_but_never_more_than_concurrency_at_once(
 
     clients.s3.meta.events.register("before-call.s3.UploadPart", started)
     clients.s3.meta.events.register("after-call.s3.UploadPart", ended)
+    calls = Calls(clients.s3)
     try:
         stored = store.put_stream(KEY, random_stream(8 * MIN_PART_SIZE), content_type="video/mp4")
     finally:
         clients.s3.meta.events.unregister("before-call.s3.UploadPart", started)
         clients.s3.meta.events.unregister("after-call.s3.UploadPart", ended)
     assert most[0] == 2
+    bodies = [params["Body"] for name, params in calls.made if name == "UploadPart"]
+    assert len(bodies) == 8
+    assert len({id(body) for body in bodies}) <= 2 + 1  # part buffers are reused, not allocated per part
     assert stored.sha256 == sha256_of(random_stream(8 * MIN_PART_SIZE)) == sha256_of(store.read(KEY))
 
 

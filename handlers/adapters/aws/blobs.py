@@ -2,8 +2,9 @@
 
 ``put_stream`` streams: it buffers up to ``part_size`` bytes; a stream that fits in one
 part is one ``PutObject``, a longer one a multipart upload whose parts go up on
-``concurrency`` threads while the next part is read, so memory stays under
-``(concurrency + 3) * part_size`` whatever the length. sha256 and size are computed on the
+``concurrency`` threads while the next part is read, into one of ``concurrency + 1`` part
+buffers used over and over, so memory stays under ``(concurrency + 3) * part_size`` whatever
+the length. sha256 and size are computed on the
 way through. Any failure, including one raised by the caller's chunks, waits for the parts
 in flight and aborts the multipart upload (the caller's own exception leaves unchanged, a
 botocore one as ``StorageError``).
@@ -261,6 +262,7 @@ class _Upload:
         self.pending: deque[memoryview] = deque()
         self.pending_size = 0
         self.small = bytearray()
+        self.free: list[bytearray] = []
         self.upload_id: str | None = None
         self.parts: list[CompletedPartTypeDef] = []
         self.sent = 0
@@ -295,26 +297,30 @@ class _Upload:
             self._push(bytes(self.small))
             self.small.clear()
 
-    def _take(self, size: int) -> bytes:
-        """The first ``size`` pending bytes joined into one ``bytes`` (the only copy made of them)."""
-        taken: list[memoryview] = []
-        wanted = size
-        while wanted:
+    def _take(self, size: int) -> bytearray:
+        """The first ``size`` pending bytes copied into a part buffer (the only copy made of them).
+
+        A whole part reuses one of the ``concurrency + 1`` buffers the part threads hand back,
+        so a long upload does not allocate and free a part's worth of memory per part.
+        """
+        part = self.free.pop() if size == self.store.part_size and self.free else bytearray(size)
+        filled = 0
+        while filled < size:
             view = self.pending[0]
-            if len(view) <= wanted:
-                taken.append(self.pending.popleft())
-                wanted -= len(view)
+            if len(view) <= size - filled:
+                self.pending.popleft()
             else:
-                taken.append(view[:wanted])
-                self.pending[0] = view[wanted:]
-                wanted = 0
+                self.pending[0] = view[size - filled:]
+                view = view[:size - filled]
+            part[filled:filled + len(view)] = view
+            filled += len(view)
         self.pending_size -= size
-        return b"".join(taken)
+        return part
 
     def finish(self) -> StoredObject:
         self._push_small()
         if self.upload_id is None:
-            body = self._take(self.pending_size)
+            body = bytes(self._take(self.pending_size))
             self.digest.update(body)
             _conditionally(
                 "put", self.uri, self.client.put_object, Bucket=self.store.bucket, Key=self.key,
@@ -339,7 +345,7 @@ class _Upload:
         with contextlib.suppress(ClientError, BotoCoreError):
             self.client.abort_multipart_upload(Bucket=self.store.bucket, Key=self.key, UploadId=upload_id)
 
-    def _send_part(self, data: bytes) -> None:
+    def _send_part(self, data: bytearray) -> None:
         """Hand ``data`` to a part thread once fewer than ``concurrency`` parts are in flight."""
         if self.upload_id is None:
             with aws_errors(StorageError, f"start upload of {self.uri}"):
@@ -353,7 +359,14 @@ class _Upload:
         self.sent += 1
         self.in_flight.add(self.pool.submit(self._upload_part, self.sent, data))
 
-    def _upload_part(self, number: int, data: bytes) -> None:
+    def _upload_part(self, number: int, data: bytearray) -> None:
+        try:
+            self._hash_and_send(number, data)
+        finally:
+            if len(data) == self.store.part_size:
+                self.free.append(data)  # before this future is done, so a waiting reader finds it
+
+    def _hash_and_send(self, number: int, data: bytearray) -> None:
         # The pool runs parts in submission order, so part ``number - 1`` is running or done:
         # this wait ends even when an abort cancels the parts not yet started.
         with self.turn:
@@ -369,8 +382,10 @@ class _Upload:
         if self.aborting.is_set():
             return  # the upload is being dropped: no point sending more of it
         with aws_errors(StorageError, f"upload part {number} of {self.uri}"):
+            # botocore takes any bytes-like blob (it validates bytes, bytearray or str); the stubs name bytes
             answer = self.client.upload_part(Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id or "",
-                                             PartNumber=number, Body=data, ChecksumAlgorithm="CRC32")
+                                             PartNumber=number, Body=data,  # type: ignore[arg-type]
+                                             ChecksumAlgorithm="CRC32")
         self.parts.append({"ETag": answer["ETag"], "PartNumber": number, "ChecksumCRC32": answer["ChecksumCRC32"]})
 
     def _settle(self, until: str) -> None:
