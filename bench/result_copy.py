@@ -8,12 +8,12 @@
   transfer: 8 MiB parts, 10 threads); no download at all, so the practical limit.
 * **naive**: ``httpx.get(url).content`` (the whole result in memory), then ``put_object``.
 
-The result is served over real HTTP on loopback by a Starlette ``FileResponse`` (what the
+The result is served over real HTTP on loopback by ``handlers.files.MediaFileResponse`` (what the
 sandbox's download route answers with) in its own process; moto runs in server mode in
 another. Each copy runs in a fresh process, so its peak RSS (``ru_maxrss``) is its own; the
 growth between the smallest and the largest size shows whether memory is constant.
 
-    python bench/result_copy.py [--quick] [--sizes 100M,1G] [--rounds 3]
+    python bench/result_copy.py [--quick] [--sizes 100M,1G] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -57,15 +57,17 @@ MIB = 1024 * 1024
 
 # --- roles -------------------------------------------------------------------------------------
 def serve_files(port: int, directory: Path) -> None:
-    """``GET /files/{name}`` as the sandbox serves results: a FileResponse, video/mp4."""
+    """``GET /files/{name}`` as the sandbox serves results: a ``MediaFileResponse`` (1 MiB reads), video/mp4."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import FileResponse, Response
+    from starlette.responses import Response
     from starlette.routing import Route
 
+    from handlers.files import MediaFileResponse
+
     async def download(request: Request) -> Response:
-        return FileResponse(directory / Path(request.path_params["name"]).name, media_type="video/mp4")
+        return MediaFileResponse(directory / Path(request.path_params["name"]).name, media_type="video/mp4")
 
     async def healthz(_: Request) -> Response:
         return Response("ok")
@@ -238,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="sizes 8M,64M")
     parser.add_argument("--sizes", default=None, help="comma-separated sizes, smallest first (default 100M,1G)")
-    parser.add_argument("--rounds", type=int, default=None, help="default 3 (1 with --quick)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 5 (1 with --quick)")
     parser.add_argument("--role", choices=("driver", "files", "copy"), default="driver", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(copy(args.variant, args.url, args.path, args.endpoint, args.key)))
         return {}
     sizes = sorted(parse_size(s) for s in (args.sizes or ("8M,64M" if args.quick else "100M,1G")).split(","))
-    figures = summarise(measure(sizes, args.rounds or (1 if args.quick else 3)), sizes)
+    figures = summarise(measure(sizes, args.rounds or (1 if args.quick else 5)), sizes)
     report(figures)
     return figures
 

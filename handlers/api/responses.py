@@ -9,7 +9,7 @@ from urllib.request import url2pathname
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from handlers.errors import (
     Conflict,
@@ -20,6 +20,7 @@ from handlers.errors import (
     RelayError,
     Unauthorized,
 )
+from handlers.files import MediaFileResponse
 from handlers.logs import get_logger
 from handlers.ports import BlobStore
 
@@ -87,7 +88,7 @@ async def stored_file(blobs: BlobStore, key: str) -> Response:
     media_type = stored.content_type if playable else "application/octet-stream"
     location = urlsplit(blobs.uri(key))
     if location.scheme == "file":
-        return FileResponse(url2pathname(location.path), media_type=media_type, headers=headers)
+        return MediaFileResponse(url2pathname(location.path), media_type=media_type, headers=headers)
     chunks = await run_in_threadpool(blobs.read, key)
     return StreamingResponse(chunks, media_type=media_type,
                              headers={**headers, "Accept-Ranges": "none", "Content-Length": str(stored.size)})

@@ -11,12 +11,13 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from handlers.contract import REQUEST_BODY_MAX
 from handlers.errors import InvalidRequest, NotFound, ProviderError
 from handlers.evolink.task import is_task_id
+from handlers.files import MediaFileResponse
 from handlers.sandbox.engine import SandboxEngine
 from handlers.validation import parse_request_bytes
 
@@ -117,7 +118,7 @@ def create_sandbox_app(engine: SandboxEngine) -> Starlette:
             return PlainTextResponse(f"AccessDenied: {exc}", status_code=403)
         if engine.settings.download_delay:
             await asyncio.sleep(engine.settings.download_delay)
-        return FileResponse(path, media_type="video/mp4")
+        return MediaFileResponse(path, media_type="video/mp4")
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "sandbox": True})

@@ -1,15 +1,18 @@
-"""What ``seedance-relay serve`` sets up in its process before uvicorn runs, and the local queue's ids."""
+"""What ``seedance-relay serve`` sets up before uvicorn runs, how it sends media files, and the local queue's ids."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from handlers.adapters.local.queue import message_id
+from handlers.files import MEDIA_CHUNK, MediaFileResponse
 from handlers.server import GC_YOUNG_THRESHOLD, tune_gc_for_serving
 
 
@@ -51,3 +54,33 @@ def test_message_ids_are_uuid7_in_32_hex_digits_and_grow_with_time() -> None:
         assert before <= parsed.int >> 80 <= after
     assert first < second
     assert len({message_id() for _ in range(10_000)}) == 10_000
+
+
+def test_media_files_go_out_in_1_mib_chunks_whole_or_by_range(tmp_path: Path) -> None:
+    video = tmp_path / "video.mp4"
+    video.write_bytes(bytes(range(256)) * (3 * 4096 + 1))  # 3 MiB and 256 bytes
+
+    def sent(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": headers, "query_string": b""}
+        bodies: list[bytes] = []
+
+        requested = asyncio.Event()
+
+        async def receive() -> dict[str, object]:
+            if requested.is_set():
+                await asyncio.Event().wait()  # no disconnect: the client reads to the end
+            requested.set()
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, object]) -> None:
+            if message["type"] == "http.response.body" and message.get("body"):
+                bodies.append(message["body"])  # type: ignore[arg-type]
+
+        asyncio.run(MediaFileResponse(video, media_type="video/mp4")(scope, receive, send))
+        return bodies
+
+    whole = sent([])
+    assert [len(body) for body in whole] == [MEDIA_CHUNK] * 3 + [256]
+    assert b"".join(whole) == video.read_bytes()
+    ranged = sent([(b"range", b"bytes=100-1048675")])
+    assert b"".join(ranged) == video.read_bytes()[100:1048676]
