@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from handlers.adapters.local.queue import message_id
 from handlers.files import MEDIA_CHUNK, MediaFileResponse
-from handlers.server import GC_YOUNG_THRESHOLD, tune_gc_for_serving
+from handlers.server import GC_YOUNG_THRESHOLD, BackgroundServer, tune_gc_for_serving
 
 
 @pytest.fixture
@@ -59,28 +60,23 @@ def test_message_ids_are_uuid7_in_32_hex_digits_and_grow_with_time() -> None:
 def test_media_files_go_out_in_1_mib_chunks_whole_or_by_range(tmp_path: Path) -> None:
     video = tmp_path / "video.mp4"
     video.write_bytes(bytes(range(256)) * (3 * 4096 + 1))  # 3 MiB and 256 bytes
+    sizes: list[int] = []
 
-    def sent(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
-        scope = {"type": "http", "method": "GET", "path": "/", "headers": headers, "query_string": b""}
-        bodies: list[bytes] = []
-
-        requested = asyncio.Event()
-
-        async def receive() -> dict[str, object]:
-            if requested.is_set():
-                await asyncio.Event().wait()  # no disconnect: the client reads to the end
-            requested.set()
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, object]) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        async def noting(message: Any) -> None:
             if message["type"] == "http.response.body" and message.get("body"):
-                bodies.append(message["body"])  # type: ignore[arg-type]
+                sizes.append(len(message["body"]))
+            await send(message)
 
-        asyncio.run(MediaFileResponse(video, media_type="video/mp4")(scope, receive, send))
-        return bodies
+        if scope["type"] == "http":
+            await MediaFileResponse(video, media_type="video/mp4")(scope, receive, noting)
 
-    whole = sent([])
-    assert [len(body) for body in whole] == [MEDIA_CHUNK] * 3 + [256]
-    assert b"".join(whole) == video.read_bytes()
-    ranged = sent([(b"range", b"bytes=100-1048675")])
-    assert b"".join(ranged) == video.read_bytes()[100:1048676]
+    with BackgroundServer(app) as url:
+        whole = httpx.get(url, timeout=10)
+        whole_sizes = list(sizes)
+        sizes.clear()
+        ranged = httpx.get(url, headers={"Range": "bytes=100-1048675"}, timeout=10)
+    assert whole.content == video.read_bytes()
+    assert whole_sizes == [MEDIA_CHUNK] * 3 + [256]
+    assert (ranged.status_code, ranged.content) == (206, video.read_bytes()[100:1048676])
+    assert sizes == [MEDIA_CHUNK]
