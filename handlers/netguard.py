@@ -23,7 +23,7 @@ import ipaddress
 import socket
 import ssl
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import httpcore
@@ -35,18 +35,22 @@ from handlers.errors import UnsafeURL
 __all__ = [
     "USER_AGENT",
     "AddressPolicy",
+    "AddressRefused",
     "GuardedBackend",
     "GuardedTransport",
     "address_refusal",
     "check_url",
+    "connect_guarded",
     "guarded_client",
     "guarded_transport",
+    "parse_url",
 ]
 
 USER_AGENT = f"seedance-relay/{__version__} (+preflight)"
 MAX_REDIRECTS = 5
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = typing.TypeVar("T")
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
@@ -128,7 +132,8 @@ def _vet(url: str, addresses: Iterable[IPAddress]) -> None:
             raise UnsafeURL(url, reason)
 
 
-def _parse(url: str) -> httpx.URL:
+def parse_url(url: str) -> httpx.URL:
+    """``url`` parsed as the relay's fetches send it; :class:`UnsafeURL` if it is malformed."""
     try:
         return httpx.URL(url)
     except (httpx.InvalidURL, TypeError) as exc:
@@ -156,7 +161,7 @@ def check_url(url: str, policy: AddressPolicy, *, resolve: bool = True) -> None:
     name that does not resolve is refused too. Without it only the URL itself is checked
     (scheme, userinfo, literal addresses): the guarded transport vets at connect time.
     """
-    parsed = _parse(url)
+    parsed = parse_url(url)
     host, port = _check_parts(url, parsed, policy)
     if policy.allow_private or policy.allows_host(host, port):
         return
@@ -170,8 +175,44 @@ def check_url(url: str, policy: AddressPolicy, *, resolve: bool = True) -> None:
             raise UnsafeURL(url, f"host {host!r} does not resolve: {exc}") from exc
 
 
-class _AddressRefused(Exception):
-    """Raised inside the network backend; the transport turns it into UnsafeURL."""
+class AddressRefused(Exception):
+    """A host resolved to an address the policy refuses; raised while connecting, before any byte is sent."""
+
+
+def connect_guarded(
+    policy: AddressPolicy,
+    host: str,
+    port: int,
+    connect: Callable[[str], T],
+    *,
+    retry_on: tuple[type[Exception], ...],
+    failure: Callable[[str], Exception],
+) -> T:
+    """``connect(address)`` to the first of ``host``'s addresses that answers, all of them vetted first.
+
+    An allow-listed ``host`` is connected to as named. Otherwise the host is resolved here and
+    every address it names must pass the policy (:class:`AddressRefused` if one does not), and
+    the connection goes to the vetted IP literal, so a second lookup cannot answer differently.
+    ``retry_on`` are the errors that move on to the next address; ``failure`` builds the
+    error raised when the name does not resolve or no address is left.
+    """
+    if policy.allows_host(host, port):
+        return connect(host)
+    try:
+        addresses = _resolve(host, port)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise failure(f"cannot resolve {host!r}: {exc}") from exc
+    if not policy.allow_private:
+        for ip in addresses:
+            if (reason := address_refusal(ip)) is not None:
+                raise AddressRefused(f"{host!r} resolves to {reason}")
+    last: Exception | None = None
+    for ip in addresses:
+        try:
+            return connect(str(ip))
+        except retry_on as exc:
+            last = exc
+    raise last or failure(f"no address to connect to for {host!r}")
 
 
 class GuardedBackend(httpcore.SyncBackend):
@@ -189,27 +230,12 @@ class GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        if self.policy.allows_host(host, port):
-            return super().connect_tcp(host, port, timeout, local_address, socket_options)
-        addresses = self._vetted(host, port)
-        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
-        for ip in addresses:
-            try:
-                return super().connect_tcp(str(ip), port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        raise failure or httpcore.ConnectError(f"no address to connect to for {host!r}")
+        def connect(address: str) -> httpcore.NetworkStream:
+            return super(GuardedBackend, self).connect_tcp(address, port, timeout, local_address, socket_options)
 
-    def _vetted(self, host: str, port: int) -> list[IPAddress]:
-        try:
-            addresses = _resolve(host, port)
-        except (socket.gaierror, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
-        if not self.policy.allow_private:
-            for ip in addresses:
-                if (reason := address_refusal(ip)) is not None:
-                    raise _AddressRefused(f"{host!r} resolves to {reason}")
-        return addresses
+        return connect_guarded(self.policy, host, port, connect,
+                               retry_on=(httpcore.ConnectError, httpcore.ConnectTimeout),
+                               failure=httpcore.ConnectError)
 
 
 class GuardedTransport(httpx.HTTPTransport):
@@ -253,7 +279,7 @@ class GuardedTransport(httpx.HTTPTransport):
         check_url(url, self.policy, resolve=False)
         try:
             return super().handle_request(request)
-        except _AddressRefused as exc:
+        except AddressRefused as exc:
             raise UnsafeURL(url, str(exc)) from None
 
 

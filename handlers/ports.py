@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from handlers.evolink.task import Task
 from handlers.jobs import Job, JobStatus
 
-__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "StoredObject", "WorkQueue"]
+__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "StoredObject", "SupportsReadinto", "WorkQueue"]
 
 
 class JobStore(Protocol):
@@ -55,10 +55,22 @@ class StoredObject:
     content_type: str
 
 
+@runtime_checkable
+class SupportsReadinto(Protocol):
+    """A body that can fill a caller's buffer (``0`` at its end): a binary file, a result download."""
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        ...
+
+
 class BlobStore(Protocol):
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
                    metadata: Mapping[str, str] | None = None) -> StoredObject:
-        """Stream ``chunks`` into ``key`` (all or nothing) and return its size and sha256."""
+        """Stream ``chunks`` into ``key`` (all or nothing) and return its size and sha256.
+
+        When ``chunks`` also has ``readinto`` (:class:`SupportsReadinto`), a store may read
+        through that instead, into buffers of its own, and skip copying every chunk.
+        """
         ...
 
     def head(self, key: str) -> StoredObject | None:

@@ -306,6 +306,74 @@ def test_a_stream_failing_after_a_part_aborts_the_upload_and_raises_the_callers_
     assert open_uploads(clients, store.bucket) == []
 
 
+class Trickle:
+    """A body that offers only ``readinto``, at most ``most`` bytes a call, as a socket delivers
+    them; it notes every buffer it fills and raises ``error`` once ``fail_at`` bytes are out."""
+
+    def __init__(self, data: bytes, *, most: int = MIB + 3, fail_at: int | None = None,
+                 error: Exception | None = None) -> None:
+        self.data, self.most, self.fail_at, self.error = data, most, fail_at, error
+        self.position = 0
+        self.filled: set[int] = set()
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self.fail_at is not None and self.position >= self.fail_at and self.error is not None:
+            raise self.error
+        count = min(len(buffer), self.most, len(self.data) - self.position)
+        buffer[:count] = self.data[self.position:self.position + count]
+        self.position += count
+        self.filled.add(id(buffer.obj))
+        return count
+
+
+@pytest.mark.parametrize("total", [0, 10, MIN_PART_SIZE - 1, MIN_PART_SIZE, MIN_PART_SIZE + 1,
+                                   3 * MIN_PART_SIZE, 3 * MIN_PART_SIZE + 7])
+def test_a_body_with_readinto_is_read_straight_into_the_part_buffers(
+        store: S3BlobStore, clients: AwsClients, total: int) -> None:
+    data = random.Random(total).randbytes(total)
+    body, calls = Trickle(data), Calls(clients.s3)
+    stored = store.put_stream(KEY, body, content_type="video/mp4")
+    assert (stored.size, stored.sha256) == (total, hashlib.sha256(data).hexdigest())
+    assert b"".join(store.read(KEY)) == data
+    parts = sorted((params["PartNumber"], params["Body"]) for name, params in calls.made if name == "UploadPart")
+    if total <= MIN_PART_SIZE:  # a body of up to one part is still one PutObject, its sha256 in the metadata
+        assert parts == [] and calls.names().count("PutObject") == 1
+        assert clients.s3.head_object(Bucket=store.bucket, Key=KEY)["Metadata"] == {"sha256": stored.sha256}
+        return
+    count, rest = divmod(total, MIN_PART_SIZE)
+    assert [len(part) for _, part in parts] == [MIN_PART_SIZE] * count + ([rest] if rest else [])
+    # every part but the last went up from the very buffer the body wrote into: nothing was copied
+    assert all(id(part) in body.filled for _, part in parts[:-1])
+
+
+def test_memory_stays_bounded_when_a_body_is_read_into_the_part_buffers(
+        clients: AwsClients, names: AwsNames) -> None:
+    ensure_bucket(clients.s3, names.bucket, region="us-east-1")
+    store = S3BlobStore(clients.s3, names.bucket, part_size=MIN_PART_SIZE, concurrency=2)
+    body = Trickle(random.Random(5).randbytes(64 * MIB))  # made before tracing starts: not counted
+    tracemalloc.start()
+    try:
+        stored = store.put_stream(KEY, body, content_type="video/mp4")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stored.sha256 == hashlib.sha256(body.data).hexdigest()
+    assert peak < (2 + 3) * MIN_PART_SIZE  # the parts in flight, the one held back, the one filling
+
+
+def test_a_body_failing_in_readinto_aborts_the_upload_and_raises_its_error(
+        store: S3BlobStore, clients: AwsClients) -> None:
+    error = DownloadDropped("peer went away")
+    body, calls = Trickle(b"v" * (4 * MIN_PART_SIZE), fail_at=2 * MIN_PART_SIZE + 1, error=error), Calls(clients.s3)
+    with pytest.raises(DownloadDropped) as caught:
+        store.put_stream(KEY, body, content_type="video/mp4")
+    assert caught.value is error
+    made = calls.names()
+    assert made[-1] == "AbortMultipartUpload" and "CompleteMultipartUpload" not in made
+    assert store.head(KEY) is None
+    assert open_uploads(clients, store.bucket) == []
+
+
 def test_racing_writers_of_one_key_leave_one_object_and_all_return_it(store: S3BlobStore) -> None:
     """Four writers all find the key empty, then write: one wins, the others get 412 and adopt its object.
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from handlers.netguard import (
     guarded_transport,
 )
 from tests.support.media_server import MediaServer
+from tests.support.tls import self_signed
 
 REFUSED = [
     ("https://127.0.0.1/", "loopback"),
@@ -181,41 +180,13 @@ def test_redirects_are_capped(server: MediaServer) -> None:
     assert len(server.requests) == 6
 
 
-def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context with a certificate for DNS name 'localhost' only, and a client trusting it."""
-    pytest.importorskip("cryptography")
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(cert_file, key_file)
-    return server_ctx, ssl.create_default_context(cafile=str(cert_file))
-
-
 def test_tls_verifies_the_host_name_while_connecting_to_the_vetted_ip(tmp_path: Path) -> None:
     """The transport connects to the resolved IP literal, yet TLS checks the cert for 'localhost'.
 
     The certificate names only DNS:localhost, so the handshake succeeds only if SNI and
     hostname verification use the URL's host, not the address connected to.
     """
-    server_ctx, client_ctx = _self_signed(tmp_path)
+    server_ctx, client_ctx = self_signed(tmp_path)
     with MediaServer(tls=server_ctx) as tls_server:
         tls_server.add("/secure", b"over tls", content_type="text/plain")
         port = tls_server.host.rsplit(":", 1)[1]

@@ -2,10 +2,11 @@
 
 ``put_stream`` streams: it buffers up to ``part_size`` bytes; a stream that fits in one
 part is one ``PutObject``, a longer one a multipart upload whose parts go up on
-``concurrency`` threads while the next part is read, into one of ``concurrency + 1`` part
+``concurrency`` threads while the next part is read, into one of ``concurrency + 2`` part
 buffers used over and over, so memory stays under ``(concurrency + 3) * part_size`` whatever
-the length. sha256 and size are computed on the
-way through. Any failure, including one raised by the caller's chunks, waits for the parts
+the length. A body that can ``readinto`` (a :class:`~handlers.download.ResultBody`, a binary
+file) is read straight into those buffers; other iterables are gathered into them. sha256
+and size are computed on the way through. Any failure, including one raised by the caller's chunks, waits for the parts
 in flight and aborts the multipart upload (the caller's own exception leaves unchanged, a
 botocore one as ``StorageError``).
 
@@ -39,7 +40,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
 from handlers.errors import StorageError
 from handlers.logs import get_logger
-from handlers.ports import StoredObject
+from handlers.ports import StoredObject, SupportsReadinto
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -125,8 +126,11 @@ class S3BlobStore:
         check_key(key)
         upload = _Upload(self._client, self, key, content_type, dict(metadata or {}), self._condition(key))
         try:
-            for chunk in chunks:
-                upload.write(chunk)
+            if isinstance(chunks, SupportsReadinto):
+                upload.fill(chunks)
+            else:
+                for chunk in chunks:
+                    upload.write(chunk)
             return upload.finish()
         except _Superseded:
             upload.abort()
@@ -297,13 +301,42 @@ class _Upload:
             self._push(bytes(self.small))
             self.small.clear()
 
+    def fill(self, body: SupportsReadinto) -> None:
+        """Read ``body`` straight into part buffers: nobody copies its bytes on the way.
+
+        A full part goes up only once a byte after it has arrived, so a body of exactly one
+        part is still a single ``PutObject``. The last part (held back, or the shorter tail,
+        which is copied out of its buffer) goes up here; a body that never filled more than
+        one part is left in ``pending`` for :meth:`finish` to put whole, as :meth:`write` does.
+        """
+        held: bytearray | None = None
+        while True:
+            part = self._buffer()
+            filled = _read_full(body, part)
+            self.size += filled
+            if held is not None and filled:
+                self._send_part(held)
+                held = None
+            if filled < len(part):
+                break
+            held = part
+        last = held if held is not None else bytearray(memoryview(part)[:filled])
+        self.free.append(part)  # either nothing was read into it or its tail was copied out
+        if self.upload_id is None:
+            self._push(bytes(last))
+        elif last:
+            self._send_part(last)
+
+    def _buffer(self) -> bytearray:
+        return self.free.pop() if self.free else bytearray(self.store.part_size)
+
     def _take(self, size: int) -> bytearray:
         """The first ``size`` pending bytes copied into a part buffer (the only copy made of them).
 
-        A whole part reuses one of the ``concurrency + 1`` buffers the part threads hand back,
-        so a long upload does not allocate and free a part's worth of memory per part.
+        A whole part reuses one of the part buffers the part threads hand back, so a long
+        upload does not allocate and free a part's worth of memory per part.
         """
-        part = self.free.pop() if size == self.store.part_size and self.free else bytearray(size)
+        part = self._buffer() if size == self.store.part_size else bytearray(size)
         filled = 0
         while filled < size:
             view = self.pending[0]
@@ -411,6 +444,14 @@ class _Upload:
             **self.condition)
         self.upload_id = None
         self.store._write_sidecar(self.key, answer["ETag"], self.size, self.digest.hexdigest())
+
+
+def _read_full(body: SupportsReadinto, part: bytearray) -> int:
+    """Bytes read into ``part``: all of it, or fewer only at the end of ``body``."""
+    view, filled = memoryview(part), 0
+    while filled < len(part) and (count := body.readinto(view[filled:])):
+        filled += count
+    return filled
 
 
 def _number(part: CompletedPartTypeDef) -> int:
