@@ -1,9 +1,9 @@
 """Result copy: a large result streamed over HTTP into S3 (moto), three ways, side by side.
 
 * **relay**: the relay's real path, as ``handlers.usecases.ingest._copy`` runs it:
-  ``ResultFetcher.open(url)`` (SSRF-guarded httpx, the body as the socket delivers it) into
-  ``S3BlobStore.put_stream`` (8 MiB multipart parts, 4 in flight, sha256 on the way,
-  conditional complete, then the small sidecar that records the sha256).
+  ``ResultFetcher.open(url)`` (SSRF-guarded ``http.client``) into ``S3BlobStore.put_stream``,
+  which reads the body straight into its part buffers (8 MiB multipart parts, 4 in flight,
+  sha256 on the way, conditional complete, then the small sidecar that records the sha256).
 * **upload_file**: boto3's ``upload_file`` of the same bytes from a local file (its managed
   transfer: 8 MiB parts, 10 threads); no download at all, so the practical limit.
 * **naive**: ``httpx.get(url).content`` (the whole result in memory), then ``put_object``.
@@ -214,9 +214,10 @@ def summarise(runs: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
         label = human_bytes(size).replace(" ", "")
         picked = {v: [r for r in runs if r["variant"] == v and r["bytes"] == size] for v in VARIANTS}
         rate = {v: median([r["mib_per_s"] for r in rs]) for v, rs in picked.items()}
+        paired = {v: _round_ratios(picked[v], picked["upload_file"]) for v in VARIANTS}
         table[label] = {v: {"mib_per_s": rate[v], "seconds": median([r["seconds"] for r in picked[v]]),
                             "peak_rss_mib": max(r["peak_rss_mib"] for r in picked[v]),
-                            "ratio_to_upload_file": ratio(rate[v], rate["upload_file"]),
+                            "ratio_to_upload_file": median(paired[v]), "round_ratios": paired[v],
                             "s3_seconds_first_round": picked[v][0]["s3_seconds"]} for v in VARIANTS}
     first, last = next(iter(table)), list(table)[-1]
     growth = {v: round(table[last][v]["peak_rss_mib"] - table[first][v]["peak_rss_mib"], 1) for v in VARIANTS}
@@ -226,6 +227,16 @@ def summarise(runs: list[dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
             "meets_target": relay_ratio >= TARGET_RATIO and growth["relay"] < TARGET_GROWTH_MIB,
             "target": {"relay_ratio_to_upload_file": f">= {TARGET_RATIO}",
                        "relay_rss_growth_mib": f"< {TARGET_GROWTH_MIB}"}}
+
+
+def _round_ratios(runs: list[dict[str, Any]], limits: list[dict[str, Any]]) -> list[float]:
+    """Each round's throughput as a ratio to ``upload_file``'s in the same round.
+
+    The variants of a round run back to back, so a host that slows down for a while slows
+    the pair together; the median of these paired ratios is the figure the target is held to.
+    """
+    limit = {r["round"]: r["seconds"] for r in limits}
+    return [ratio(limit[r["round"]], r["seconds"]) for r in sorted(runs, key=lambda r: r["round"])]
 
 
 def report(figures: dict[str, Any]) -> None:

@@ -11,6 +11,8 @@ Two layers, both driven by one :class:`AddressPolicy`:
   private address. TLS still verifies and sends SNI for the original host name: httpcore
   takes ``server_hostname`` from the request origin, not from the address connected to.
   Each request, redirects included, passes :func:`check_url` again inside the transport.
+- :func:`connect_guarded` is that connect step on its own: the result download
+  (:mod:`handlers.download`, on ``http.client``) opens its sockets through it too.
 
 Policy refusals raise :class:`~handlers.errors.UnsafeURL`, never an httpx or httpcore
 exception. A host that does not resolve is a connection failure (``httpx.ConnectError``),

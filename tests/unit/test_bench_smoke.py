@@ -54,3 +54,19 @@ def test_run_all_knows_every_benchmark_module() -> None:
                                             ("4096", 4096)])
 def test_sizes_are_read_in_binary_units(text: str, size: int) -> None:
     assert result_copy.parse_size(text) == size
+
+
+def test_the_copy_ratio_pairs_each_round_with_its_own_upload_file() -> None:
+    """A slow round slows both variants: each is compared with upload_file of its own round."""
+    def run(variant: str, round_: int, seconds: float) -> dict[str, object]:
+        return {"variant": variant, "round": round_, "seconds": seconds, "bytes": 1024, "mib_per_s": 1 / seconds,
+                "peak_rss_mib": 50.0, "s3_seconds": {}}
+
+    runs = [run("upload_file", 0, 10.0), run("relay", 0, 12.5), run("naive", 0, 20.0),
+            run("upload_file", 1, 5.0), run("relay", 1, 5.0), run("naive", 1, 10.0),
+            run("upload_file", 2, 6.0), run("relay", 2, 6.6), run("naive", 2, 12.0)]
+    figures = result_copy.summarise(runs, [1024])
+    relay = figures["results"]["1.0KiB"]["relay"]
+    assert relay["round_ratios"] == [0.8, 1.0, 0.909]
+    assert relay["ratio_to_upload_file"] == figures["relay_ratio_to_upload_file"] == 0.909
+    assert figures["results"]["1.0KiB"]["naive"]["ratio_to_upload_file"] == 0.5

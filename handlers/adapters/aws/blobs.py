@@ -249,9 +249,11 @@ class S3BlobStore:
 class _Upload:
     """One ``put_stream`` in progress: the pending bytes, the hash, and the multipart upload once there is one.
 
-    The bytes read so far wait in ``pending`` (views, not copies) until a part's worth is
-    joined into one ``bytes``; pieces under :data:`COALESCE` bytes are gathered first, so a
-    body that arrives a few bytes at a time costs no more memory than one that arrives whole.
+    A body with ``readinto`` is read straight into part buffers (:meth:`fill`). Chunks of
+    any other iterable wait in ``pending`` (views, not copies) until a part's worth is
+    copied into a part buffer (:meth:`write`); pieces under :data:`COALESCE` bytes are
+    gathered first, so a body that arrives a few bytes at a time costs no more memory than
+    one that arrives whole.
     Part threads hash their part before sending it, strictly in part order, so the sha256 of
     the whole is computed off the reading thread.
     """
