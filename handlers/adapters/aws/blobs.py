@@ -254,8 +254,7 @@ class _Upload:
     copied into a part buffer (:meth:`write`); pieces under :data:`COALESCE` bytes are
     gathered first, so a body that arrives a few bytes at a time costs no more memory than
     one that arrives whole.
-    Part threads hash their part before sending it, strictly in part order, so the sha256 of
-    the whole is computed off the reading thread.
+    The reading thread hashes each part as it hands it to a part thread.
     """
 
     def __init__(self, client: S3Client, store: S3BlobStore, key: str, content_type: str,
@@ -272,8 +271,6 @@ class _Upload:
         self.upload_id: str | None = None
         self.parts: list[CompletedPartTypeDef] = []
         self.sent = 0
-        self.hashed = 0
-        self.turn = threading.Condition()
         self.aborting = threading.Event()
         self.in_flight: set[Future[None]] = set()
         self.pool: ThreadPoolExecutor | None = None
@@ -371,8 +368,6 @@ class _Upload:
         """Let the parts in flight land, then drop the multipart upload, if any (best effort: the
         bucket's lifecycle rule sweeps what is left)."""
         self.aborting.set()
-        with self.turn:
-            self.turn.notify_all()
         self._stop_pool()
         upload_id, self.upload_id = self.upload_id, None
         if upload_id is None:
@@ -381,7 +376,13 @@ class _Upload:
             self.client.abort_multipart_upload(Bucket=self.store.bucket, Key=self.key, UploadId=upload_id)
 
     def _send_part(self, data: bytearray) -> None:
-        """Hand ``data`` to a part thread once fewer than ``concurrency`` parts are in flight."""
+        """Hash ``data``, then hand it to a part thread once fewer than ``concurrency`` parts are in flight.
+
+        Parts are hashed here, in order, by the reading thread: hashlib lets go of the GIL on
+        large buffers, so the parts in flight keep going meanwhile, and no part waits for
+        another's turn to be hashed before it may be sent.
+        """
+        self.digest.update(data)
         if self.upload_id is None:
             with aws_errors(StorageError, f"start upload of {self.uri}"):
                 self.upload_id = self.client.create_multipart_upload(
@@ -396,32 +397,19 @@ class _Upload:
 
     def _upload_part(self, number: int, data: bytearray) -> None:
         try:
-            self._hash_and_send(number, data)
+            if self.aborting.is_set():
+                return  # the upload is being dropped: no point sending more of it
+            with aws_errors(StorageError, f"upload part {number} of {self.uri}"):
+                # botocore takes any bytes-like blob (it validates bytes, bytearray or str); the stubs name bytes
+                answer = self.client.upload_part(Bucket=self.store.bucket, Key=self.key,
+                                                 UploadId=self.upload_id or "", PartNumber=number,
+                                                 Body=data,  # type: ignore[arg-type]
+                                                 ChecksumAlgorithm="CRC32")
+            self.parts.append({"ETag": answer["ETag"], "PartNumber": number,
+                               "ChecksumCRC32": answer["ChecksumCRC32"]})
         finally:
             if len(data) == self.store.part_size:
                 self.free.append(data)  # before this future is done, so a waiting reader finds it
-
-    def _hash_and_send(self, number: int, data: bytearray) -> None:
-        # The pool runs parts in submission order, so part ``number - 1`` is running or done:
-        # this wait ends even when an abort cancels the parts not yet started.
-        with self.turn:
-            self.turn.wait_for(lambda: self.hashed == number - 1 or self.aborting.is_set())
-        try:
-            if self.aborting.is_set():
-                return
-            self.digest.update(data)
-        finally:
-            with self.turn:
-                self.hashed = number
-                self.turn.notify_all()
-        if self.aborting.is_set():
-            return  # the upload is being dropped: no point sending more of it
-        with aws_errors(StorageError, f"upload part {number} of {self.uri}"):
-            # botocore takes any bytes-like blob (it validates bytes, bytearray or str); the stubs name bytes
-            answer = self.client.upload_part(Bucket=self.store.bucket, Key=self.key, UploadId=self.upload_id or "",
-                                             PartNumber=number, Body=data,  # type: ignore[arg-type]
-                                             ChecksumAlgorithm="CRC32")
-        self.parts.append({"ETag": answer["ETag"], "PartNumber": number, "ChecksumCRC32": answer["ChecksumCRC32"]})
 
     def _settle(self, until: str) -> None:
         """Wait for parts in flight (the first to finish, or all); a failed part's error is raised here."""
