@@ -2,13 +2,13 @@
 
 ``put_stream`` streams: it buffers up to ``part_size`` bytes; a stream that fits in one
 part is one ``PutObject``, a longer one a multipart upload whose parts go up on
-``concurrency`` threads while the next part is read, into one of ``concurrency + 2`` part
-buffers used over and over, so memory stays under ``(concurrency + 3) * part_size`` whatever
-the length. A body that can ``readinto`` (a :class:`~handlers.download.ResultBody`, a binary
-file) is read straight into those buffers; other iterables are gathered into them. sha256
-and size are computed on the way through. Any failure, including one raised by the caller's chunks, waits for the parts
-in flight and aborts the multipart upload (the caller's own exception leaves unchanged, a
-botocore one as ``StorageError``).
+``concurrency`` threads while the next part is read, into one of at most ``concurrency + 2``
+part buffers used over and over, so memory stays under ``(concurrency + 3) * part_size``
+whatever the length. A body that can ``readinto`` (a :class:`~handlers.download.ResultBody`,
+a binary file) is read straight into those buffers; other iterables are gathered into them.
+sha256 and size are computed on the way through. Any failure, including one raised by the
+caller's chunks, waits for the parts in flight and aborts the multipart upload (the caller's
+own exception leaves unchanged, a botocore one as ``StorageError``).
 
 Writes are conditional, so racing writers leave one winner: a put that found the key
 empty sends ``If-None-Match: *``, one that found an object sends ``If-Match`` with its
@@ -253,8 +253,8 @@ class _Upload:
     any other iterable wait in ``pending`` (views, not copies) until a part's worth is
     copied into a part buffer (:meth:`write`); pieces under :data:`COALESCE` bytes are
     gathered first, so a body that arrives a few bytes at a time costs no more memory than
-    one that arrives whole.
-    The reading thread hashes each part as it hands it to a part thread.
+    one that arrives whole. The reading thread hashes each part as it hands it to a part
+    thread.
     """
 
     def __init__(self, client: S3Client, store: S3BlobStore, key: str, content_type: str,
