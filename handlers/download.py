@@ -110,9 +110,7 @@ class ResultFetcher:
     def open(self, url: str) -> Iterator[Download]:
         connection, response = self._get(url)
         try:
-            self._check(response)
-            length = _length(response)
-            content_type = (response.getheader("content-type") or "video/mp4").split(";")[0]
+            content_type, length = self._check(response)
             yield Download(url, content_type, length, ResultBody(response, length, self._max_bytes))
         finally:
             response.close()
@@ -164,7 +162,8 @@ class ResultFetcher:
         connection.policy = self._policy
         return connection
 
-    def _check(self, response: http.client.HTTPResponse) -> None:
+    def _check(self, response: http.client.HTTPResponse) -> tuple[str, int | None]:
+        """The result's content type and announced length, once its answer passes every check."""
         status = response.status
         if status in _EXPIRED:
             raise DownloadFailed(f"result URL answered {status}: the link has expired or is gone",
@@ -175,9 +174,9 @@ class ResultFetcher:
         if status != 200:
             raise DownloadFailed(f"result host answered {status}", permanent=False,
                                  code="download_error")
-        content_type = (response.getheader("content-type") or "video/mp4").lower()
-        if not content_type.startswith(_ACCEPTED_TYPES):
-            raise DownloadFailed(f"result has content type {content_type!r}, expected a video",
+        raw_type = response.getheader("content-type") or "video/mp4"
+        if not raw_type.lower().startswith(_ACCEPTED_TYPES):
+            raise DownloadFailed(f"result has content type {raw_type.lower()!r}, expected a video",
                                  permanent=True, code="unexpected_content_type")
         encoding = (response.getheader("content-encoding") or "identity").strip().lower()
         if encoding != "identity":
@@ -188,6 +187,7 @@ class ResultFetcher:
         if length is not None and length > self._max_bytes:
             raise DownloadFailed(f"result is {length} bytes, over the {self._max_bytes} limit",
                                  permanent=True, code="result_too_large")
+        return raw_type.split(";")[0], length
 
 
 def _interrupted(exc: BaseException) -> DownloadFailed:
