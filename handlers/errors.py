@@ -16,7 +16,9 @@ human message, and the data a caller needs to act on it::
     ├── PayloadTooLarge             a body over its size limit
     ├── NotFound                    no such job, task or object
     ├── Conflict                    a conditional write lost a race (state moved on)
+    ├── UnsupportedMediaType        a body whose bytes are not the type it declares (answered 415)
     ├── StorageError                the blob store failed
+    │   └── StorageFull             the disk or volume behind a store is full (answered 503)
     ├── QueueError                  the work queue or event bus failed
     └── DownloadFailed              a result could not be copied (``permanent`` tells retry from give up)
 """
@@ -41,8 +43,10 @@ __all__ = [
     "QueueError",
     "RelayError",
     "StorageError",
+    "StorageFull",
     "Unauthorized",
     "UnknownOutcome",
+    "UnsupportedMediaType",
     "UnsafeURL",
     "Violation",
 ]
@@ -157,6 +161,16 @@ class Conflict(RelayError):
 
 class StorageError(RelayError):
     code = "storage_error"
+
+
+class StorageFull(StorageError):
+    """The disk or volume behind a store is full; the message never names a path."""
+
+    code = "storage_full"
+
+
+class UnsupportedMediaType(RelayError):
+    code = "unsupported_media_type"
 
 
 class QueueError(RelayError):
