@@ -1,39 +1,63 @@
 # seedance-relay — the two commands a fresh machine needs: `make run` and `make test`.
+#   make run   installs the runtime dependencies only, then serves the relay on embedded defaults.
+#   make test  installs the dev extras and headless Chromium (for the dashboard's browser tests),
+#              then runs ruff, mypy (strict) and pytest.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+RUNTIME_STAMP := $(VENV)/.runtime-$(SUM)
+DEV_STAMP     := $(VENV)/.dev-$(SUM)
+CHROMIUM      ?= /usr/bin/chromium
 
-.PHONY: install run demo test lint typecheck unit soak bench clean
+.PHONY: install install-dev browser run demo test lint typecheck soak bench clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@rm -f $(VENV)/.runtime-* && touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.dev-* $(VENV)/.runtime-* && touch $@ $(RUNTIME_STAMP)
 
-install: $(STAMP)
+install: $(RUNTIME_STAMP)       ## runtime dependencies only (what `make run` needs)
 
-run: $(STAMP)  ## the relay on embedded defaults (SQLite, a folder, the built-in sandbox)
+install-dev: $(DEV_STAMP)       ## runtime + test and lint tools
+
+# Debian's headless Chromium drives the dashboard and API reference browser tests. It comes from
+# the system's package manager: a browser build downloaded by a Python package is not used.
+browser:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing headless Chromium for the browser tests (apt-get)"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core >/dev/null; }
+
+run: $(RUNTIME_STAMP)  ## the relay on embedded defaults (SQLite, a folder, the built-in sandbox)
 	$(BIN)/seedance-relay serve
 
-demo: $(STAMP)  ## one three-modality job through the sandbox, end to end
+demo: $(RUNTIME_STAMP)  ## one three-modality job through the sandbox, end to end
 	$(BIN)/seedance-relay demo
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check handlers tests bench
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck  ## the whole suite: ruff, mypy (strict), pytest
+test: lint typecheck browser  ## the whole suite: ruff, mypy (strict), pytest
 	$(BIN)/pytest
 
-bench: $(STAMP)  ## all benchmarks, full mode; writes bench/results.json
+bench: $(DEV_STAMP)  ## all benchmarks, full mode; writes bench/results.json
 	$(BIN)/python bench/run_all.py
 
-soak: $(STAMP)  ## the reliability scenarios at 5x their job counts
+soak: $(DEV_STAMP)  ## the reliability scenarios at 5x their job counts
 	RELIABILITY_SCALE=5 $(BIN)/pytest tests/reliability
 
 clean:
