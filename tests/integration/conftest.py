@@ -6,7 +6,9 @@ import uuid
 
 import pytest
 
-from handlers.adapters.aws import AwsClients, AwsNames, aws_clients
+from handlers.adapters.aws import AwsClients, AwsNames, DynamoJobStore, S3BlobStore, aws_clients
+from handlers.adapters.aws.blobs import MIN_PART_SIZE
+from handlers.adapters.aws.bootstrap import ensure_bucket, ensure_table
 
 
 @pytest.fixture
@@ -20,3 +22,17 @@ def names() -> AwsNames:
     suffix = uuid.uuid4().hex[:12]
     return AwsNames(table=f"jobs-{suffix}", bucket=f"videos-{suffix}", ingest_queue=f"ingest-{suffix}",
                     requests_queue=f"requests-{suffix}", topic=f"events-{suffix}", subscriber_prefix=f"sub-{suffix}-")
+
+
+@pytest.fixture
+def store(clients: AwsClients, names: AwsNames) -> S3BlobStore:
+    """An S3 blob store on a fresh bucket, with the smallest part size S3 allows."""
+    ensure_bucket(clients.s3, names.bucket, region="us-east-1")
+    return S3BlobStore(clients.s3, names.bucket, part_size=MIN_PART_SIZE)
+
+
+@pytest.fixture
+def jobs(clients: AwsClients, names: AwsNames) -> DynamoJobStore:
+    """A DynamoDB job store on a fresh table."""
+    ensure_table(clients.dynamodb, names.table)
+    return DynamoJobStore(clients.dynamodb, names.table)
