@@ -6,6 +6,9 @@ metadata, size, sha256) atomically, then ``os.replace``-s the data into place: a
 sees the old object or the new one, never a part. If the chunks raise, or the disk
 does, the temporary files are removed and nothing changes at the key. ``head`` trusts the
 sidecar only when its size matches the file, and otherwise re-hashes the file.
+
+Disk errors leave as ``StorageError`` naming the key, never a file's path; a full disk
+(no space, quota, file size limit) as :class:`~handlers.errors.StorageFull`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from handlers.adapters.local.disk import describe, is_full, storage_full
 from handlers.errors import NotFound, StorageError
 from handlers.ports import StoredObject
 
@@ -65,7 +69,7 @@ class FolderBlobStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StorageError(f"could not read {key!r}: {exc}", code="read_failed") from exc
+            raise StorageError(f"could not read {key!r}: {describe(exc)}", code="read_failed") from exc
         return StoredObject(key=key, uri=target.as_uri(), size=size, sha256=str(sidecar["sha256"]),
                             content_type=str(sidecar.get("content_type") or DEFAULT_CONTENT_TYPE))
 
@@ -98,7 +102,9 @@ def _disk_errors(key: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise StorageError(f"could not store {key!r}: {exc}", code="write_failed") from exc
+        if is_full(exc):
+            raise storage_full("the blob store") from exc
+        raise StorageError(f"could not store {key!r}: {describe(exc)}", code="write_failed") from exc
 
 
 @contextlib.contextmanager
@@ -172,4 +178,4 @@ def _chunks_of(path: Path, key: str) -> Iterator[bytes]:
     except FileNotFoundError as exc:
         raise NotFound(f"no object at {key!r}") from exc
     except OSError as exc:
-        raise StorageError(f"could not read {key!r}: {exc}", code="read_failed") from exc
+        raise StorageError(f"could not read {key!r}: {describe(exc)}", code="read_failed") from exc

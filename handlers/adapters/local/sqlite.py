@@ -4,7 +4,11 @@ Connections run in autocommit mode (``isolation_level=None``) with WAL journalin
 ``synchronous=NORMAL`` and a busy timeout, so readers never block writers and writers
 wait for each other instead of failing. A read-modify-write goes through
 :meth:`SqliteDatabase.transaction`, which takes the write lock up front (``BEGIN
-IMMEDIATE``). Every ``sqlite3.Error`` leaves as the error class the owning adapter chose.
+IMMEDIATE``). Every ``sqlite3.Error`` leaves as the error class the owning adapter chose,
+except a full disk (``SQLITE_FULL``, or ``ENOSPC``/``EDQUOT``/``EFBIG`` from the file system),
+which leaves as :class:`~handlers.errors.StorageFull`. No message names the database file:
+messages may reach an API answer, and the file's path is the operator's business (it stays on
+the chained original exception, which the log shows).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from handlers.adapters.local.disk import describe, is_full, storage_full
 from handlers.errors import RelayError
 
 __all__ = ["BUSY_TIMEOUT", "SqliteDatabase"]
@@ -65,14 +70,19 @@ class SqliteDatabase:
 
     @contextmanager
     def translated(self) -> Iterator[None]:
-        """Turn any ``sqlite3.Error`` (or ``OSError``) raised inside into the adapter's error."""
+        """Turn any ``sqlite3.Error`` (or ``OSError``) raised inside into the adapter's error,
+        or into ``StorageFull`` when the disk is full; the message never names the file."""
         try:
             yield
         except sqlite3.Error as exc:
+            if _is_full(exc):
+                raise storage_full(_STORE) from exc
             name = getattr(exc, "sqlite_errorname", None) or "SQLITE_ERROR"
-            raise self._error(f"sqlite {self.path}: {exc}", code=name.lower()) from exc
+            raise self._error(f"{_STORE}: {exc}", code=name.lower()) from exc
         except OSError as exc:
-            raise self._error(f"sqlite {self.path}: {exc}", code="os_error") from exc
+            if is_full(exc):
+                raise storage_full(_STORE) from exc
+            raise self._error(f"{_STORE}: {describe(exc)}", code="os_error") from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -123,6 +133,12 @@ class SqliteDatabase:
 
 
 _SETUP_LOCK = threading.Lock()
+_STORE = "the local database"
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    """``SQLITE_FULL`` (SQLite's answer to ``ENOSPC`` and to ``max_page_count``), extended codes included."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_FULL
 
 
 def _use_wal(connection: sqlite3.Connection, patience: float) -> None:
