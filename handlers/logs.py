@@ -15,7 +15,9 @@ from typing import Any
 
 import structlog
 
-__all__ = ["configure", "get_logger", "redact", "register_secret"]
+__all__ = ["FORMATS", "configure", "get_logger", "redact", "register_secret"]
+
+FORMATS = ("auto", "json", "console")  # RELAY_LOG_FORMAT
 
 _SECRET_KEYS = re.compile(r"(api_?key|secret|token|authorization|password)", re.IGNORECASE)
 _TOKEN_IN_URL = re.compile(r"([?&]token=)[^&\s\"']+")
@@ -59,7 +61,12 @@ def _use_json(fmt: str, stream: Any) -> bool:
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> None:
-    """Configure structlog and the stdlib root logger; safe to call more than once."""
+    """Configure structlog and the stdlib root logger; safe to call more than once.
+
+    ``fmt`` is one of :data:`FORMATS`; anything else is a ``ValueError`` listing them.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"log format {fmt!r} is not one of {', '.join(FORMATS)}")
     stream = stream or sys.stderr
     shared: Iterable[Any] = (
         structlog.contextvars.merge_contextvars,

@@ -1,16 +1,27 @@
-"""Run an ASGI app under uvicorn on a background thread (tests, in-process sandbox)."""
+"""Serving an ASGI app under uvicorn with the relay's connection limits.
+
+:func:`server_config` is the one place the uvicorn configuration is made (``serve``, the
+background servers of tests and the in-process sandbox); :func:`bind` claims the port
+before anything starts, so a taken port is one clear error.
+"""
 
 from __future__ import annotations
 
+import errno
 import gc
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import uvicorn
 
-__all__ = ["BackgroundServer", "free_port", "tune_gc_for_serving"]
+from handlers.errors import ConfigurationError
+from handlers.httpguard import ServerLimits, guarded_protocol
+
+__all__ = ["BackgroundServer", "ReadyServer", "ServerLimits", "bind", "free_port", "server_config",
+           "tune_gc_for_serving"]
 
 GC_YOUNG_THRESHOLD = 7000
 
@@ -37,6 +48,57 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def bind(host: str, port: int, *, flag: str = "--port") -> socket.socket:
+    """A listening socket on ``host:port``; ``ConfigurationError`` naming ``flag`` when taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(f"{shown} is in use; pass {flag} (or stop what listens there)") from exc
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigurationError(f"{host} is not an address of this machine; pass --host") from exc
+        if exc.errno == errno.EACCES:
+            raise ConfigurationError(f"{shown} needs privileges to bind; pass {flag} with a port above 1023") from exc
+        raise ConfigurationError(f"cannot listen on {shown}: {exc.strerror}") from exc
+    except (socket.gaierror, UnicodeError) as exc:
+        sock.close()
+        raise ConfigurationError(f"{host!r} is not a host name or address; pass --host") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def server_config(app: Any, *, host: str = "127.0.0.1", port: int = 0, limits: ServerLimits | None = None,
+                  log_level: str = "warning", timeout_keep_alive: int = 5,
+                  lifespan: Literal["auto", "on", "off"] = "auto") -> uvicorn.Config:
+    """uvicorn's configuration with the relay's limits (httptools parser, guarded).
+
+    Access lines are off: they would carry callback tokens past the redactor.
+    """
+    limits = limits or ServerLimits()
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan=lifespan,
+                          timeout_keep_alive=timeout_keep_alive, http=guarded_protocol(limits),
+                          limit_concurrency=limits.max_connections)
+
+
+class ReadyServer(uvicorn.Server):
+    """A uvicorn server that calls ``on_ready`` once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready()
+
+
 class _ThreadServer(uvicorn.Server):
     def install_signal_handlers(self) -> None:  # the main thread owns signals
         return None
@@ -46,11 +108,11 @@ class BackgroundServer:
     """``with BackgroundServer(app) as url: ...`` serves ``app`` on a real socket."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0,
-                 log_level: str = "warning") -> None:
+                 log_level: str = "warning", limits: ServerLimits | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
-        config = uvicorn.Config(app, host=host, port=self.port, log_level=log_level,
-                                access_log=False, lifespan="on", timeout_keep_alive=30)
+        config = server_config(app, host=host, port=self.port, limits=limits, log_level=log_level,
+                               lifespan="on", timeout_keep_alive=30)
         self._server = _ThreadServer(config)
         self._thread = threading.Thread(target=self._server.run, name=f"uvicorn-{self.port}",
                                         daemon=True)

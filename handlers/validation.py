@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from handlers.contract import (
     ModelSpec,
 )
 from handlers.errors import InvalidRequest, Violation
+from handlers.jsonbody import parse_object
 from handlers.prompt import find_reference_mentions, measure_prompt
 from handlers.validation_urls import check_callback_url, check_media_url
 
@@ -326,49 +326,6 @@ def check_request(
     return copy.deepcopy(body)
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key[:80]!r}")
-        seen.add(key)
-    return dict(pairs)
-
-
-def _decode_json(raw: bytes) -> object:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _invalid_json(f"the body is not UTF-8 (bad byte at offset {exc.start})") from exc
-    try:
-        return json.loads(
-            text,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_unique_keys,
-        )
-    except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
-        raise _invalid_json(f"the body is not valid JSON at {where}: {exc.msg}") from exc
-    except (ValueError, RecursionError) as exc:
-        raise _invalid_json(f"the body is not acceptable JSON: {exc}") from exc
-
-
-def _invalid_json(message: str) -> InvalidRequest:
-    return InvalidRequest([Violation("$", "invalid_json", message)])
-
-
 def parse_request_bytes(
     raw: bytes, *, allow_http: bool = False, callback: CallbackPolicy = "optional"
 ) -> dict[str, Any]:
@@ -376,7 +333,7 @@ def parse_request_bytes(
     if len(raw) > REQUEST_BODY_MAX:
         message = f"the body is {len(raw)} bytes; at most {REQUEST_BODY_MAX} bytes are allowed"
         raise InvalidRequest([Violation("$", "too_large", message)])
-    body = _decode_json(raw)
+    body = parse_object(raw, what="the body", strict=True)
     return check_request(body, allow_http=allow_http, callback=callback)
 
 

@@ -9,6 +9,7 @@ JPEG is the preflight probe's.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from urllib.parse import SplitResult, unquote, urlsplit
 
@@ -101,10 +102,42 @@ def check_media_url(
     return _scheme(parts, field, allow_http=allow_http) + _extension(parts, field, limits)
 
 
+def _local_host_kind(host: str) -> str | None:
+    """What makes a literal host unreachable from the internet (``loopback`` …), or None.
+
+    Only literals are judged: no DNS lookup happens here.
+    """
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return "localhost"
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    kinds = (("unspecified", address.is_unspecified), ("loopback", address.is_loopback),
+             ("link-local", address.is_link_local), ("private", address.is_private))
+    return next((kind for kind, hit in kinds if hit), None)
+
+
+def _public_host(parts: SplitResult, field: str) -> list[Violation]:
+    kind = _local_host_kind(parts.hostname or "")
+    if kind is None:
+        return []
+    what = "names this machine" if kind == "localhost" else f"is {'an' if kind[0] in 'aeiou' else 'a'} {kind} address"
+    message = (f"{field} must reach a public host; {parts.hostname} {what}, "
+               "and EvoLink refuses private, loopback, link-local and unspecified addresses and localhost")
+    return [Violation(field, "private_address", message)]
+
+
 def check_callback_url(
     url: str, field: str = "callback_url", *, allow_http: bool = False
 ) -> list[Violation]:
-    """Every rule a callback URL breaks: length, shape and scheme."""
+    """Every rule a callback URL breaks: length, shape, scheme, and a literal non-public host.
+
+    With ``allow_http`` (the sandbox is the provider) local hosts are accepted too.
+    """
     found: list[Violation] = []
     if len(url) > CALLBACK_URL_MAX:
         message = f"{field} may be at most {CALLBACK_URL_MAX} characters, got {len(url)}"
@@ -112,7 +145,8 @@ def check_callback_url(
     parts = _split(url, field)
     if isinstance(parts, Violation):
         return [*found, parts]
-    return found + _scheme(parts, field, allow_http=allow_http)
+    found += _scheme(parts, field, allow_http=allow_http)
+    return found if allow_http else found + _public_host(parts, field)
 
 
 def _short(value: str, limit: int = 60) -> str:

@@ -1,6 +1,15 @@
-"""The ``seedance-relay`` command line."""
+"""The ``seedance-relay`` command line.
+
+No user mistake ends in a traceback: a bad flag is click's usage error (exit 2), a bad setting
+or a taken port is one ``error:`` line (exit 2), any other error the relay raises on purpose
+is one ``error:`` line (exit 1). Unknown ``RELAY_*`` variables get one warning each.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+from typing import Any
 
 import click
 
@@ -14,14 +23,32 @@ from handlers.cli.sandbox import sandbox
 from handlers.cli.serve import serve
 from handlers.cli.submit import submit
 from handlers.cli.validate import validate
+from handlers.errors import ConfigurationError, RelayError
+from handlers.settings import unknown_variables
 
-__all__ = ["main"]
+__all__ = ["EXIT_CONFIGURATION", "EXIT_FAILURE", "main"]
+
+EXIT_FAILURE = 1  # the work failed: an invalid request, a failed job, an error answer
+EXIT_CONFIGURATION = 2  # usage or configuration: a bad flag, file, setting or port
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class RelayGroup(click.Group):
+    """A click group that turns the relay's own errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RelayError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(EXIT_CONFIGURATION if isinstance(exc, ConfigurationError) else EXIT_FAILURE)
+
+
+@click.group(cls=RelayGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="seedance-relay")
 def main() -> None:
     """Seedance 2.0 video generation as an event-driven pipeline."""
+    for sentence in unknown_variables(os.environ):
+        click.echo(f"warning: {sentence}", err=True)
 
 
 main.add_command(validate)

@@ -1,4 +1,4 @@
-"""``seedance-relay validate FILE.json [--probe]``."""
+"""``seedance-relay validate FILE.json [--probe]``: the checks ``POST /v1/jobs`` makes, offline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from handlers.errors import Violation
+from handlers.errors import InvalidRequest, Violation
+from handlers.jobrequest import check_metadata, parse_job_request
 from handlers.netguard import AddressPolicy
 from handlers.probe import probe_request
 from handlers.validation import reference_warnings, validate_request
@@ -17,45 +18,62 @@ from handlers.validation import reference_warnings, validate_request
 __all__ = ["validate"]
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+_UNREADABLE = frozenset({"invalid_json", "too_large"})  # not a JSON request at all
+_RELAY_SETS_CALLBACK = Violation(
+    "callback_url", "set_by_relay",
+    "POST /v1/jobs refuses callback_url (the relay sets its own); keep it only to call EvoLink directly")
 
 
-def _emit(payload: dict[str, Any]) -> None:
+def _emit(ok: bool, errors: list[Violation], warnings: list[Violation], **extra: Any) -> None:
+    payload = {"ok": ok, "errors": [e.as_dict() for e in errors],
+               "warnings": [w.as_dict() for w in warnings], **extra}
     click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
 
 
-def _read(path: str) -> object:
-    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    return json.loads(raw)
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise OSError(f"{path}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise OSError(f"{path}: is a folder, not a request file") from exc
+    except OSError as exc:
+        raise OSError(f"{path}: cannot be read ({exc.strerror})") from exc
 
 
-@click.command()
+@click.command(short_help="Check a request file as POST /v1/jobs would (JSON verdict).")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
-@click.option("--probe", is_flag=True, help="Also fetch each reference's headers and first bytes "
-              "to check real format, size, dimensions, duration and fps.")
+@click.option("--probe", is_flag=True,
+              help="Also fetch each reference's first bytes to check its real format and size.")
 @click.option("--allow-http", is_flag=True, help="Accept plain http URLs (sandbox provider).")
-@click.option("--allow-private", is_flag=True,
-              help="Let the probe reach private and loopback addresses (local testing only).")
+@click.option("--allow-private", is_flag=True, help="Let the probe reach private addresses (local tests).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=20.0, show_default=True,
-              help="Overall time budget of the probe, in seconds.")
+              help="Time budget of the probe, in seconds.")
 def validate(file: str, probe: bool, allow_http: bool, allow_private: bool, timeout: float) -> None:
-    """Check a generation request against EvoLink's rules.
+    """Check a generation request (FILE, or - for stdin) as POST /v1/jobs would.
 
     Prints {"ok", "errors", "warnings"} as JSON; exits 0 when valid, 1 when invalid,
-    2 when the file cannot be read.
+    2 when the file cannot be read or is not JSON (code unreadable or invalid_json).
     """
     try:
-        body = _read(file)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        _emit({"ok": False, "errors": [{"field": "$", "code": "unreadable", "message": str(exc)}]})
+        request = parse_job_request(_read(file))
+    except OSError as exc:
+        _emit(False, [Violation("$", "unreadable", str(exc))], [])
         sys.exit(EXIT_UNREADABLE)
-    errors: list[Violation] = validate_request(body, allow_http=allow_http)
+    except InvalidRequest as exc:
+        _emit(False, list(exc.violations), [])
+        unreadable = any(v.code in _UNREADABLE for v in exc.violations)
+        sys.exit(EXIT_UNREADABLE if unreadable else EXIT_INVALID)
+    body = request.body
+    errors: list[Violation] = validate_request(body, allow_http=allow_http) + check_metadata(request.metadata)
     result: dict[str, Any] = {}
-    if probe and not errors and isinstance(body, dict):
+    if probe and not errors:
         policy = AddressPolicy(allow_http=allow_http, allow_private=allow_private)
         report = probe_request(body, policy=policy, timeout=timeout)
         errors += report.violations
         result["media"] = [m.as_dict() for m in report.media]
-    warnings = reference_warnings(body) if isinstance(body, dict) else []
-    _emit({"ok": not errors, "errors": [e.as_dict() for e in errors],
-           "warnings": [w.as_dict() for w in warnings], **result})
+    warnings = reference_warnings(body) + ([_RELAY_SETS_CALLBACK] if "callback_url" in body else [])
+    _emit(not errors, errors, warnings, **result)
     sys.exit(EXIT_INVALID if errors else EXIT_VALID)

@@ -80,7 +80,7 @@ def test_validate_exits_2_when_the_input_cannot_be_read(tmp_path: Path, content:
         assert result.exit_code == 2
         return
     code, report = run_validate(tmp_path, content)
-    assert code == 2 and report["errors"][0]["code"] == "unreadable"  # type: ignore[index]
+    assert code == 2 and report["errors"][0]["code"] == "invalid_json"  # type: ignore[index]
 
 
 def test_validate_probe_reads_the_real_media(tmp_path: Path) -> None:
