@@ -13,10 +13,25 @@ from typing import Any, Protocol, runtime_checkable
 from handlers.evolink.task import Task
 from handlers.jobs import Job, JobStatus
 
-__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "StoredObject", "SupportsReadinto", "WorkQueue"]
+__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "SessionRevocations", "StoredObject",
+           "SupportsReadinto", "WorkQueue"]
 
 
-class JobStore(Protocol):
+class SessionRevocations(Protocol):
+    """Dashboard sessions ended before their expiry, shared by every process that checks a cookie."""
+
+    def revoke_session(self, session_id: str, until: float) -> None:
+        """Record ``session_id`` as revoked; the record may be dropped once ``until`` (the session's expiry) passes."""
+        ...
+
+    def session_revoked(self, session_id: str) -> bool:
+        """Whether ``session_id`` is revoked and its record has not yet expired (one key lookup)."""
+        ...
+
+
+class JobStore(SessionRevocations, Protocol):
+    """The jobs; the same storage also keeps the small session revocation records."""
+
     def create(self, job: Job) -> Job:
         """Insert ``job`` if no job has its id; return the stored job either way."""
         ...
@@ -39,6 +54,10 @@ class JobStore(Protocol):
     def page(self, *, status: JobStatus | None = None, limit: int = 50,
              cursor: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first; the second value is the cursor of the next page, if any."""
+        ...
+
+    def count(self, status: JobStatus, cap: int) -> int:
+        """How many jobs have ``status``, counting no further than ``cap`` (an index read, never a scan)."""
         ...
 
     def due(self, now: float, limit: int = 100) -> list[Job]:

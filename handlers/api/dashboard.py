@@ -1,4 +1,4 @@
-"""The dashboard: a static page, its JSON summary, the stored videos, and session sign-in.
+"""The dashboard: a static page, its JSON summary and job details, the stored videos, and sessions.
 
 Wire it with ``create_app(relay, api_keys, extra_routes=dashboard_routes(relay, api_keys))``.
 
@@ -7,8 +7,9 @@ Wire it with ``create_app(relay, api_keys, extra_routes=dashboard_routes(relay, 
 | ``GET /`` | anyone | the page (static; no data, no secrets) under a strict CSP |
 | ``GET /dashboard/static/{name}`` | anyone | its script, stylesheet and icon |
 | ``POST /session`` | anyone | ``api_key`` (form or JSON) valid: a session cookie and 303 to ``/``; else 401 |
-| ``POST /session/logout`` | anyone | clears the cookie, 303 to ``/`` |
-| ``GET /dashboard/summary?limit=`` | bearer or session | recent jobs, counts by status, queue depths |
+| ``POST /session/logout`` | anyone | revokes the session, clears the cookie, 303 to ``/`` |
+| ``GET /dashboard/summary?limit=&status=`` | bearer or session | recent jobs, counts by status, queue depths |
+| ``GET /dashboard/jobs/{id}`` | bearer or session | one job: request, metadata, outputs, error, events |
 | ``GET /v1/jobs/{id}/outputs/{index}`` | bearer or session | the stored file (Range-aware), or 307 to a presigned URL |
 """
 
@@ -16,8 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,36 +25,40 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from handlers.api.auth import ApiKeys
+from handlers.api.dashboard_view import COUNT_CAP, REFRESH_SECONDS, job_details, summarize
 from handlers.api.responses import answering, error_response, read_limited, stored_file
 from handlers.api.session import Sessions, SessionTokens, same_origin, session_key
 from handlers.errors import InvalidRequest, NotFound, Unauthorized, Violation
-from handlers.jobs import Job, JobStatus
+from handlers.jobs import JobStatus
 from handlers.jsonbody import parse_object
 from handlers.logs import get_logger
 from handlers.relay import Relay
 
 __all__ = ["COUNT_CAP", "PRESIGN_SECONDS", "REFRESH_SECONDS", "Dashboard", "content_security_policy",
-           "dashboard_routes", "summarize"]
+           "dashboard_routes", "refused_page", "summarize"]
 
 log = get_logger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",
           "favicon.svg": "image/svg+xml"}
-COUNT_CAP = 100
 PRESIGN_SECONDS = 300
-REFRESH_SECONDS = 5.0
 _SIGN_IN_MAX_BYTES = 4096
-_JOB_FIELDS = ("id", "status", "outcome", "model", "progress", "created_at", "updated_at", "submitted_at",
-               "finished_at", "estimated_time", "error")
-_REFUSED_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign-in refused · seedance-relay</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="/dashboard/static/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/dashboard/static/dashboard.css"></head>
-<body><main class="narrow"><h1>Sign-in refused</h1><p>That key was not accepted.</p>
-<p><a href="/">Try again</a></p></main></body></html>
-"""
+# What the refused sign-in page changes in the static page: the form and its error are shown.
+_REFUSED_EDITS = ((b'<main id="sign-in" class="narrow" hidden>', b'<main id="sign-in" class="narrow">'),
+                  (b'<p id="sign-in-error" class="refusal" role="alert" hidden>',
+                   b'<p id="sign-in-error" class="refusal" role="alert">'),
+                  (b'<p id="status" role="status" aria-live="polite">Loading\xe2\x80\xa6</p>',
+                   b'<p id="status" role="status" aria-live="polite">Sign-in refused.</p>'))
+
+
+def refused_page(page: bytes) -> bytes:
+    """The page with the sign-in form and its error shown (``ValueError`` if the page lacks either)."""
+    for old, new in _REFUSED_EDITS:
+        if page.count(old) != 1:
+            raise ValueError(f"the dashboard page has no single {old.decode()!r} to show")
+        page = page.replace(old, new)
+    return page
 
 
 def content_security_policy(*, presigned_media: bool) -> str:
@@ -68,7 +72,7 @@ def dashboard_routes(relay: Relay, api_keys: ApiKeys, *, key: bytes | None = Non
                      refresh_seconds: float = REFRESH_SECONDS) -> list[Route]:
     """The dashboard's routes; ``key`` signs sessions (default: see :func:`session_key`)."""
     tokens = SessionTokens(key or session_key(relay.settings.api_keys), clock=relay.clock)
-    return Dashboard(relay, Sessions(api_keys, tokens), refresh_seconds).routes()
+    return Dashboard(relay, Sessions(api_keys, tokens, relay.jobs), refresh_seconds).routes()
 
 
 class Dashboard:
@@ -83,6 +87,7 @@ class Dashboard:
                              "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
                              "Cache-Control": "no-cache"}
         self.page = (STATIC / "dashboard.html").read_bytes()
+        self.refused = refused_page(self.page)
         self.assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
 
     def routes(self) -> list[Route]:
@@ -92,6 +97,7 @@ class Dashboard:
             Route("/session", answering(self.sign_in), methods=["POST"]),
             Route("/session/logout", answering(self.sign_out), methods=["POST"]),
             Route("/dashboard/summary", answering(self.summary), methods=["GET"]),
+            Route("/dashboard/jobs/{job_id}", answering(self.details), methods=["GET"]),
             Route("/v1/jobs/{job_id}/outputs/{index:int}", answering(self.output), methods=["GET"]),
         ]
 
@@ -110,7 +116,7 @@ class Dashboard:
         presented = await _presented_key(request)
         if presented is None or not self.sessions.key_is_valid(presented):
             log.info("dashboard.sign_in_refused")
-            return _refused(request, self.page_headers)
+            return _refused(request, self.refused, self.page_headers)
         response = RedirectResponse("/", status_code=303)
         self.sessions.open(response, request)
         log.info("dashboard.session_opened")
@@ -120,17 +126,23 @@ class Dashboard:
         if not same_origin(request):
             return error_response(Unauthorized("cross-site sign-out refused", code="cross_site"), 403)
         response = RedirectResponse("/", status_code=303)
-        self.sessions.close(response, request)
+        await self.sessions.close(response, request)
         return response
 
     async def summary(self, request: Request) -> Response:
-        self.sessions.viewer(request)
-        body = await run_in_threadpool(summarize, self.relay, _limit(request), self.refresh_seconds)
+        await self.sessions.viewer(request)
+        limit, status = _summary_params(request)
+        body = await run_in_threadpool(summarize, self.relay, limit, self.refresh_seconds, status=status)
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    async def details(self, request: Request) -> Response:
+        await self.sessions.viewer(request)
+        job = await run_in_threadpool(self.relay.jobs.get, request.path_params["job_id"])
+        return JSONResponse(job_details(job), headers={"Cache-Control": "no-store"})
 
     async def output(self, request: Request) -> Response:
         """Output ``index`` of the job: a 307 to a presigned URL, or the bytes themselves."""
-        self.sessions.viewer(request)
+        await self.sessions.viewer(request)
         job = await run_in_threadpool(self.relay.jobs.get, request.path_params["job_id"])
         index: int = request.path_params["index"]
         if index >= len(job.outputs):
@@ -142,41 +154,21 @@ class Dashboard:
         return await stored_file(self.relay.blobs, key)
 
 
-def summarize(relay: Relay, limit: int, refresh_seconds: float = REFRESH_SECONDS) -> dict[str, Any]:
-    """What the page shows: the newest ``limit`` jobs, counts by status, every queue's depth."""
-    jobs, _ = relay.jobs.page(limit=limit)
-    queues = [{"name": "ingest", "kind": "ingest", **relay.ingest_queue.depth()}]
-    queues += [{"name": name, "kind": "subscriber", **relay.bus.subscriber(name).depth()}
-               for name, _ in relay.settings.subscribers]
-    return {"server_time": relay.clock(), "refresh_seconds": refresh_seconds,
-            "jobs": [_job_row(job) for job in jobs], "counts": _counts(relay), "queues": queues,
-            "dead_letters": sum(q["dead"] for q in queues)}
-
-
-def _job_row(job: Job) -> dict[str, Any]:
-    public = job.public()
-    row = {name: public[name] for name in _JOB_FIELDS}
-    duration = job.request.get("duration")
-    row["duration"] = duration if isinstance(duration, int) else None
-    row["outputs"] = [{"index": i, "url": f"/v1/jobs/{quote(job.id, safe='')}/outputs/{i}",
-                       "content_type": o.content_type, "size": o.size} for i, o in enumerate(job.outputs)]
-    return row
-
-
-def _counts(relay: Relay) -> dict[str, dict[str, Any]]:
-    """Jobs per status, counted up to :data:`COUNT_CAP` (``more`` says there are others)."""
-    counts = {}
-    for status in JobStatus:
-        jobs, cursor = relay.jobs.page(status=status, limit=COUNT_CAP)
-        counts[status.value] = {"count": len(jobs), "more": cursor is not None}
-    return counts
-
-
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "25")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise InvalidRequest([Violation("limit", "out_of_range", "limit must be an integer from 1 to 100")])
-    return int(raw)
+def _summary_params(request: Request) -> tuple[int, JobStatus | None]:
+    problems: list[Violation] = []
+    raw_limit, raw_status = request.query_params.get("limit", "25"), request.query_params.get("status")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+        problems.append(Violation("limit", "out_of_range", "limit must be an integer from 1 to 100"))
+    status = None
+    if raw_status:
+        try:
+            status = JobStatus(raw_status)
+        except ValueError:
+            allowed = ", ".join(s.value for s in JobStatus)
+            problems.append(Violation("status", "invalid_choice", f"status must be one of {allowed}"))
+    if problems:
+        raise InvalidRequest(problems)
+    return int(raw_limit), status
 
 
 async def _presented_key(request: Request) -> str | None:
@@ -188,9 +180,9 @@ async def _presented_key(request: Request) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _refused(request: Request, page_headers: Mapping[str, str]) -> Response:
+def _refused(request: Request, page: bytes, page_headers: Mapping[str, str]) -> Response:
     refusal = Unauthorized("a valid API key is required")
     wants_json = "json" in request.headers.get("content-type", "") + request.headers.get("accept", "")
     if wants_json:
         return error_response(refusal)
-    return HTMLResponse(_REFUSED_PAGE, status_code=401, headers=dict(page_headers))
+    return HTMLResponse(page, status_code=401, headers=dict(page_headers))

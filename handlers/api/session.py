@@ -1,7 +1,10 @@
 """Dashboard sessions: a signed, expiring cookie obtained by presenting an API key once.
 
 The token is ``v1.<expires>.<nonce>.<mac>``: ``mac`` is HMAC-SHA256 over the rest under a
-server-side key. The API key itself never goes into the cookie. The key is derived from
+server-side key. The API key itself never goes into the cookie. The nonce is the session's
+id: signing out records it as revoked in the job store (:class:`~handlers.ports.SessionRevocations`)
+until the token would have expired, so the same cookie is refused by every process and every
+Lambda instance afterwards; each request that presents a cookie reads that record once. The key is derived from
 the configured API keys (so removing or rotating a key ends every session) or, with none
 configured, drawn at random per process (a restart ends every session).
 
@@ -18,15 +21,22 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from handlers.api.auth import ApiKeys
 from handlers.errors import Unauthorized
+from handlers.logs import get_logger
+from handlers.ports import SessionRevocations
 
-__all__ = ["COOKIE_NAME", "SESSION_TTL", "SessionTokens", "Sessions", "is_https", "same_origin", "session_key"]
+__all__ = ["COOKIE_NAME", "SESSION_TTL", "Session", "SessionTokens", "Sessions", "is_https", "same_origin",
+           "session_key"]
+
+log = get_logger(__name__)
 
 COOKIE_NAME = "relay_session"
 SESSION_TTL = 12 * 3600
@@ -43,6 +53,14 @@ def session_key(api_keys: Sequence[str]) -> bytes:
     return hmac.new(_KEY_LABEL, material.encode(), hashlib.sha256).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class Session:
+    """What a valid token says: the session's id (its nonce) and when it expires (epoch seconds)."""
+
+    id: str
+    expires: int
+
+
 class SessionTokens:
     """Issues and checks ``v1.<expires>.<nonce>.<mac>`` tokens."""
 
@@ -54,19 +72,25 @@ class SessionTokens:
         self._clock = clock
 
     def issue(self) -> str:
-        body = f"{_VERSION}.{int(self._clock()) + self.ttl}.{secrets.token_urlsafe(12)}"
+        body = f"{_VERSION}.{int(self._clock()) + self.ttl}.{secrets.token_urlsafe(16)}"
         return f"{body}.{self._mac(body)}"
 
-    def valid(self, token: str | None) -> bool:
-        """True for an untampered token of ours that has not expired."""
+    def read(self, token: str | None) -> Session | None:
+        """The session of an untampered token of ours that has not expired; ``None`` otherwise."""
         body, _, mac = (token or "").rpartition(".")
         version, _, rest = body.partition(".")
         expires, _, nonce = rest.partition(".")
         if version != _VERSION or not expires.isdigit() or not nonce:
-            return False
+            return None
         if not hmac.compare_digest(self._mac(body).encode(), mac.encode()):
-            return False
-        return self._clock() < int(expires) <= self._clock() + self.ttl
+            return None
+        if not self._clock() < int(expires) <= self._clock() + self.ttl:
+            return None
+        return Session(nonce, int(expires))
+
+    def valid(self, token: str | None) -> bool:
+        """True for an untampered token of ours that has not expired (revocation is not checked here)."""
+        return self.read(token) is not None
 
     def _mac(self, body: str) -> str:
         digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
@@ -94,11 +118,12 @@ def same_origin(request: HTTPConnection) -> bool:
 
 
 class Sessions:
-    """Who may read the dashboard: a bearer key, or (GET and HEAD only) a session cookie."""
+    """Who may read the dashboard: a bearer key, or (GET and HEAD only) a session cookie not revoked."""
 
-    def __init__(self, api_keys: ApiKeys, tokens: SessionTokens) -> None:
+    def __init__(self, api_keys: ApiKeys, tokens: SessionTokens, revocations: SessionRevocations) -> None:
         self._api_keys = api_keys
         self.tokens = tokens
+        self._revocations = revocations
 
     def key_is_valid(self, key: str) -> bool:
         """Whether ``key`` is one of the configured API keys (constant time, as the API checks)."""
@@ -109,12 +134,13 @@ class Sessions:
             return False
         return True
 
-    def viewer(self, request: HTTPConnection) -> str:
-        """``"key:<scope>"`` for a bearer key, ``"session"`` for a cookie; ``Unauthorized`` otherwise."""
+    async def viewer(self, request: HTTPConnection) -> str:
+        """``"key:<scope>"`` for a bearer key, ``"session"`` for a live cookie; ``Unauthorized`` otherwise."""
         if "authorization" in request.headers:
             return f"key:{self._api_keys.caller(request)}"
         method = request.scope.get("method", "GET")
-        if method in _SAFE_METHODS and self.tokens.valid(request.cookies.get(COOKIE_NAME)):
+        session = self.tokens.read(request.cookies.get(COOKIE_NAME)) if method in _SAFE_METHODS else None
+        if session is not None and not await run_in_threadpool(self._revocations.session_revoked, session.id):
             return "session"
         raise Unauthorized("a valid bearer API key or dashboard session is required")
 
@@ -122,5 +148,10 @@ class Sessions:
         response.set_cookie(COOKIE_NAME, self.tokens.issue(), max_age=self.tokens.ttl, path="/",
                             secure=is_https(request), httponly=True, samesite="strict")
 
-    def close(self, response: Response, request: HTTPConnection) -> None:
+    async def close(self, response: Response, request: HTTPConnection) -> None:
+        """Revoke the presented session (if it is one of ours and still valid) and clear the cookie."""
+        session = self.tokens.read(request.cookies.get(COOKIE_NAME))
+        if session is not None:
+            await run_in_threadpool(self._revocations.revoke_session, session.id, session.expires)
+            log.info("dashboard.session_revoked")
         response.delete_cookie(COOKIE_NAME, path="/", secure=is_https(request), httponly=True, samesite="strict")

@@ -1,16 +1,18 @@
-"""JobStore contract: idempotent create, conditional updates, newest-first paging, the due index."""
+"""JobStore contract: idempotent create, conditional updates, newest-first paging, capped counts,
+the due index, and the records of revoked dashboard sessions."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from handlers.adapters.local import SqliteJobStore
-from handlers.adapters.local.jobs import DUE_QUERY
+from handlers.adapters.local.jobs import COUNT_QUERY, DUE_QUERY
 from handlers.errors import Conflict, InvalidRequest, NotFound
 from handlers.jobs import Job, JobStatus
 from handlers.ports import JobStore
@@ -179,3 +181,70 @@ def test_local_due_reads_the_check_at_index_not_the_table(tmp_path: Path) -> Non
     connection.close()
     assert any("USING INDEX jobs_check_at" in step for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_count_counts_the_jobs_of_one_status(job_store: JobStore) -> None:
+    for n in range(5):
+        job_store.create(make_job(f"job_{n}", created_at=T0 + n, status=JobStatus.FAILED if n < 3 else
+                                  JobStatus.ACCEPTED))
+    assert job_store.count(JobStatus.FAILED, 100) == 3
+    assert job_store.count(JobStatus.ACCEPTED, 100) == 2
+    assert job_store.count(JobStatus.PUBLISHED, 100) == 0
+
+
+def test_count_stops_at_the_cap(job_store: JobStore) -> None:
+    for n in range(7):
+        job_store.create(make_job(f"job_{n}", created_at=T0 + n))
+    assert [job_store.count(JobStatus.ACCEPTED, cap) for cap in (1, 3, 6, 7, 8, 1000)] == [1, 3, 6, 7, 7, 7]
+    assert job_store.count(JobStatus.ACCEPTED, 0) == 0
+
+
+def test_count_follows_status_changes(job_store: JobStore) -> None:
+    job = job_store.create(make_job("job_a"))
+    job_store.update(job.evolve(T0 + 1, status=JobStatus.PUBLISHED))
+    assert (job_store.count(JobStatus.ACCEPTED, 10), job_store.count(JobStatus.PUBLISHED, 10)) == (0, 1)
+
+
+def test_a_revoked_session_stays_revoked_until_its_expiry(job_store: JobStore) -> None:
+    assert job_store.session_revoked("s-1") is False
+    job_store.revoke_session("s-1", time.time() + 3600)
+    assert job_store.session_revoked("s-1") is True
+    assert job_store.session_revoked("s-2") is False
+
+
+def test_a_revocation_past_its_expiry_no_longer_counts(job_store: JobStore) -> None:
+    job_store.revoke_session("s-old", time.time() - 5)
+    assert job_store.session_revoked("s-old") is False
+
+
+def test_a_revocation_is_never_a_job(job_store: JobStore) -> None:
+    """The records share the store with the jobs but never show up as one."""
+    job_store.create(make_job("job_a"))
+    job_store.revoke_session("s-1", time.time() + 3600)
+    jobs, _ = job_store.page(limit=10)
+    assert ids(jobs) == ["job_a"]
+    assert job_store.existing(["job_a", "s-1", "session#s-1"]) == {"job_a"}
+    for name in ("s-1", "session#s-1"):
+        with pytest.raises(NotFound):
+            job_store.get(name)
+
+
+def test_local_count_reads_the_status_index_not_the_table(tmp_path: Path) -> None:
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    store.create(make_job("job_a"))
+    store.close()
+    with sqlite3.connect(tmp_path / "jobs.db") as connection:
+        plan = [row[-1] for row in connection.execute(f"EXPLAIN QUERY PLAN {COUNT_QUERY}", ("accepted", 10))]
+    connection.close()
+    assert any("USING COVERING INDEX jobs_status_created" in step for step in plan), plan
+
+
+def test_local_revocation_drops_the_records_of_expired_sessions(tmp_path: Path) -> None:
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    store.revoke_session("s-old", time.time() - 5)
+    store.revoke_session("s-new", time.time() + 3600)
+    store.close()
+    with sqlite3.connect(tmp_path / "jobs.db") as connection:
+        rows = [row[0] for row in connection.execute("SELECT id FROM revoked_sessions")]
+    connection.close()
+    assert rows == ["s-new"]

@@ -1,9 +1,11 @@
-"""The dashboard's routes on a real socket: sign-in and session cookies, the summary, the stored videos."""
+"""The dashboard's routes on a real socket: sign-in, session cookies and their revocation, the summary,
+the job details, the stored videos."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,9 @@ import pytest
 
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
-from handlers.api.dashboard import dashboard_routes
+from handlers.api.dashboard import COUNT_CAP, dashboard_routes
 from handlers.api.session import COOKIE_NAME, SessionTokens
+from handlers.events import event_id
 from handlers.jobs import Job, JobStatus, Output
 from handlers.relay import Relay
 from handlers.sandbox.media import render_video
@@ -97,12 +100,81 @@ def test_the_summary_lists_recent_jobs_newest_first_with_counts_and_queues(clien
     assert failed["error"] == {"code": "service_error", "message": "the provider failed the task"}
     assert published["outputs"] == [{"index": 0, "url": "/v1/jobs/job_published/outputs/0",
                                      "content_type": "video/mp4", "size": published["outputs"][0]["size"]}]
-    assert published["duration"] == 2 and published["finished_at"] - published["created_at"] == pytest.approx(3)
+    took = datetime.fromisoformat(published["finished_at"]) - datetime.fromisoformat(published["created_at"])
+    assert published["duration"] == 2 and took.total_seconds() == pytest.approx(3)
     assert "uri" not in str(summary) and "metadata" not in published
     assert summary["counts"]["published"] == {"count": 1, "more": False}
     assert summary["counts"]["processing"] == {"count": 0, "more": False}
     assert [(q["name"], q["kind"]) for q in summary["queues"]] == [("ingest", "ingest"), ("default", "subscriber")]
-    assert summary["dead_letters"] == 0 and abs(summary["server_time"] - time.time()) < 5
+    server_time = datetime.fromisoformat(summary["server_time"])
+    assert summary["server_time"].endswith("Z") and abs(server_time.timestamp() - time.time()) < 5
+    assert summary["dead_letters"] == 0
+
+
+def test_the_summary_filters_by_status(client: httpx.Client) -> None:
+    summary = client.get("/dashboard/summary?status=failed", headers=BEARER).json()
+    assert [job["id"] for job in summary["jobs"]] == ["job_failed"] and summary["status"] == "failed"
+    assert summary["counts"]["published"]["count"] == 1, "counts stay whole under a filter"
+    assert client.get("/dashboard/summary?status=processing", headers=BEARER).json()["jobs"] == []
+
+
+def test_an_unknown_status_filter_is_refused_with_the_accepted_ones(client: httpx.Client) -> None:
+    response = client.get("/dashboard/summary?status=done", headers=BEARER)
+    problem = response.json()["error"]["errors"][0]
+    assert response.status_code == 400 and problem["field"] == "status"
+    assert "accepted, submitted, processing" in problem["message"]
+
+
+class CountingJobs:
+    """The relay's job store, recording which of its methods the summary calls."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self.inner, name)
+
+
+def test_the_counts_are_one_capped_count_per_status_not_pages(relay: Relay, jobs: dict[str, Job]) -> None:
+    counting = CountingJobs(relay.jobs)
+    relay.jobs = counting  # type: ignore[assignment]
+    with serve(relay) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/dashboard/summary", headers=BEARER).status_code == 200
+    assert counting.calls.count("page") == 1 and counting.calls.count("count") == len(JobStatus)
+
+
+def test_counts_past_the_cap_say_there_are_more(relay: Relay) -> None:
+    for n in range(COUNT_CAP + 1):
+        put_job(relay, f"job_{n:04d}", JobStatus.FAILED, age=n)
+    with serve(relay) as url, httpx.Client(base_url=url) as client:
+        counts = client.get("/dashboard/summary?limit=1", headers=BEARER).json()["counts"]
+    assert counts["failed"] == {"count": COUNT_CAP, "more": True}
+    assert counts["published"] == {"count": 0, "more": False}
+
+
+def test_a_job_s_details_carry_its_request_metadata_outputs_error_and_events(client: httpx.Client,
+                                                                             relay: Relay) -> None:
+    job = relay.jobs.get("job_published")
+    published = event_id(job.id, "completed")
+    relay.jobs.update(job.evolve(job.updated_at, metadata={"order": 17}, event_ids=(published,)))
+    details = client.get("/dashboard/jobs/job_published", headers=BEARER).json()
+    assert details["request"] == {"model": "m", "duration": 2} and details["metadata"] == {"order": 17}
+    (output,) = details["outputs"]
+    assert output["url"] == "/v1/jobs/job_published/outputs/0" and len(output["sha256"]) == 64
+    assert details["events"] == [{"id": published, "type": "io.seedance-relay.job.completed"}]
+    failed = client.get("/dashboard/jobs/job_failed", headers=BEARER).json()
+    assert failed["error"] == {"code": "service_error", "message": "the provider failed the task"}
+    assert failed["events"] == [] and "uri" not in str(details)
+
+
+def test_a_job_s_details_need_credentials_and_an_existing_job(client: httpx.Client) -> None:
+    assert client.get("/dashboard/jobs/job_failed").status_code == 401
+    token = sign_in(client, data={"api_key": KEY}).cookies[COOKIE_NAME]
+    assert client.get("/dashboard/jobs/job_failed", headers=session_cookie(token)).status_code == 200
+    response = client.get("/dashboard/jobs/job_nope", headers=BEARER)
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
 
 def test_the_summary_counts_dead_letters_of_every_subscriber_queue(client: httpx.Client, relay: Relay) -> None:
@@ -149,10 +221,21 @@ def test_a_wrong_key_gets_401_and_no_cookie(client: httpx.Client, body: dict[str
     assert KEY not in response.text and "wrong" not in response.text
 
 
-def test_a_refused_form_sign_in_answers_with_a_page(client: httpx.Client) -> None:
+def test_a_refused_form_sign_in_answers_with_the_styled_page_its_form_and_an_error(client: httpx.Client) -> None:
     response = sign_in(client, data={"api_key": "wrong"})
-    assert response.headers["content-type"].startswith("text/html") and "not accepted" in response.text
+    page = response.text
+    assert response.status_code == 401 and response.headers["content-type"].startswith("text/html")
+    assert '<link rel="stylesheet" href="/dashboard/static/dashboard.css">' in page
+    assert '<main id="sign-in" class="narrow">' in page and '<form method="post" action="/session">' in page
+    assert '<p id="sign-in-error" class="refusal" role="alert">That key was not accepted.' in page
+    assert '<main id="board" hidden>' in page and "<script>" not in page
     assert "default-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_the_sign_in_form_says_where_the_key_is(client: httpx.Client) -> None:
+    page = client.get("/").text
+    assert "<code>.relay/api-key</code>" in page and "/seedance-relay/&lt;stage&gt;/api-keys" in page
+    assert '<p id="sign-in-error" class="refusal" role="alert" hidden>' in page
 
 
 @pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"}, {"Origin": "null"},
@@ -198,6 +281,46 @@ def test_a_wrong_bearer_key_is_not_rescued_by_a_session(client: httpx.Client) ->
     token = sign_in(client, data={"api_key": KEY}).cookies[COOKIE_NAME]
     headers = {**session_cookie(token), "Authorization": "Bearer nope"}
     assert client.get("/dashboard/summary", headers=headers).status_code == 401
+
+
+def test_signing_out_revokes_the_session_on_the_server(client: httpx.Client) -> None:
+    """The old cookie, presented again after signing out, reads nothing."""
+    token = sign_in(client, data={"api_key": KEY}).cookies[COOKIE_NAME]
+    assert client.get("/dashboard/summary", headers=session_cookie(token)).status_code == 200
+    assert client.post("/session/logout", headers=session_cookie(token)).status_code == 303
+    for path in ("/dashboard/summary", "/dashboard/jobs/job_failed", "/v1/jobs/job_published/outputs/0"):
+        response = client.get(path, headers=session_cookie(token))
+        assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized", path
+
+
+def test_signing_out_ends_only_that_session(client: httpx.Client) -> None:
+    kept, ended = (sign_in(client, data={"api_key": KEY}).cookies[COOKIE_NAME] for _ in range(2))
+    client.post("/session/logout", headers=session_cookie(ended))
+    assert client.get("/dashboard/summary", headers=session_cookie(kept)).status_code == 200
+    assert client.get("/dashboard/summary", headers=BEARER).status_code == 200
+
+
+def test_a_session_revoked_by_one_process_is_refused_by_another(relay: Relay, jobs: dict[str, Job],
+                                                                 tmp_path: Path) -> None:
+    """Two relays over the same data folder stand for two processes: the revocation is stored, not kept in memory."""
+    other = local_relay(tmp_path, FakeProvider())
+    try:
+        with serve(relay) as first, serve(other) as second, httpx.Client() as client:
+            token = client.post(f"{first}/session", data={"api_key": KEY}).cookies[COOKIE_NAME]
+            assert client.get(f"{second}/dashboard/summary", headers=session_cookie(token)).status_code == 200
+            client.cookies.clear()
+            client.post(f"{first}/session/logout", headers=session_cookie(token))
+            assert client.get(f"{second}/dashboard/summary", headers=session_cookie(token)).status_code == 401
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("cookie", [None, "v1.9999999999.abc.def", ""])
+def test_signing_out_without_a_valid_session_still_clears_the_cookie(client: httpx.Client,
+                                                                     cookie: str | None) -> None:
+    headers = session_cookie(cookie) if cookie is not None else {}
+    response = client.post("/session/logout", headers=headers)
+    assert response.status_code == 303 and "max-age=0" in response.headers["set-cookie"].lower()
 
 
 def test_signing_out_clears_the_cookie(client: httpx.Client) -> None:

@@ -11,6 +11,12 @@ conditional writes, and the attributes the three global secondary indexes read:
   ``created_key`` is ``created_at`` (fixed-width, so it sorts as text) then ``#`` and the
   id, which breaks ``created_at`` ties by id the way the local store does.
 
+``count`` is a ``Query`` of ``status-index`` with ``Select=COUNT``, paged no further than
+its cap. A revoked dashboard session is an item keyed ``session#<id>`` with only
+``expires_at`` (none of the index attributes, so no index and no page ever sees it); the
+table's TTL removes it once the session would have expired anyway. Items without a
+``record`` (these, and the event ledger's ``event#<id>``) are never answered as jobs.
+
 A terminal job with nothing left to check gets ``expires_at`` (epoch seconds,
 ``ttl_days`` after it finished) for the table's TTL. :data:`TABLE_SPEC` is the table's
 definition in the shape both ``CreateTable`` and CloudFormation take.
@@ -28,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.adapters.aws.bus import LEDGER_PREFIX
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
 from handlers.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
 from handlers.jobs import Job, JobStatus
@@ -36,11 +43,13 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-__all__ = ["CREATED_INDEX", "DUE_INDEX", "DUE_SHARD", "JOB_KIND", "STATUS_INDEX", "TABLE_SPEC",
+__all__ = ["CREATED_INDEX", "DUE_INDEX", "DUE_SHARD", "JOB_KIND", "SESSION_PREFIX", "STATUS_INDEX", "TABLE_SPEC",
            "DynamoJobStore", "created_key", "job_item"]
 
 DUE_INDEX, CREATED_INDEX, STATUS_INDEX = "due-index", "created-index", "status-index"
 DUE_SHARD, JOB_KIND = "due", "job"
+SESSION_PREFIX = "session#"
+NOT_JOBS = (SESSION_PREFIX, LEDGER_PREFIX)
 TTL_ATTRIBUTE = "expires_at"
 DAY = 86_400.0
 BATCH_GET_LIMIT = 100
@@ -132,12 +141,14 @@ class DynamoJobStore:
         with aws_errors(StorageError, f"get job {job_id!r}"):
             item = self._client.get_item(TableName=self.table, Key={"id": {"S": job_id}},
                                          ConsistentRead=True).get("Item")
-        if item is None:
+        if item is None or "record" not in item:
             raise NotFound(f"no job {job_id!r}")
         return _job(item)
 
     def existing(self, job_ids: Collection[str]) -> set[str]:
         """Consistent ``BatchGetItem`` calls of up to 100 keys, projected on the key: no record is read.
+
+        Ids of the other items the table keeps (``session#…``, ``event#…``) are never jobs.
 
         Keys DynamoDB leaves unprocessed (throttling) are asked again, with a short backoff.
         """
@@ -152,7 +163,8 @@ class DynamoJobStore:
                     time.sleep(min(0.05 * 2 ** attempt, 1.0))
                 with aws_errors(StorageError, f"look up {len(request[self.table]['Keys'])} jobs"):
                     answer = self._client.batch_get_item(RequestItems=request)
-                found.update(item["id"]["S"] for item in answer.get("Responses", {}).get(self.table, []))
+                found.update(item["id"]["S"] for item in answer.get("Responses", {}).get(self.table, [])
+                             if not item["id"]["S"].startswith(NOT_JOBS))
                 request = dict(answer.get("UnprocessedKeys") or {})
                 if not request:
                     break
@@ -198,6 +210,37 @@ class DynamoJobStore:
         items = self._query(query, limit + 1, "page jobs")
         jobs = [_job(item) for item in items[:limit]]
         return jobs, (_encode_cursor(items[limit - 1]) if len(items) > limit else None)
+
+    def count(self, status: JobStatus, cap: int) -> int:
+        """``Query`` of ``status-index`` with ``Select=COUNT``, ``Limit`` and paging, stopping at ``cap``."""
+        query: dict[str, Any] = {
+            "TableName": self.table, "IndexName": STATUS_INDEX, "Select": "COUNT",
+            "KeyConditionExpression": "#s = :s", "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": {"S": JobStatus(status).value}},
+        }
+        counted = 0
+        while counted < cap:
+            with aws_errors(StorageError, f"count {JobStatus(status).value} jobs"):
+                answer = self._client.query(**query, Limit=cap - counted)
+            counted += answer.get("Count", 0)
+            if "LastEvaluatedKey" not in answer:
+                break
+            query = {**query, "ExclusiveStartKey": answer["LastEvaluatedKey"]}
+        return max(0, min(counted, cap))
+
+    def revoke_session(self, session_id: str, until: float) -> None:
+        """``PutItem`` of ``session#<id>`` with ``expires_at`` for the table's TTL."""
+        item: dict[str, AttributeValueTypeDef] = {"id": {"S": SESSION_PREFIX + session_id},
+                                                  TTL_ATTRIBUTE: {"N": str(int(until) + 1)}}
+        with aws_errors(StorageError, "revoke a dashboard session"):
+            self._client.put_item(TableName=self.table, Item=item)
+
+    def session_revoked(self, session_id: str) -> bool:
+        """One consistent ``GetItem``; a record past its ``expires_at`` (TTL deletes late) no longer counts."""
+        with aws_errors(StorageError, "check a dashboard session"):
+            item = self._client.get_item(TableName=self.table, Key={"id": {"S": SESSION_PREFIX + session_id}},
+                                         ConsistentRead=True, ProjectionExpression=TTL_ATTRIBUTE).get("Item")
+        return item is not None and float(item[TTL_ATTRIBUTE]["N"]) > self._clock()
 
     def due(self, now: float, limit: int = 100) -> list[Job]:
         """Jobs with ``check_at <= now``, oldest first: one ``Query`` of the sparse ``due-index``."""

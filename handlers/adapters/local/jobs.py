@@ -5,7 +5,9 @@ Each row keeps the searchable fields in columns (``status``, ``check_at``,
 conditional on ``version`` in a single ``UPDATE``, so two writers from the same
 version never both win. ``page`` walks ``(created_at, id)`` newest first through the
 ``jobs_created`` index with an opaque keyset cursor; ``due`` reads the partial
-``jobs_check_at`` index, never the whole table.
+``jobs_check_at`` index, never the whole table; ``count`` counts at most ``cap`` entries of
+the ``jobs_status_created`` index. Revoked dashboard sessions are rows of
+``revoked_sessions`` (id and expiry); each revocation also deletes the expired ones.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from handlers.adapters.local.sqlite import SqliteDatabase
 from handlers.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
 from handlers.jobs import Job, JobStatus
 
-__all__ = ["DUE_QUERY", "SCHEMA", "SqliteJobStore"]
+__all__ = ["COUNT_QUERY", "DUE_QUERY", "SCHEMA", "SqliteJobStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -39,10 +41,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_check_at ON jobs (check_at, id) WHERE check_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created_at, id);
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    id TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS revoked_sessions_expiry ON revoked_sessions (expires_at);
 """
 LOOKUP_BATCH = 500
 DUE_QUERY = ("SELECT record FROM jobs WHERE check_at IS NOT NULL AND check_at <= ?"
              " ORDER BY check_at, id LIMIT ?")
+COUNT_QUERY = "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = ? LIMIT ?)"
 
 
 class SqliteJobStore:
@@ -106,6 +114,28 @@ class SqliteJobStore:
         jobs = [_load(row) for row in rows[:max(limit, 1)]]
         more = len(rows) > len(jobs)
         return jobs, (_encode_cursor(jobs[-1]) if more else None)
+
+    def count(self, status: JobStatus, cap: int) -> int:
+        """``COUNT`` over at most ``cap`` rows of the ``jobs_status_created`` index."""
+        if cap <= 0:
+            return 0
+        with self._database.translated():
+            row = self._database.connection().execute(COUNT_QUERY, (JobStatus(status).value, cap)).fetchone()
+        return int(row[0])
+
+    def revoke_session(self, session_id: str, until: float) -> None:
+        """Insert the record and drop the ones whose session has expired anyway, in one transaction."""
+        with self._database.transaction() as connection:
+            connection.execute("INSERT OR REPLACE INTO revoked_sessions (id, expires_at) VALUES (?, ?)",
+                               (session_id, until))
+            connection.execute("DELETE FROM revoked_sessions WHERE expires_at <= ?", (self._clock(),))
+
+    def session_revoked(self, session_id: str) -> bool:
+        with self._database.translated():
+            row = self._database.connection().execute(
+                "SELECT 1 FROM revoked_sessions WHERE id = ? AND expires_at > ?",
+                (session_id, self._clock())).fetchone()
+        return row is not None
 
     def due(self, now: float, limit: int = 100) -> list[Job]:
         with self._database.translated():

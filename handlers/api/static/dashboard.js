@@ -1,12 +1,17 @@
-// The dashboard: reads /dashboard/summary every few seconds and renders it. No framework, no build step.
+// The dashboard: reads /dashboard/summary every few seconds and renders it; a click on a job reads
+// /dashboard/jobs/{id} into the details panel. No framework, no build step. Times are shown in the
+// viewer's own locale and time zone (Intl.DateTimeFormat with the browser's defaults).
 "use strict";
 
 (() => {
   const FINAL = new Set(["published", "failed", "cancelled", "rejected", "expired"]);
+  const WHEN = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
+  const TIME = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
   const byId = (id) => document.getElementById(id);
   let refreshMs = 5000;
   let timer = 0;
   let playing = null;
+  let opened = null;
 
   function element(tag, props = {}, ...children) {
     const node = Object.assign(document.createElement(tag), props);
@@ -14,21 +19,23 @@
     return node;
   }
 
-  function clock(seconds) {
-    if (seconds == null) return element("span", { textContent: "—" });
-    const when = new Date(seconds * 1000);
-    return element("time", { dateTime: when.toISOString(), title: when.toString(),
-                             textContent: when.toLocaleTimeString([], { hour12: false }) });
+  // The API's times are RFC 3339 strings; the arithmetic below is in seconds since the epoch.
+  const seconds = (time) => (time == null ? null : Date.parse(time) / 1000);
+
+  function clock(time) {
+    if (time == null) return element("span", { textContent: "—" });
+    const when = new Date(time);
+    return element("time", { dateTime: when.toISOString(), title: when.toString(), textContent: WHEN.format(when) });
   }
 
-  function span(seconds) {
-    if (seconds < 60) return `${seconds.toFixed(1)} s`;
-    return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  function span(length) {
+    if (length < 60) return `${length.toFixed(1)} s`;
+    return `${Math.floor(length / 60)} min ${Math.round(length % 60)} s`;
   }
 
   function took(job, now) {
-    if (job.finished_at != null) return span(job.finished_at - job.created_at);
-    return FINAL.has(job.status) ? "—" : `running ${span(Math.max(0, now - job.created_at))}`;
+    if (job.finished_at != null) return span(seconds(job.finished_at) - seconds(job.created_at));
+    return FINAL.has(job.status) ? "—" : `running ${span(Math.max(0, seconds(now) - seconds(job.created_at)))}`;
   }
 
   function badge(status) {
@@ -57,11 +64,20 @@
     return button;
   }
 
+  function jobLink(job) {
+    const link = element("button", { type: "button", className: "link open", title: job.model || "" },
+                         element("code", { textContent: job.id }));
+    link.dataset.job = job.id;
+    link.setAttribute("aria-label", `Details of ${job.id}`);
+    return link;
+  }
+
   function jobRow(job, now) {
-    const cells = [element("code", { textContent: job.id, title: job.model || "" }), badge(job.status),
-                   progress(job), clock(job.created_at), clock(job.finished_at), took(job, now),
-                   failure(job.error), playButton(job)];
-    const row = element("tr", { className: playing === job.id ? "selected" : "" });
+    const cells = [jobLink(job), badge(job.status), progress(job), clock(job.created_at), clock(job.finished_at),
+                   took(job, now), failure(job.error), playButton(job)];
+    const row = element("tr");
+    row.classList.toggle("selected", playing === job.id);
+    row.classList.toggle("open", opened === job.id);
     row.dataset.job = job.id;
     row.append(...cells.map((cell) => element("td", {}, cell)));
     return row;
@@ -69,10 +85,12 @@
 
   function renderJobs(summary) {
     const focused = document.activeElement?.dataset?.job;
+    const focusedClass = document.activeElement?.classList?.contains("play") ? "play" : "open";
     const rows = summary.jobs.map((job) => jobRow(job, summary.server_time));
-    if (!rows.length) rows.push(element("tr", {}, element("td", { colSpan: 8, textContent: "No jobs yet." })));
+    const empty = summary.status ? `No ${summary.status} jobs.` : "No jobs yet.";
+    if (!rows.length) rows.push(element("tr", {}, element("td", { colSpan: 8, textContent: empty })));
     byId("job-rows").replaceChildren(...rows);
-    if (focused) document.querySelector(`button.play[data-job="${CSS.escape(focused)}"]`)?.focus();
+    if (focused) document.querySelector(`button.${focusedClass}[data-job="${CSS.escape(focused)}"]`)?.focus();
   }
 
   function renderCounts(counts) {
@@ -96,6 +114,48 @@
     total.classList.toggle("alert", summary.dead_letters > 0);
   }
 
+  function fact(label, value) {
+    return element("div", {}, element("dt", { textContent: label }), element("dd", {}, value ?? "—"));
+  }
+
+  function renderDetails(job) {
+    byId("details-id").textContent = job.id;
+    byId("details-facts").replaceChildren(
+      fact("status", badge(job.status)), fact("progress", `${job.progress}%`), fact("model", job.model),
+      fact("task", job.task_id), fact("created", clock(job.created_at)), fact("submitted", clock(job.submitted_at)),
+      fact("finished", clock(job.finished_at)), fact("updated", clock(job.updated_at)),
+      fact("attempts", String(job.attempts)), fact("idempotency key", job.idempotency_key));
+    byId("details-request").textContent = JSON.stringify(job.request, null, 2);
+    byId("details-metadata").textContent = JSON.stringify(job.metadata, null, 2);
+    const outputs = job.outputs.map((o) => element("li", {}, element("a", { href: o.url, textContent: `output ${o.index}` }),
+                                                   ` ${o.content_type}, ${o.size.toLocaleString()} bytes`));
+    byId("details-outputs").replaceChildren(...(outputs.length ? outputs : [element("li", { textContent: "none" })]));
+    byId("details-error").replaceChildren(job.error ? failure(job.error) : "none");
+    const events = job.events.map((e) => element("li", {}, element("code", { textContent: e.type || "event" }), ` ${e.id}`));
+    byId("details-events").replaceChildren(...(events.length ? events : [element("li", { textContent: "none published yet" })]));
+    byId("details").hidden = false;
+  }
+
+  async function loadDetails(jobId) {
+    const response = await fetch(`/dashboard/jobs/${encodeURIComponent(jobId)}`, {
+      credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
+    if (response.status === 401) return refresh();
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    if (opened === jobId) renderDetails(await response.json());
+  }
+
+  function openDetails(jobId) {
+    opened = jobId;
+    document.querySelectorAll("#job-rows tr").forEach((row) => row.classList.toggle("open", row.dataset.job === jobId));
+    loadDetails(jobId).catch((error) => { byId("status").textContent = `Could not load ${jobId} (${error.message}).`; });
+  }
+
+  function closeDetails() {
+    opened = null;
+    byId("details").hidden = true;
+    document.querySelectorAll("#job-rows tr.open").forEach((row) => row.classList.remove("open"));
+  }
+
   function play(button) {
     const video = byId("player");
     playing = button.dataset.job;
@@ -113,15 +173,20 @@
     byId("sign-out").hidden = !signedIn;
   }
 
+  function summaryUrl() {
+    const status = byId("status-filter").value;
+    return `/dashboard/summary?limit=50${status ? `&status=${encodeURIComponent(status)}` : ""}`;
+  }
+
   async function refresh() {
     clearTimeout(timer);
     const status = byId("status");
     try {
-      const response = await fetch("/dashboard/summary?limit=50", {
+      const response = await fetch(summaryUrl(), {
         credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } });
       if (response.status === 401) {
         showBoard(false);
-        status.textContent = "Sign in to see the relay.";
+        if (byId("sign-in-error").hidden) status.textContent = "Sign in to see the relay.";
         return;
       }
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -130,9 +195,11 @@
       renderQueues(summary);
       renderJobs(summary);
       showBoard(true);
+      if (opened) await loadDetails(opened);
       refreshMs = (summary.refresh_seconds || 5) * 1000;
-      status.textContent = `Updated ${new Date(summary.server_time * 1000).toLocaleTimeString([], { hour12: false })}`
+      status.textContent = `Updated ${TIME.format(new Date(summary.server_time))}`
                            + ` · refreshes every ${refreshMs / 1000} s`;
+      document.body.dataset.shown = summary.status || "all";
       document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
     } catch (error) {
       status.textContent = `Could not refresh (${error.message}); trying again.`;
@@ -143,8 +210,12 @@
   document.addEventListener("DOMContentLoaded", () => {
     byId("job-rows").addEventListener("click", (event) => {
       const button = event.target.closest("button.play");
-      if (button) play(button);
+      if (button) return play(button);
+      const row = event.target.closest("tr[data-job]");
+      if (row && !event.target.closest("a")) openDetails(row.dataset.job);
     });
+    byId("details-close").addEventListener("click", closeDetails);
+    byId("status-filter").addEventListener("change", refresh);
     refresh();
   });
 })();

@@ -1,0 +1,71 @@
+"""What the dashboard shows, as JSON: the summary (jobs, counts, queues) and one job's details.
+
+Times are RFC 3339 in UTC, as in the rest of the API (:func:`handlers.jobs.rfc3339`); the page
+shows them in the viewer's locale. Counts are one capped count per status
+(:meth:`~handlers.ports.JobStore.count`): each reads at most ``COUNT_CAP + 1`` index entries,
+however many jobs there are, and says ``more`` past the cap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.events import EVENT_TYPES, event_id
+from handlers.jobs import Job, JobStatus, output_url, rfc3339
+from handlers.relay import Relay
+
+__all__ = ["COUNT_CAP", "REFRESH_SECONDS", "job_details", "summarize"]
+
+COUNT_CAP = 1000
+REFRESH_SECONDS = 5.0
+_JOB_FIELDS = ("id", "status", "outcome", "model", "progress", "created_at", "updated_at", "submitted_at",
+               "finished_at", "estimated_time", "error")
+_DETAIL_FIELDS = ("task_id", "idempotency_key", "credits_reserved", "attempts")
+
+
+def summarize(relay: Relay, limit: int, refresh_seconds: float = REFRESH_SECONDS, *,
+              status: JobStatus | None = None) -> dict[str, Any]:
+    """The newest ``limit`` jobs (of ``status`` if given), counts by status, every queue's depth."""
+    jobs, _ = relay.jobs.page(status=status, limit=limit)
+    queues = [{"name": "ingest", "kind": "ingest", **relay.ingest_queue.depth()}]
+    queues += [{"name": name, "kind": "subscriber", **relay.bus.subscriber(name).depth()}
+               for name, _ in relay.settings.subscribers]
+    return {"server_time": rfc3339(relay.clock()), "refresh_seconds": refresh_seconds,
+            "status": status.value if status else None, "jobs": [_job_row(job) for job in jobs],
+            "counts": _counts(relay), "queues": queues, "dead_letters": sum(q["dead"] for q in queues)}
+
+
+def job_details(job: Job) -> dict[str, Any]:
+    """One job for its details panel: the row's fields plus request, metadata, outputs and events."""
+    details = _job_row(job)
+    details.update({name: getattr(job, name) for name in _DETAIL_FIELDS})
+    details["request"] = dict(job.request)
+    details["metadata"] = dict(job.metadata)
+    for row, output in zip(details["outputs"], job.outputs, strict=True):
+        row["sha256"] = output.sha256
+    details["events"] = [{"id": published, "type": _event_type(job.id, published)} for published in job.event_ids]
+    return details
+
+
+def _event_type(job_id: str, published: str) -> str | None:
+    """The CloudEvent type whose deterministic id is ``published`` (``None`` for an id of no known type)."""
+    return next((kind for kind in EVENT_TYPES if event_id(job_id, kind.rpartition(".")[2]) == published), None)
+
+
+def _job_row(job: Job) -> dict[str, Any]:
+    public = job.public()
+    row = {name: public[name] for name in _JOB_FIELDS}
+    duration = job.request.get("duration")
+    row["duration"] = duration if isinstance(duration, int) else None
+    row["outputs"] = [{"index": i, "url": output_url(job.id, i),
+                       "content_type": o.content_type, "size": o.size} for i, o in enumerate(job.outputs)]
+    return row
+
+
+def _counts(relay: Relay) -> dict[str, dict[str, Any]]:
+    """Jobs per status, counted up to :data:`COUNT_CAP` (``more`` says there are others)."""
+    counts = {}
+    for status in JobStatus:
+        counted = relay.jobs.count(status, COUNT_CAP + 1)
+        counts[status.value] = {"count": min(counted, COUNT_CAP), "more": counted > COUNT_CAP}
+    return counts
