@@ -13,6 +13,7 @@ from handlers.tokens import TokenSigner
 
 if TYPE_CHECKING:
     from handlers.download import ResultFetcher
+    from handlers.metrics import RelayMetrics
 
 __all__ = ["Relay"]
 
@@ -28,6 +29,7 @@ class Relay:
     signer: TokenSigner
     fetcher: ResultFetcher
     callback_base: str
+    metrics: RelayMetrics
     clock: Callable[[], float] = time.time
     closers: list[Callable[[], None]] = field(default_factory=list)
 

@@ -14,13 +14,15 @@ from handlers.errors import ConfigurationError
 from handlers.events import event_type
 from handlers.evolink.client import EvoLinkClient
 from handlers.logs import register_secret
+from handlers.metrics import FigureSink, MeteredProvider, RelayMetrics, StoreCollector
 from handlers.netguard import AddressPolicy
 from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
 from handlers.relay import Relay
 from handlers.settings import Settings
 from handlers.tokens import TokenSigner
 
-__all__ = ["SANDBOX_KEY", "build_ports", "build_relay", "local_secret", "result_policy", "subscriber_filters"]
+__all__ = ["SANDBOX_KEY", "build_ports", "build_relay", "local_secret", "result_policy", "subscriber_filters",
+           "watched_queues"]
 
 SANDBOX_KEY = "sk-evo-sandbox-local"
 
@@ -71,21 +73,31 @@ def build_ports(settings: Settings, clock: Callable[[], float] = time.time) -> P
 
 
 def build_relay(settings: Settings, *, provider: Provider | None = None,
-                clock: Callable[[], float] = time.time) -> Relay:
-    """The relay on the backend ``settings.backend`` names (``local`` or ``aws``)."""
+                clock: Callable[[], float] = time.time, metrics_sink: FigureSink | None = None) -> Relay:
+    """The relay on the backend ``settings.backend`` names (``local`` or ``aws``).
+
+    Its metrics count every provider call; ``metrics_sink`` also gets every figure (EMF on Lambda).
+    """
     jobs, blobs, queue, bus, closers = build_ports(settings, clock)
     client = None
     if provider is None:
         provider = client = EvoLinkClient(settings.evolink_api_key or SANDBOX_KEY, settings.evolink_base_url)
+    metrics = RelayMetrics(sink=metrics_sink)
+    metrics.watch(StoreCollector(jobs, lambda: watched_queues(settings, queue, bus)))
     fetcher = ResultFetcher(result_policy(settings), max_bytes=settings.download_max_bytes)
-    relay = Relay(settings=settings, jobs=jobs, blobs=blobs, ingest_queue=queue, bus=bus, provider=provider,
+    relay = Relay(settings=settings, jobs=jobs, blobs=blobs, ingest_queue=queue, bus=bus,
+                  provider=MeteredProvider(provider, metrics),
                   signer=TokenSigner.from_config(_callback_secrets(settings), required=settings.backend != "aws"),
-                  fetcher=fetcher,
-                  callback_base=_callback_base(settings), clock=clock)
+                  fetcher=fetcher, callback_base=_callback_base(settings), metrics=metrics, clock=clock)
     relay.closers += [fetcher.close, *closers]
     if client is not None:
         relay.closers.append(client.close)
     return relay
+
+
+def watched_queues(settings: Settings, ingest: WorkQueue, bus: EventBus) -> dict[str, WorkQueue]:
+    """The queues whose depth and dead letters ``/metrics`` shows: ``ingest`` and ``subscriber:<name>``."""
+    return {"ingest": ingest, **{f"subscriber:{name}": bus.subscriber(name) for name, _ in settings.subscribers}}
 
 
 def _callback_secrets(settings: Settings) -> tuple[str, ...]:

@@ -1,4 +1,9 @@
-"""One relay per Lambda container, built on the first invocation from the environment."""
+"""One relay per Lambda container, built on the first invocation from the environment.
+
+Its figures go out as CloudWatch EMF lines: each entry point calls ``flush_metrics()`` when an
+invocation ends. ``POWERTOOLS_METRICS_NAMESPACE`` and ``POWERTOOLS_SERVICE_NAME`` name the
+namespace and the ``service`` dimension (``serverless.yml`` sets both).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import os
 from functools import cache
 
 from handlers.adapters.aws.secrets import with_secrets
+from handlers.emf import DEFAULT_NAMESPACE, DEFAULT_SERVICE, EmfBuffer
 from handlers.logs import configure
 from handlers.relay import Relay
 from handlers.settings import Settings
 
-__all__ = ["relay", "settings"]
+__all__ = ["emf", "flush_metrics", "relay", "settings"]
 
 
 @cache
@@ -21,7 +27,20 @@ def settings() -> Settings:
 
 
 @cache
+def emf() -> EmfBuffer:
+    env = settings().extra
+    return EmfBuffer(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
+                     service=env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE)
+
+
+@cache
 def relay() -> Relay:
     from handlers.wiring import build_relay
 
-    return build_relay(settings())
+    return build_relay(settings(), metrics_sink=emf())
+
+
+def flush_metrics() -> None:
+    """Write the invocation's figures as EMF lines (nothing when the relay was never built)."""
+    if relay.cache_info().currsize:
+        emf().flush()

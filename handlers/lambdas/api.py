@@ -23,5 +23,10 @@ def _adapter() -> Any:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    response: dict[str, Any] = _adapter()(event, context)
+    from handlers.lambdas._relay import flush_metrics
+
+    try:
+        response: dict[str, Any] = _adapter()(event, context)
+    finally:
+        flush_metrics()
     return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.lambdas._relay import relay
+from handlers.lambdas._relay import flush_metrics, relay
 from handlers.lambdas.sqs import Record, batch_response, records
 from handlers.usecases.work import handle_ingest_message
 
@@ -22,4 +22,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             current.ingest_queue.retry_later(record.as_message(body), disposition.delay)
         return disposition.done
 
-    return batch_response(records(event), handle)
+    try:
+        return batch_response(records(event), handle)
+    finally:
+        flush_metrics()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.lambdas._relay import relay
+from handlers.lambdas._relay import flush_metrics, relay
 from handlers.usecases import reconcile
 
 __all__ = ["handler"]
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    return reconcile(relay())
+    try:
+        return reconcile(relay())
+    finally:
+        flush_metrics()

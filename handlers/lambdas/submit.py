@@ -12,7 +12,7 @@ from typing import Any
 
 from handlers.errors import Conflict, InvalidRequest
 from handlers.jsonbody import parse_object
-from handlers.lambdas._relay import relay
+from handlers.lambdas._relay import flush_metrics, relay
 from handlers.lambdas.sqs import Record, batch_response, records
 from handlers.logs import get_logger
 from handlers.usecases import record_rejection, submit
@@ -52,4 +52,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log.info("submit.done", message_id=record.message_id, job_id=job.id, status=job.status.value)
         return True
 
-    return batch_response(records(event), handle)
+    try:
+        return batch_response(records(event), handle)
+    finally:
+        flush_metrics()

@@ -29,7 +29,7 @@ def check_callback(relay: Relay, job_id: str, token: str | None, raw: bytes) -> 
     body = parse_object(raw, what="callback body")
     hint = body.get("id")
     task_hint = hint if isinstance(hint, str) and is_task_id(hint) else None
-    return {"job_id": job_id, "task_id": task_hint, "source": "callback"}
+    return {"job_id": job_id, "task_id": task_hint, "source": "callback", "received_at": relay.clock()}
 
 
 def accept_callbacks(relay: Relay, messages: Sequence[Mapping[str, Any]]) -> list[str | None]:

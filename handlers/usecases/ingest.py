@@ -3,12 +3,17 @@
 Safe to run any number of times for the same job, concurrently: a lease (a conditional
 write) lets one worker copy at a time, object keys are deterministic, and the event id is
 derived from job and outcome.
+
+What one job records of other callers is bounded: at most ``MAX_OTHER_TASKS`` other task ids
+while it runs, and once it has ended only the first late callback (``jobs/{id}/late-callback.json``
+beside its manifest); later ones are ignored without a write or a provider call.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from handlers.errors import Conflict, DownloadFailed, ProviderRejected, RelayError
@@ -18,9 +23,11 @@ from handlers.logs import get_logger
 from handlers.relay import Relay
 from handlers.usecases.outcomes import conclude, publish_outcome
 
-__all__ = ["Busy", "ingest"]
+__all__ = ["MAX_OTHER_TASKS", "Busy", "ingest", "late_callback_key"]
 
 log = get_logger(__name__)
+MAX_OTHER_TASKS = 10
+"""Other task ids one job records (a second task that called back to it); more are logged, not kept."""
 
 
 class Busy(RelayError):
@@ -33,8 +40,14 @@ class Busy(RelayError):
         self.delay = delay
 
 
-def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: str = "worker") -> Job:
+def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: str = "worker",
+           callback_at: float | None = None) -> Job:
+    """Bring the job up to date with its task; ``callback_at`` is when the callback that asked for it came."""
     job = relay.jobs.get(job_id)
+    if job.terminal:
+        if callback_at is not None:
+            _note_late_callback(relay, job, task_hint, callback_at)
+        return job
     if job.outcome is not None:
         job = _note_other_task(relay, job, task_hint)
         return publish_outcome(relay, job) if job.check_at is not None else job
@@ -65,8 +78,27 @@ def _resolve_task_id(relay: Relay, job: Job, hint: str | None) -> Job:
 def _note_other_task(relay: Relay, job: Job, hint: str | None) -> Job:
     if hint is None or hint == job.task_id or hint in job.other_tasks or job.task_id is None:
         return job
+    if len(job.other_tasks) >= MAX_OTHER_TASKS:
+        log.info("job.other_task_not_kept", job_id=job.id, other_task_id=hint, kept=len(job.other_tasks))
+        return job
     log.warning("job.other_task", job_id=job.id, task_id=job.task_id, other_task_id=hint)
     return relay.jobs.update(job.evolve(relay.clock(), other_tasks=(*job.other_tasks, hint)))
+
+
+def late_callback_key(job_id: str) -> str:
+    """Where the first callback that came after the job ended is recorded."""
+    return f"jobs/{job_id}/late-callback.json"
+
+
+def _note_late_callback(relay: Relay, job: Job, hint: str | None, received_at: float) -> None:
+    """Record the first callback for an ended job; ignore every later one (one read, no write)."""
+    key = late_callback_key(job.id)
+    if relay.blobs.head(key) is not None:
+        log.debug("callback.late_ignored", job_id=job.id, task_id=hint)
+        return
+    log.warning("callback.late", job_id=job.id, status=job.status.value, task_id=hint)
+    record = {"job_id": job.id, "status": job.status.value, "task_id": hint, "received_at": received_at}
+    relay.blobs.put_stream(key, [json.dumps(record, sort_keys=True).encode()], content_type="application/json")
 
 
 def _apply(relay: Relay, job: Job, task: Task, worker: str) -> Job:
@@ -156,6 +188,7 @@ def _store(relay: Relay, job: Job, task: Task, worker: str) -> Job:
             _release(relay, job, worker)
             raise
         log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
+        relay.metrics.ingest_failure(exc.code)
         return conclude(relay, relay.jobs.get(job.id), "failed", exc.as_dict())
     except RelayError:
         _release(relay, keeper.stop(), worker)
@@ -180,10 +213,12 @@ def _copy(relay: Relay, job: Job, index: int, url: str) -> Output:
     key = f"jobs/{job.id}/output-{index}.mp4"
     stored = relay.blobs.head(key)
     if stored is None:
+        started = time.perf_counter()
         with relay.fetcher.open(url) as download:
             stored = relay.blobs.put_stream(
                 key, download.chunks, content_type=download.content_type,
                 metadata={"job_id": job.id, "task_id": job.task_id or "", "source": "evolink"})
+        relay.metrics.copied(stored.size, time.perf_counter() - started)
     return Output(uri=stored.uri, key=stored.key, size=stored.size, sha256=stored.sha256,
                   content_type=stored.content_type)
 

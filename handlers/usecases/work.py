@@ -19,32 +19,51 @@ MAX_BACKOFF = 300.0
 
 @dataclass(frozen=True, slots=True)
 class Disposition:
-    """``done`` → delete the message; otherwise make it visible again after ``delay``."""
+    """``done`` → delete the message; otherwise make it visible again after ``delay``.
+
+    ``outcome`` is what the metrics count: ``done``, ``retry``, ``busy``, ``conflict`` or ``dropped``.
+    """
 
     done: bool
     delay: float = 0.0
     reason: str = ""
+    outcome: str = "done"
 
 
 def handle_ingest_message(relay: Relay, body: Mapping[str, Any], *, receive_count: int,
                           worker: str) -> Disposition:
+    disposition = _handle(relay, body, receive_count=receive_count, worker=worker)
+    relay.metrics.ingest_attempt(disposition.outcome)
+    return disposition
+
+
+def _callback_at(relay: Relay, body: Mapping[str, Any]) -> float | None:
+    """When the callback behind this message came (``None`` for the reconciler's messages)."""
+    if body.get("source") != "callback":
+        return None
+    received = body.get("received_at")
+    return float(received) if isinstance(received, int | float) else relay.clock()
+
+
+def _handle(relay: Relay, body: Mapping[str, Any], *, receive_count: int, worker: str) -> Disposition:
     job_id = body.get("job_id")
     if not isinstance(job_id, str):
         log.error("ingest.bad_message", body=dict(body))
-        return Disposition(done=True, reason="malformed message")
+        return Disposition(done=True, reason="malformed message", outcome="dropped")
     hint = body.get("task_id") if isinstance(body.get("task_id"), str) else None
     try:
-        job = ingest(relay, job_id, task_hint=hint, worker=worker)
+        job = ingest(relay, job_id, task_hint=hint, worker=worker, callback_at=_callback_at(relay, body))
     except NotFound:
-        return Disposition(done=True, reason="job not found")
+        return Disposition(done=True, reason="job not found", outcome="dropped")
     except Busy as exc:
-        return Disposition(done=False, delay=exc.delay, reason=exc.code)
+        return Disposition(done=False, delay=exc.delay, reason=exc.code, outcome="busy")
     except Conflict:
-        return Disposition(done=False, delay=0.5, reason="conflict")
+        return Disposition(done=False, delay=0.5, reason="conflict", outcome="conflict")
     except (DownloadFailed, RelayError) as exc:
         delay = min(MAX_BACKOFF, 2.0 ** receive_count)
         log.warning("ingest.retry", job_id=job_id, code=exc.code, error=exc.message,
                     receive_count=receive_count, delay=delay)
-        return Disposition(done=False, delay=delay, reason=exc.code)
+        relay.metrics.ingest_failure(exc.code)
+        return Disposition(done=False, delay=delay, reason=exc.code, outcome="retry")
     log.info("ingest.done", job_id=job_id, status=job.status.value, source=body.get("source"))
     return Disposition(done=True)
