@@ -36,12 +36,13 @@ SEED_EXAMPLE: dict[str, Any] = {
 FINAL = {"published", "failed", "cancelled", "rejected", "expired"}
 
 
-@click.command()
+@click.command(short_help="The seed's image + video + audio example, end to end.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".relay/demo"),
-              show_default=True)
+              show_default=True, help="Where the demo keeps its jobs and videos.")
 @click.option("--speed", type=click.FloatRange(min=1.0), default=30.0, show_default=True,
               help="Sandbox speed-up (180 s of nominal generation takes 6 s at 30).")
-@click.option("--timeout", type=click.FloatRange(min=1.0), default=120.0, show_default=True)
+@click.option("--timeout", type=click.FloatRange(min=1.0), default=120.0, show_default=True,
+              help="Seconds to wait for the job before giving up.")
 def demo(data_dir: Path, speed: float, timeout: float) -> None:
     """Submit the seed's image + video + audio example to the sandbox and follow it to S3-style storage."""
     configure("warning")

@@ -16,7 +16,7 @@ def docs() -> None:
     """The documentation generated from the code."""
 
 
-@docs.command()
+@docs.command(short_help="Regenerate the docs made from the code (--check: verify).")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a generated file is stale.")
 @click.option("--root", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
               show_default=True, help="The repository root (the folder that holds docs/).")

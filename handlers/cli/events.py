@@ -20,7 +20,7 @@ def events() -> None:
     """Look at the events the relay published."""
 
 
-@events.command()
+@events.command(short_help="Print the events on the local bus as JSON lines.")
 @click.option("--subscriber", default=None, help="Only the events this subscriber receives.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new events as they arrive.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

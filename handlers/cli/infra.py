@@ -19,7 +19,7 @@ def infra() -> None:
     """Manage the AWS resources the relay runs on."""
 
 
-@infra.command()
+@infra.command(short_help="Create the AWS resources (idempotent).")
 @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", default=None,
               help="An AWS-compatible endpoint (moto, LocalStack, MinIO for S3) [env AWS_ENDPOINT_URL].")
 def bootstrap(endpoint_url: str | None) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
-from handlers.cli.remote import relay_client
+from handlers.cli.remote import RelayClient, relay_client
 from handlers.jobs import JobStatus
 from handlers.ports import WorkQueue
 from handlers.settings import Settings
@@ -19,39 +19,72 @@ _relay_url = click.option("--relay-url", envvar="RELAY_URL", help="The relay [en
 _api_key = click.option("--api-key", envvar="RELAY_API_KEY", help="Bearer key [env RELAY_API_KEY].")
 
 
-@click.group()
+@click.group(short_help="Look at jobs on a running relay.")
 def jobs() -> None:
-    """Look at jobs on a running relay."""
+    """Look at jobs on a running relay (RELAY_URL, RELAY_API_KEY)."""
 
 
-@jobs.command("list")
-@click.option("--status", type=click.Choice([s.value for s in JobStatus]))
-@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+_COLUMNS = ("ID", "STATUS", "PROGRESS", "CREATED (UTC)", "UPDATED (UTC)", "MODEL", "ERROR")
+_WIDTHS = (30, 10, 8, 19, 19, 36, 0)
+
+
+def _when(value: object) -> str:
+    """An RFC 3339 time as ``2026-05-01 12:00:03`` (UTC), or ``-``."""
+    return str(value)[:19].replace("T", " ") if value else "-"
+
+
+def _row(job: dict[str, Any]) -> tuple[str, ...]:
+    error = (job.get("error") or {}).get("code") or ""
+    return (job["id"], job["status"], f"{job['progress']}%", _when(job.get("created_at")),
+            _when(job.get("updated_at")), job["model"], error)
+
+
+def _pages(client: RelayClient, params: dict[str, Any], every: bool) -> Iterator[list[dict[str, Any]]]:
+    cursor: str | None = None
+    while True:
+        page = client.call("GET", "/v1/jobs", params={**params, **({"cursor": cursor} if cursor else {})})
+        yield page["jobs"]
+        cursor = page.get("next_cursor")
+        if not every or not cursor:
+            return
+
+
+def _table(jobs: list[dict[str, Any]], header: bool) -> None:
+    """Fixed-width columns, so the pages of ``--all`` line up under one header."""
+    for row in ([_COLUMNS] if header else []) + [_row(job) for job in jobs]:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, _WIDTHS, strict=True)).rstrip())
+
+
+@jobs.command("list", short_help="The newest jobs first, as a table or JSON lines.")
+@click.option("--status", type=click.Choice([s.value for s in JobStatus]), help="Only jobs in this status.")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True,
+              help="Jobs per page (one page without --all).")
+@click.option("--all", "every", is_flag=True, help="Page through every job, not only the newest page.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per job.")
 @_relay_url
 @_api_key
-def list_jobs(status: str | None, limit: int, as_json: bool, relay_url: str | None, api_key: str | None) -> None:
-    """The newest jobs first."""
+def list_jobs(status: str | None, limit: int, every: bool, as_json: bool, relay_url: str | None,
+              api_key: str | None) -> None:
+    """The newest jobs first: id, status, progress, times (UTC), model and error code."""
     client = relay_client(relay_url, api_key)
+    params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
     try:
-        params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
-        page = client.call("GET", "/v1/jobs", params=params)
+        for number, page in enumerate(_pages(client, params, every)):
+            if as_json:
+                for job in page:
+                    click.echo(json.dumps(job, separators=(",", ":")))
+            elif page or number == 0:
+                _table(page, header=number == 0)
     finally:
         client.close()
-    for job in page["jobs"]:
-        if as_json:
-            click.echo(json.dumps(job, separators=(",", ":")))
-        else:
-            error = f"  {job['error']['code']}" if job.get("error") else ""
-            click.echo(f"{job['id']}  {job['status']:<10} {job['progress']:>3}%  {job['model']}{error}")
 
 
-@jobs.command("show")
+@jobs.command("show", short_help="One job as JSON.")
 @click.argument("job_id")
 @_relay_url
 @_api_key
 def show_job(job_id: str, relay_url: str | None, api_key: str | None) -> None:
-    """One job as JSON."""
+    """One job (JOB_ID, as jobs list shows it) as JSON."""
     client = relay_client(relay_url, api_key)
     try:
         click.echo(json.dumps(client.call("GET", f"/v1/jobs/{job_id}"), indent=2))
@@ -59,7 +92,7 @@ def show_job(job_id: str, relay_url: str | None, api_key: str | None) -> None:
         client.close()
 
 
-@click.group()
+@click.group(short_help="Dead-letter queues: list and redrive.")
 def dlq() -> None:
     """Dead-letter queues of the ingest queue and every subscriber (local or AWS backend)."""
 
@@ -82,7 +115,7 @@ def _queues(settings: Settings) -> tuple[_Closer, dict[str, WorkQueue]]:
     return _Closer(closers), queues
 
 
-@dlq.command("list")
+@dlq.command("list", short_help="Each queue's depth and dead letters, as JSON lines.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Dead letters shown per queue.")
 def list_dead(limit: int) -> None:
@@ -97,7 +130,7 @@ def list_dead(limit: int) -> None:
         relay.close()
 
 
-@dlq.command("redrive")
+@dlq.command("redrive", short_help="Move dead letters back to their queue.")
 @click.option("--queue", "only", help="Only this queue (ingest, or subscriber:NAME); default every queue.")
 def redrive(only: str | None) -> None:
     """Move dead letters back to their queue for another try."""

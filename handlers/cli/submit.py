@@ -9,64 +9,121 @@ from pathlib import Path
 from typing import Any
 
 import click
+from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from handlers.cli.remote import RelayAnswer, RelayClient, relay_client
-from handlers.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
+from handlers.contract import ALL_MODELS, ASPECT_RATIOS, AUDIO, IMAGE, STANDARD_QUALITIES, VIDEO, MediaLimits
+from handlers.errors import InvalidRequest
+from handlers.jobrequest import JobRequest, parse_job_request
+from handlers.jsonbody import parse_object
 
-__all__ = ["FINAL", "submit"]
+__all__ = ["FINAL", "generation_label", "submit"]
 
 FINAL = frozenset({"published", "failed", "cancelled", "rejected", "expired"})
-_MEDIA = (("image", "image_urls"), ("video", "video_urls"), ("audio", "audio_urls"))
+_MEDIA = ((IMAGE, "--image"), (VIDEO, "--video"), (AUDIO, "--audio"))
+_GENERATED = frozenset({"stored", "published"})  # the provider's part is done
 
 
-def _reference(client: RelayClient, value: str) -> str:
-    """A URL as given, or a local file uploaded to the relay and replaced by its signed URL."""
-    if "://" in value:
-        return value
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
+def _check_image_size(path: Path) -> None:
+    """Warn for an image under EvoLink's minimum side (read from its header, nothing decoded)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (OSError, Image.DecompressionBombError):
+        return  # unreadable as an image: the relay's checks name what is wrong
+    if min(width, height) < IMAGE.min_side:
+        _warn(f"{path} is {width}x{height} px; EvoLink refuses images under {IMAGE.min_side} px a side")
+
+
+def _local_file(value: str, limits: MediaLimits, flag: str) -> Path:
     path = Path(value).expanduser()
     if not path.is_file():
-        raise click.BadParameter(f"{value!r} is neither a URL nor a readable file")
-    return client.upload(path)
+        raise click.BadParameter(f"{value!r} is neither a URL nor a readable file", param_hint=flag)
+    if path.suffix.lower() not in limits.extensions:
+        accepted = ", ".join(limits.extensions)
+        raise click.BadParameter(f"{path} is not a {limits.kind} file EvoLink accepts; "
+                                 f"{limits.kind} files must be one of {accepted}", param_hint=flag)
+    if limits is IMAGE:
+        _check_image_size(path)
+    return path
+
+
+def _reference(client: RelayClient, value: object, limits: MediaLimits, flag: str) -> object:
+    """A URL as given, or a local file uploaded to the relay and replaced by its signed URL."""
+    if not isinstance(value, str) or "://" in value:
+        return value  # the relay's checks name anything that is not a URL string
+    return client.upload(_local_file(value, limits, flag))
+
+
+def _read_file(file: Path) -> JobRequest:
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise click.BadParameter(f"{file}: cannot be read ({exc.strerror})", param_hint="FILE") from exc
+    try:
+        return parse_job_request(raw)
+    except InvalidRequest as exc:
+        reason = "; ".join(v.message for v in exc.violations)
+        raise click.BadParameter(f"{file} is not a request: {reason} (see `seedance-relay validate {file}`)",
+                                 param_hint="FILE") from exc
+
+
+def _metadata(raw: str) -> dict[str, Any]:
+    example = "e.g. --metadata '{\"order\": 1}'"
+    try:
+        value = parse_object(raw, what="--metadata", strict=True)
+    except InvalidRequest as exc:
+        raise click.BadParameter(f"must be a JSON object, {example}; {exc.violations[0].message}",
+                                 param_hint="--metadata") from exc
+    return value
 
 
 def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(file.read_text()) if file else {}
-    if not isinstance(body, dict):
-        raise click.BadParameter("the request file must hold a JSON object", param_hint="FILE")
+    request = _read_file(file) if file else JobRequest(body={})
+    body, metadata = request.body, request.metadata
     for name in ("model", "prompt", "duration", "quality", "aspect_ratio"):
         if options.get(name) is not None:
             body[name] = options[name]
-    for flag, field in _MEDIA:
-        if options[flag]:
-            body[field] = [_reference(client, v) for v in options[flag]]
-        elif field in body:
-            body[field] = [_reference(client, v) for v in body[field]]
+    for limits, flag in _MEDIA:
+        given = options[limits.kind]
+        if given:
+            body[limits.array] = [_reference(client, v, limits, flag) for v in given]
+        elif isinstance(body.get(limits.array), list):
+            body[limits.array] = [_reference(client, v, limits, "FILE") for v in body[limits.array]]
     if options.get("metadata"):
-        body["metadata"] = json.loads(options["metadata"])
-    return body
+        metadata = _metadata(options["metadata"])
+    return {**body, "metadata": metadata} if metadata != {} else body
 
 
-@click.command()
+@click.command(short_help="Submit a generation job to a running relay.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 @click.option("--model", type=click.Choice(ALL_MODELS), help="Model id (default: the file's).")
 @click.option("--prompt", help="What to generate; name references as image 1 or @image1.")
 @click.option("--duration", type=int, help="Seconds, 4-15.")
-@click.option("--quality", type=click.Choice(STANDARD_QUALITIES))
-@click.option("--aspect-ratio", "aspect_ratio", type=click.Choice(ASPECT_RATIOS))
+@click.option("--quality", type=click.Choice(STANDARD_QUALITIES), help="Output resolution.")
+@click.option("--aspect-ratio", "aspect_ratio", type=click.Choice(ASPECT_RATIOS), help="Output aspect ratio.")
 @click.option("--image", multiple=True, help="Reference image: URL or local file (repeatable, up to 9).")
 @click.option("--video", multiple=True, help="Reference video: URL or local file (repeatable, up to 3).")
 @click.option("--audio", multiple=True, help="Reference audio: URL or local file (repeatable, up to 3).")
-@click.option("--metadata", help="A JSON object carried into every event.")
+@click.option("--metadata", help='A JSON object carried into every event, e.g. \'{"order": 1}\'.')
 @click.option("--idempotency-key", help="Repeat-safe key; a repeat returns the same job.")
-@click.option("--wait", is_flag=True, help="Follow the job with a progress bar until it is final.")
+@click.option("--wait", is_flag=True, help="Follow the job (generation, then copy) until it is final.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines; the last one is the final job.")
 @click.option("--relay-url", envvar="RELAY_URL", help="The relay [env RELAY_URL, default http://127.0.0.1:8000].")
 @click.option("--api-key", envvar="RELAY_API_KEY", help="Bearer key [env RELAY_API_KEY].")
 def submit(file: Path | None, wait: bool, as_json: bool, relay_url: str | None, api_key: str | None,
            idempotency_key: str | None, **options: Any) -> None:
-    """Submit a generation job to a running relay."""
+    """Submit a generation job (FILE, flags, or both; flags win) to a running relay.
+
+    Local files given as references are uploaded first. Exits 0 for a published job (or an
+    accepted one without --wait), 1 for a failed one or an error answer, 2 for bad flags.
+    """
     client = relay_client(relay_url, api_key)
     try:
         body = _request(client, file, options)
@@ -99,16 +156,26 @@ def _follow(client: RelayClient, first: dict[str, Any], as_json: bool) -> dict[s
     columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
-        generation = progress.add_task("generating", total=100)
+        generation = progress.add_task("queued", total=100)
         copy = progress.add_task("copying", total=1, visible=False)
         while True:
             job: dict[str, Any] = client.call("GET", f"/v1/jobs/{job_id}")
-            progress.update(generation, completed=job["progress"], description=job["status"])
-            if job["progress"] >= 100 or job["status"] in ("stored", *FINAL):
+            progress.update(generation, completed=job["progress"], description=generation_label(job))
+            if job["progress"] >= 100 or job["status"] in _GENERATED or job["status"] in FINAL:
                 progress.update(copy, visible=True, completed=1 if job["outputs"] or job["status"] in FINAL else 0)
             if job["status"] in FINAL:
                 return job
             time.sleep(1.0)
+
+
+def generation_label(job: dict[str, Any]) -> str:
+    """The first bar's label: ``queued``, ``generating``, ``completed``, or how the job ended."""
+    status = job["status"]
+    if status in _GENERATED or (status not in FINAL and job["progress"] >= 100):
+        return "completed"
+    if status in FINAL:
+        return str(status)
+    return "generating" if status == "processing" else "queued"
 
 
 def _follow_json(client: RelayClient, first: dict[str, Any]) -> dict[str, Any]:
