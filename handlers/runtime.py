@@ -4,15 +4,27 @@ With no ``EVOLINK_API_KEY`` the sandbox runs in-process on its own loopback port
 relay talks to it over real HTTP, exactly as it would to EvoLink. With no key but an
 ``EVOLINK_BASE_URL``, that URL is taken to be a sandbox already running elsewhere
 (``seedance-relay sandbox``).
+
+The in-process sandbox keeps its port across restarts: the port it chose first is written
+to ``<data dir>/sandbox/port`` and taken again on the next start, so the task ids, result
+URLs and callbacks of jobs in flight when the relay stopped (SIGTERM or SIGKILL) still
+reach it, and the sandbox, which keeps its tasks on disk, finishes them; the jobs end
+``published``. If that port is taken by then, the sandbox starts on a new one (a
+``sandbox.port_changed`` warning says so) and gives every result URL, old tasks' included,
+on its new address, the only one the relay's download allow-list knows; those jobs end
+``published`` too. Ports the sandbox used before are never allow-listed: something else may
+listen there now.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -26,16 +38,18 @@ from handlers.relay import Relay
 from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SandboxSettings
-from handlers.server import BackgroundServer
+from handlers.server import BackgroundServer, free_port
 from handlers.settings import DEFAULT_EVOLINK_URL, Settings
 from handlers.usecases import reconcile
 from handlers.usecases.work import handle_ingest_message
 from handlers.webhooks import WebhookDeliverer, build_deliverer, run_webhook_loop
 from handlers.wiring import build_relay, local_secret
 
-__all__ = ["LocalRuntime", "run_worker_once"]
+__all__ = ["SANDBOX_PORT_FILE", "LocalRuntime", "run_worker_once"]
 
 log = get_logger(__name__)
+SANDBOX_HOST = "127.0.0.1"
+SANDBOX_PORT_FILE = "port"  # in the sandbox's data dir: the port the in-process sandbox serves on
 
 
 def run_worker_once(relay: Relay, queue: WorkQueue, *, worker: str, wait: float = 1.0) -> int:
@@ -84,12 +98,33 @@ class LocalRuntime:
     def _start_sandbox(self, settings: Settings) -> Settings:
         sandbox = (self.sandbox or SandboxSettings.from_env()).with_(
             data_dir=settings.data_dir / "sandbox")
-        self._engine = SandboxEngine(sandbox).start()
-        self._sandbox_server = BackgroundServer(create_sandbox_app(self._engine))
-        url = self._sandbox_server.start()
+        self._engine = SandboxEngine(sandbox)
+        remembered = _remembered_port(sandbox.data_dir / SANDBOX_PORT_FILE)
+        port = remembered if remembered not in (None, settings.port) and _bindable(remembered) else free_port()
+        self._engine.advertise(f"http://{SANDBOX_HOST}:{port}")
+        self._engine.start()
+        url = self._serve_sandbox(port)
+        assert self._sandbox_server is not None
+        _remember_port(sandbox.data_dir / SANDBOX_PORT_FILE, self._sandbox_server.port)
+        if remembered is not None and self._sandbox_server.port != remembered:
+            log.warning("sandbox.port_changed", previous_port=remembered, url=url,
+                        note="the port the sandbox used before is taken; results of earlier tasks are "
+                             "served on the new address")
         log.info("sandbox.started", url=url, speed=sandbox.speed,
                  note="EvoLink look-alike in-process; set EVOLINK_API_KEY to use EvoLink")
         return settings.with_(evolink_base_url=url)
+
+    def _serve_sandbox(self, port: int) -> str:
+        """Serve the sandbox on ``port``; on a fresh port if another process takes it first."""
+        assert self._engine is not None
+        app = create_sandbox_app(self._engine)
+        try:
+            self._sandbox_server = BackgroundServer(app, host=SANDBOX_HOST, port=port)
+            return self._sandbox_server.start()
+        except RuntimeError:
+            self._sandbox_server = BackgroundServer(app, host=SANDBOX_HOST)
+            self._engine.advertise(self._sandbox_server.url)
+            return self._sandbox_server.start()
 
     def app(self) -> Starlette:
         assert self.relay is not None, "start() first"
@@ -131,3 +166,33 @@ class LocalRuntime:
             self._sandbox_server.stop()
         if self._engine is not None:
             self._engine.stop()
+
+
+def _remembered_port(path: Path) -> int | None:
+    """The port written at ``path`` by an earlier start; None if there is none (or it is unreadable)."""
+    try:
+        port = int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
+def _remember_port(path: Path, port: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_suffix(".tmp")
+    temp.write_text(f"{port}\n", encoding="ascii")
+    temp.replace(path)
+
+
+def _bindable(port: int | None) -> bool:
+    """Whether a server could listen on ``port`` now (``SO_REUSEADDR`` as uvicorn sets it, so the
+    connections a killed process left in TIME_WAIT do not count as taking it)."""
+    if port is None:
+        return False
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((SANDBOX_HOST, port))
+        except OSError:
+            return False
+    return True

@@ -8,6 +8,12 @@ progress. At the end a scheduler thread renders the result (a real MP4, cached p
 duration/quality/aspect/audio), marks the task ``completed`` or ``failed`` and hands it to
 the :class:`CallbackSender`. Tasks are kept as
 JSON files so a restarted sandbox still answers for them.
+
+Result URLs name the address a task was created through, unless the engine is told where
+it is served (:meth:`SandboxEngine.advertise`, as the relay's in-process sandbox does): then
+every answer and callback gives them on that address, so a sandbox restarted on another
+port still hands out result URLs that reach it. The signature covers task id and expiry,
+not the address, so a URL stays valid wherever it is served.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from handlers.contract import DEFAULTS
 from handlers.errors import NotFound, ProviderError, ProviderRejected
@@ -87,7 +93,8 @@ class SandboxTask:
     def final(self) -> bool:
         return self.status in ("completed", "failed", "cancelled")
 
-    def view(self, now: float) -> dict[str, Any]:
+    def view(self, now: float, *, base_url: str | None = None) -> dict[str, Any]:
+        """The task as EvoLink shows it; ``base_url``, if given, is where its result URLs point."""
         status, progress = self._progress(now)
         body: dict[str, Any] = {
             "id": self.id, "object": "video.generation.task", "created": int(self.created),
@@ -97,12 +104,18 @@ class SandboxTask:
             "usage": self._usage(status),
         }
         if status == "completed":
-            body["results"] = list(self.results)
+            body["results"] = self.results_at(base_url)
         if status == "failed" and self.planned_failure:
             code = self.planned_failure
             body["error"] = {"code": code, "message": FAILURE_MESSAGES.get(code, code),
                              "type": "task_error"}
         return body
+
+    def results_at(self, base_url: str | None) -> list[str]:
+        """The result URLs, moved onto ``base_url`` (path and signed query kept); as made if None."""
+        if base_url is None:
+            return list(self.results)
+        return [f"{base_url.rstrip('/')}/files/{self.id}/video.mp4?{urlsplit(url).query}" for url in self.results]
 
     def _progress(self, now: float) -> tuple[str, int]:
         if self.final:
@@ -138,6 +151,7 @@ class SandboxEngine:
         self._tasks: dict[str, SandboxTask] = {}
         self._due: list[tuple[float, str]] = []
         self._stopped = False
+        self._advertised: str | None = None
         self._dir = settings.data_dir
         (self._dir / "tasks").mkdir(parents=True, exist_ok=True)
         self._secret = _load_secret(self._dir / "url-secret")
@@ -150,6 +164,10 @@ class SandboxEngine:
     def start(self) -> SandboxEngine:
         self._thread.start()
         return self
+
+    def advertise(self, base_url: str) -> None:
+        """Serve result URLs on ``base_url`` from now on, for old tasks too (see the module docstring)."""
+        self._advertised = base_url.rstrip("/")
 
     def stop(self) -> None:
         with self._wake:
@@ -204,7 +222,7 @@ class SandboxEngine:
         if not hmac.compare_digest(task.owner, _owner(owner)):
             raise ProviderRejected("You don't have permission to access this task",
                                    status=403, code="permission_denied")
-        return task.view(self._clock())
+        return task.view(self._clock(), base_url=self._advertised)
 
     def media_for(self, task_id: str, expires: str, signature: str) -> Path:
         """The file behind a result URL, if the URL is genuine and not expired."""
@@ -246,7 +264,7 @@ class SandboxEngine:
             task.status = "failed"
         task.finished = self._clock()
         self._save(task)
-        view = task.view(self._clock())
+        view = task.view(self._clock(), base_url=self._advertised)
         log.info("sandbox.task.final", task_id=task.id, status=task.status)
         if task.callback_url:
             self.sender.deliver(task.callback_url, view)

@@ -1,9 +1,15 @@
-"""SIGKILL the relay mid-download and mid-upload, restart it: nothing lost, nothing doubled."""
+"""SIGKILL the relay mid-download and mid-upload, restart it: nothing lost, nothing doubled.
+
+The relay is killed with a sandbox of its own beside it, and, separately, with the sandbox
+it runs in-process, which restarts with it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +22,7 @@ import httpx
 import pytest
 
 from handlers.jobs import TERMINAL
+from handlers.runtime import SANDBOX_PORT_FILE
 from handlers.server import free_port
 from handlers.settings import Settings
 from handlers.wiring import build_ports
@@ -132,3 +139,77 @@ def test_kills_mid_flight_lose_nothing_and_double_nothing(
     else:  # SNS: a kill between Publish and recording it may deliver an event again, same id
         assert count <= figures["event_messages"] <= count + figures["kills"]
     assert figures["dead"] == 0
+
+
+def stored_videos(env: dict[str, str], job_ids: list[str]) -> dict[str, tuple[str, str, bool]]:
+    """Each job's status, first error code and whether its stored video's bytes match size and sha256."""
+    jobs, blobs, _, _, closers = build_ports(Settings.from_env(env))
+    try:
+        found: dict[str, tuple[str, str, bool]] = {}
+        for job_id in job_ids:
+            job = jobs.get(job_id)
+            intact = bool(job.outputs) and all(_intact(blobs.read(o.key), o.size, o.sha256) for o in job.outputs)
+            found[job_id] = (job.status.value, str((job.error or {}).get("code", "")), intact)
+        return found
+    finally:
+        for close in closers:
+            close()
+
+
+def _intact(chunks: Any, size: int, sha256: str) -> bool:
+    digest, total = hashlib.sha256(), 0
+    for chunk in chunks:
+        digest.update(chunk)
+        total += len(chunk)
+    return total == size > 0 and digest.hexdigest() == sha256
+
+
+@contextmanager
+def port_taken(port: int) -> Iterator[None]:
+    """Another process's listener on 127.0.0.1:``port`` (``SO_REUSEADDR``: the killed relay's connections
+    may linger in TIME_WAIT)."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        yield
+
+
+@pytest.mark.parametrize(("stop", "squat"), [(signal.SIGKILL, False), (signal.SIGTERM, False),
+                                             (signal.SIGKILL, True)],
+                         ids=["sigkill", "sigterm", "sigkill-sandbox-port-taken"])
+def test_jobs_in_flight_with_the_in_process_sandbox_are_published_after_a_restart(
+        tmp_path: Path, stop: signal.Signals, squat: bool) -> None:
+    """``serve`` with its built-in sandbox, stopped while tasks render and results download, then started
+    again on the same data dir: every job is published with its video, none refused as an unsafe result URL.
+    With the sandbox's old port taken by then, it moves and still serves the earlier tasks' results."""
+    count, data = 8, tmp_path / "relay"
+    env = {**os.environ, "RELAY_DATA_DIR": str(data), "RELAY_API_KEYS": API_KEY, "RELAY_CALLBACK_SECRET": SECRET,
+           "RELAY_PORT": str(free_port()), "RELAY_RECONCILE_EVERY": "1", "RELAY_RECONCILE_GRACE": "1",
+           "RELAY_QUEUE_VISIBILITY_TIMEOUT": "4", "RELAY_INGEST_LEASE": "6", "RELAY_WORKERS": "2",
+           "SANDBOX_SPEED": "60", "SANDBOX_DOWNLOAD_DELAY": "1.5"}  # tasks run ~1.4 s, downloads wait 1.5 s
+    for name in ("EVOLINK_API_KEY", "EVOLINK_BASE_URL"):
+        env.pop(name, None)
+    log = tmp_path / "serve.log"
+    relay = start_relay(env, log)
+    sandbox_port = int((data / "sandbox" / SANDBOX_PORT_FILE).read_text())
+    with httpx.Client(base_url=f"http://127.0.0.1:{env['RELAY_PORT']}", headers={"Authorization": f"Bearer {API_KEY}"},
+                      timeout=10) as api:
+        job_ids = [api.post("/v1/jobs", json={**REQUEST, "metadata": {"n": i}}).json()["id"] for i in range(count)]
+    time.sleep(2.0)  # some tasks rendered and downloading, later ones still rendering
+    assert finished(env, job_ids) < count, "the stop must come while jobs are in flight"
+    relay.send_signal(stop)
+    relay.wait(timeout=60)
+    with ExitStack() as stack:
+        if squat:
+            stack.enter_context(port_taken(sandbox_port))
+        relay = start_relay(env, log)
+        try:
+            wait_until(lambda: finished(env, job_ids) == count, 120, "every job to finish after the restart",
+                       interval=0.5)
+        finally:
+            relay.send_signal(signal.SIGINT)
+            relay.wait(timeout=30)
+    moved_to = int((data / "sandbox" / SANDBOX_PORT_FILE).read_text())
+    assert (moved_to != sandbox_port) is squat
+    assert stored_videos(env, job_ids) == {job_id: ("published", "", True) for job_id in job_ids}
