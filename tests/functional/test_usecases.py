@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from handlers.errors import ProviderRejected, ProviderUnavailable
+from handlers.evolink.task import new_task_id
 from handlers.jobs import JobStatus
 from handlers.relay import Relay
 from handlers.runtime import run_worker_once
 from handlers.sandbox.media import render_video
 from handlers.usecases import accept_callback, ingest, reconcile, submit
+from handlers.usecases.ingest import MAX_OTHER_TASKS, late_callback_key
 from tests.support.fakes import Clock, FakeProvider, local_relay
 from tests.support.media_server import MediaServer
 
@@ -234,3 +237,39 @@ def test_concurrent_ingests_of_one_job_store_one_copy_and_publish_one_event(
     assert set(outcomes) <= {"ok", "Busy"} and len(downloads) == 1
     assert len(relay.bus.events()) == 1  # type: ignore[attr-defined]
     assert relay.jobs.get(job.id).status is JobStatus.PUBLISHED
+
+
+def replay_with_new_task_ids(relay: Relay, job_id: str, times: int, clock: Clock) -> list[str]:
+    """``times`` callbacks with the job's valid token, each naming a task id never seen before."""
+    task_ids = [new_task_id(clock()) for _ in range(times)]
+    for task_id in task_ids:
+        callback(relay, job_id, task_id)
+        clock.advance(1)
+    drain(relay)
+    return task_ids
+
+
+def test_callbacks_naming_other_tasks_record_at_most_ten_while_the_job_runs(
+        relay: Relay, provider: FakeProvider, clock: Clock) -> None:
+    job = submit(relay, REQUEST)
+    task_ids = replay_with_new_task_ids(relay, job.id, 150, clock)
+    after = relay.jobs.get(job.id)
+    assert after.other_tasks == tuple(task_ids[:MAX_OTHER_TASKS])
+    assert after.status is JobStatus.SUBMITTED and provider.reads == []
+
+
+def test_callbacks_after_the_job_ended_note_only_the_first_and_do_no_work(
+        relay: Relay, provider: FakeProvider, clock: Clock) -> None:
+    job = submit(relay, REQUEST)
+    provider.finish(job.task_id or "")
+    callback(relay, job.id, job.task_id)
+    drain(relay)
+    ended = relay.jobs.get(job.id)
+    reads = len(provider.reads)
+    first_at = clock()
+    task_ids = replay_with_new_task_ids(relay, job.id, 150, clock)
+    after = relay.jobs.get(job.id)
+    [note] = [json.loads(b"".join(relay.blobs.read(late_callback_key(job.id))))]
+    assert (after.version, after.other_tasks) == (ended.version, ())
+    assert note == {"job_id": job.id, "status": "published", "task_id": task_ids[0], "received_at": first_at}
+    assert len(provider.reads) == reads and len(relay.bus.events()) == 1  # type: ignore[attr-defined]

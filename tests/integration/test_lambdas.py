@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,11 +11,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+import jsonschema
 import pytest
 
 from handlers.adapters.aws import AwsNames, aws_clients
 from handlers.adapters.aws.bootstrap import bootstrap
+from handlers.evolink.task import new_task_id
 from handlers.lambdas import _relay, api, example_consumer, ingest, reconcile, submit
+from handlers.usecases.ingest import MAX_OTHER_TASKS, late_callback_key
 from tests.conftest import load_fixture
 from tests.support.events import http_event, sqs_event
 from tests.support.servers import running_sandbox, wait_until
@@ -137,3 +141,117 @@ def test_a_redelivered_request_never_submits_twice(lambda_env: dict[str, Any]) -
 def test_the_scheduled_reconciler_runs_on_the_eventbridge_payload(lambda_env: dict[str, Any]) -> None:
     schedule = load_fixture("aws-events/aws-lambda-rust-runtime__example-eventbridge-schedule.json")
     assert reconcile.handler(schedule, Context()) == {}
+
+
+EMF_SCHEMA = {  # the Embedded Metric Format specification's structure of one log line
+    "type": "object", "required": ["_aws"],
+    "properties": {"_aws": {
+        "type": "object", "required": ["Timestamp", "CloudWatchMetrics"],
+        "properties": {
+            "Timestamp": {"type": "integer", "minimum": 0},
+            "CloudWatchMetrics": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["Namespace", "Dimensions", "Metrics"],
+                "properties": {
+                    "Namespace": {"type": "string", "minLength": 1, "maxLength": 1024},
+                    "Dimensions": {"type": "array", "items": {
+                        "type": "array", "maxItems": 30, "items": {"type": "string", "minLength": 1}}},
+                    "Metrics": {"type": "array", "minItems": 1, "maxItems": 100, "items": {
+                        "type": "object", "required": ["Name"],
+                        "properties": {"Name": {"type": "string", "minLength": 1, "maxLength": 1024},
+                                       "Unit": {"type": "string"}}}}}}}}}},
+}
+
+
+def emf_lines(stdout: str) -> list[dict[str, Any]]:
+    """The EMF lines among ``stdout``'s, each checked against the spec (schema, and every dimension
+    and metric named in ``_aws`` present at the top level with a string or numeric value)."""
+    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{") and '"_aws"' in line]
+    for line in lines:
+        jsonschema.validate(line, EMF_SCHEMA)
+        for directive in line["_aws"]["CloudWatchMetrics"]:
+            for dimension in {name for group in directive["Dimensions"] for name in group}:
+                assert isinstance(line[dimension], str)
+            for metric in directive["Metrics"]:
+                values = line[metric["Name"]]
+                assert all(isinstance(v, int | float) for v in (values if isinstance(values, list) else [values]))
+    return lines
+
+
+def figure(lines: list[dict[str, Any]], name: str, **dimensions: str) -> float:
+    """The sum of metric ``name`` over the lines whose dimensions include ``dimensions``."""
+    total = 0.0
+    for line in lines:
+        if name in line and all(line.get(k) == v for k, v in dimensions.items()):
+            values = line[name]
+            total += sum(values) if isinstance(values, list) else values
+    return total
+
+
+def published_job(env: dict[str, Any]) -> dict[str, Any]:
+    """A job submitted, called back and ingested through the Lambda entries; its task and callback token."""
+    _, job = call_api("POST", "/v1/jobs", body=REQUEST)
+    engine = env["sandbox"].engine
+    task = wait_until(lambda: (t := engine.get(job["task_id"], owner="sk-evo-sandbox-local"))["status"]
+                      == "completed" and t, 20, "the task")
+    token = engine._tasks[job["task_id"]].callback_url.split("token=")[1]
+    post_callback(job["id"], token, task)
+    ingest.handler({"Records": drain(env, env["names"].ingest_queue)}, Context())
+    return {**job, "token": token}
+
+
+def post_callback(job_id: str, token: str, body: dict[str, Any]) -> int:
+    event = http_event("POST", f"/v1/callbacks/evolink/{job_id}", body=json.dumps(body), query=f"token={token}",
+                       fixture="aws-events/powertools-python__lambdaFunctionUrlEvent.json")
+    return int(api.handler(event, Context())["statusCode"])
+
+
+def test_the_ingest_function_writes_its_figures_as_emf_lines(lambda_env: dict[str, Any],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    _, job = call_api("POST", "/v1/jobs", body=REQUEST)
+    submitted = emf_lines(capsys.readouterr().out)
+    engine = lambda_env["sandbox"].engine
+    task = wait_until(lambda: (t := engine.get(job["task_id"], owner="sk-evo-sandbox-local"))["status"]
+                      == "completed" and t, 20, "the task")
+    post_callback(job["id"], engine._tasks[job["task_id"]].callback_url.split("token=")[1], task)
+    capsys.readouterr()
+    event = sqs_event(*[r["body"] for r in drain(lambda_env, lambda_env["names"].ingest_queue)])
+    assert ingest.handler(event, Context()) == {"batchItemFailures": []}
+    lines = emf_lines(capsys.readouterr().out)
+    assert {d["Namespace"] for line in lines for d in line["_aws"]["CloudWatchMetrics"]} == {"SeedanceRelay"}
+    assert all(["service"] in d["Dimensions"] for line in lines for d in line["_aws"]["CloudWatchMetrics"])
+    assert figure(submitted, "ProviderCalls", operation="create_task") == 1
+    assert figure(lines, "IngestAttempts", outcome="done") == 1
+    assert figure(lines, "ProviderCalls", operation="get_task") == 1
+    assert figure(lines, "CopiedBytes") > 0 and figure(lines, "CopyDuration") > 0
+
+
+def test_an_invocation_with_nothing_to_count_writes_no_emf_line(lambda_env: dict[str, Any],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    schedule = load_fixture("aws-events/aws-lambda-rust-runtime__example-eventbridge-schedule.json")
+    reconcile.handler(schedule, Context())
+    assert emf_lines(capsys.readouterr().out) == []
+
+
+def test_replayed_callbacks_for_an_ended_job_on_aws_note_only_the_first(lambda_env: dict[str, Any]) -> None:
+    job = published_job(lambda_env)
+    before = _relay.relay().jobs.get(job["id"])
+    task_ids = [new_task_id(time.time()) for _ in range(150)]
+    for task_id in task_ids:
+        assert post_callback(job["id"], job["token"], {"id": task_id, "status": "completed"}) == 202
+    while records := drain(lambda_env, lambda_env["names"].ingest_queue):
+        assert ingest.handler({"Records": records}, Context()) == {"batchItemFailures": []}
+    after = _relay.relay().jobs.get(job["id"])
+    note = json.loads(b"".join(_relay.relay().blobs.read(late_callback_key(job["id"]))))
+    assert (after.version, after.other_tasks, after.status.value) == (before.version, (), "published")
+    assert note["task_id"] in task_ids and note["status"] == "published"
+
+
+def test_replayed_callbacks_for_a_running_job_on_aws_keep_at_most_ten_other_tasks(
+        lambda_env: dict[str, Any]) -> None:
+    _, job = call_api("POST", "/v1/jobs", body={**REQUEST, "prompt": "a second job"})
+    token = _relay.relay().signer.sign(job["id"])
+    for task_id in [new_task_id(time.time()) for _ in range(150)]:
+        assert post_callback(job["id"], token, {"id": task_id}) == 202
+    while records := drain(lambda_env, lambda_env["names"].ingest_queue):
+        ingest.handler({"Records": records}, Context())
+    assert len(_relay.relay().jobs.get(job["id"]).other_tasks) == MAX_OTHER_TASKS
