@@ -1,4 +1,8 @@
-"""The dashboard in headless Chromium, over the real pipeline: sign in, read the board, play a video.
+"""The dashboard in headless Chromium, over the real pipeline: sign in (and be refused), read the board,
+open a job's details, filter by status, see times in the viewer's locale, play a video, sign out for good.
+
+Each behaviour is read from the DOM and checked again in a screenshot: its size, and the colours that
+must (or must not) be in it, over the whole viewport or over one element.
 
 Needs /usr/bin/chromium (``apt-get install -y --no-install-recommends chromium fonts-liberation
 fonts-dejavu-core``); without it these tests fail and say so.
@@ -10,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +38,12 @@ WIDTH, HEIGHT = 1280, 720
 REFRESH_SECONDS = 1.0
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 BADGE_RGB = {"published": (0x15, 0x80, 0x3D), "failed": (0xB9, 0x1C, 0x1C), "processing": (0x6D, 0x28, 0xD9)}
+ACCENT_RGB = (0x1D, 0x4E, 0xD8)  # the sign-in button
+ALERT_RGB = (0xB9, 0x1C, 0x1C)  # the refused sign-in's message
+WHITE = (0xFF, 0xFF, 0xFF)
 # Before signing in, the page asks for the summary once and is told 401: Chromium logs that load.
 EXPECTED_PROBLEM = "status of 401"
+METADATA = {"order": "A-17", "customer": "dashboard test"}
 
 
 @dataclass
@@ -70,6 +79,7 @@ def seed(pipeline: Pipeline, relay: Relay) -> tuple[list[dict[str, object]], str
     submitted = [pipeline.submit({**REQUEST, "prompt": f"dashboard run {i}"}) for i in range(2)]
     published = [pipeline.wait_final(job["id"]) for job in submitted]
     failed = put_job(relay, "failed", JobStatus.FAILED, age=8, outcome="failed", finished_at=relay.clock() - 2,
+                     metadata=METADATA,
                      error={"code": "content_policy_violation", "message": "the prompt was refused by the filter"})
     processing = put_job(relay, "processing", JobStatus.PROCESSING, age=20, progress=40, task_id="task-x")
     dead_letter(relay, "audit")
@@ -136,11 +146,75 @@ def play_first_video(page: Page, site: Site) -> dict[str, float]:
     return state
 
 
-def test_the_page_asks_for_a_key_before_showing_anything(page: Page, site: Site) -> None:
+def shot(page: Page, path: Path, selector: str | None = None) -> Image.Image:
+    """A screenshot of the viewport (or of one element), as RGB pixels."""
+    return Image.open(io.BytesIO(page.screenshot(path, selector=selector))).convert("RGB")
+
+
+def pixels_near(image: Image.Image, rgb: tuple[int, int, int]) -> int:
+    colours = image.getcolors(maxcolors=image.width * image.height) or []
+    return sum(count for count, colour in colours if isinstance(colour, tuple) and near(colour, rgb))
+
+
+def badge_pixels(image: Image.Image) -> dict[str, int]:
+    return {status: pixels_near(image, rgb) for status, rgb in BADGE_RGB.items()}
+
+
+def blank_below(image: Image.Image, top: float) -> bool:
+    """Whether every pixel from ``top`` (CSS px at 1x) down to the bottom is the page's white."""
+    below = image.crop((0, int(top) + 1, image.width, image.height))
+    return below.height == 0 or pixels_near(below, WHITE) == below.width * below.height
+
+
+def signed_out_view(page: Page) -> dict[str, object]:
+    view: dict[str, object] = page.evaluate("""({board: document.getElementById('board').hidden,
+        boardDisplay: getComputedStyle(document.getElementById('board')).display,
+        signOut: getComputedStyle(document.getElementById('sign-out')).display,
+        formBottom: document.getElementById('sign-in').getBoundingClientRect().bottom,
+        text: document.body.innerText})""")
+    return view
+
+
+def test_signed_out_only_the_sign_in_form_shows(page: Page, site: Site, tmp_path: Path) -> None:
+    """The board stays out of the layout (``hidden`` beats its ``display: grid``), in the DOM and the pixels."""
     page.goto(site.url + "/")
     page.wait_for("!document.getElementById('sign-in').hidden", what="the sign-in form")
-    shown = page.evaluate("({board: document.getElementById('board').hidden, text: document.body.innerText})")
-    assert shown["board"] is True and site.failed_id not in shown["text"]
+    view = signed_out_view(page)
+    assert view["board"] is True and view["boardDisplay"] == "none" and view["signOut"] == "none"
+    assert site.failed_id not in str(view["text"]) and "Jobs by status" not in str(view["text"])
+    image = shot(page, tmp_path / "signed-out.png")
+    assert image.size == (WIDTH, HEIGHT)
+    assert pixels_near(image, ACCENT_RGB) > 200, "the styled sign-in button is not in the screenshot"
+    assert blank_below(image, float(str(view["formBottom"]))), "something is drawn below the sign-in form"
+    assert badge_pixels(image) == dict.fromkeys(BADGE_RGB, 0)
+
+
+def test_the_sign_in_form_says_where_the_key_is(page: Page, site: Site) -> None:
+    page.goto(site.url + "/")
+    page.wait_for("!document.getElementById('sign-in').hidden", what="the sign-in form")
+    hint = page.evaluate("document.querySelector('#sign-in .hint').innerText")
+    assert ".relay/api-key" in hint and "/seedance-relay/<stage>/api-keys" in hint
+
+
+def test_a_refused_key_gets_the_styled_page_with_the_form_and_an_error(page: Page, site: Site,
+                                                                        tmp_path: Path) -> None:
+    page.goto(site.url + "/")
+    page.wait_for("!document.getElementById('sign-in').hidden", what="the sign-in form")
+    page.type("#api-key", "not-the-key")
+    page.click("#sign-in button[type=submit]")
+    page.wait_for("location.pathname === '/session' && document.readyState === 'complete'", what="the answer")
+    view = page.evaluate("""({status: performance.getEntriesByType('navigation')[0].responseStatus,
+        error: document.getElementById('sign-in-error').innerText,
+        errorColour: getComputedStyle(document.getElementById('sign-in-error')).color,
+        form: !!document.querySelector('#sign-in form input#api-key'),
+        board: getComputedStyle(document.getElementById('board')).display})""")
+    assert view["status"] == 401 and view["error"].startswith("That key was not accepted.")
+    assert view["errorColour"] == "rgb(185, 28, 28)" and view["form"] and view["board"] == "none"
+    image = shot(page, tmp_path / "refused.png")
+    assert image.size == (WIDTH, HEIGHT)
+    assert pixels_near(image, ALERT_RGB) > 300, "the red refusal is not in the screenshot"
+    assert pixels_near(image, ACCENT_RGB) > 200, "the styled sign-in button is not in the screenshot"
+    assert pixels_near(image, BADGE_RGB["published"]) == 0
 
 
 def test_signing_in_shows_every_job_with_its_badge_progress_and_error(page: Page, site: Site) -> None:
@@ -186,6 +260,7 @@ def test_the_board_refreshes_by_itself(page: Page, site: Site) -> None:
 def test_the_page_runs_without_script_errors_or_csp_violations(page: Page, site: Site) -> None:
     sign_in(page, site)
     play_first_video(page, site)
+    open_details(page, site.failed_id)
     problems = [p for p in page.problems() if EXPECTED_PROBLEM not in p]
     assert problems == []
 
@@ -219,9 +294,103 @@ def save_for_docs(image: Image.Image) -> None:
         DOCS_SCREENSHOT.write_bytes(buffer.getvalue())
 
 
-def test_signing_out_returns_to_the_form(page: Page, site: Site) -> None:
+def test_signing_out_returns_to_the_form(page: Page, site: Site, tmp_path: Path) -> None:
     sign_in(page, site)
     page.click("#sign-out button")
     page.wait_for("!document.getElementById('sign-in').hidden", what="the sign-in form")
-    assert page.evaluate("document.cookie") == ""
+    assert [c["name"] for c in page.cookies()] == []
+    assert badge_pixels(shot(page, tmp_path / "signed-out.png")) == dict.fromkeys(BADGE_RGB, 0)
 
+
+def test_the_cookie_of_a_signed_out_session_no_longer_opens_the_board(page: Page, site: Site,
+                                                                       tmp_path: Path) -> None:
+    """The old cookie, put back into the browser after signing out, gets the sign-in form: the server revoked it."""
+    sign_in(page, site)
+    kept = page.cookies()
+    assert [c["name"] for c in kept] == ["relay_session"] and kept[0]["httpOnly"]
+    page.click("#sign-out button")
+    page.wait_for("!document.getElementById('sign-in').hidden", what="the sign-in form")
+    page.set_cookies(kept)
+    assert [c["value"] for c in page.cookies()] == [kept[0]["value"]]
+    page.goto(site.url + "/")
+    page.wait_for("!document.getElementById('sign-in').hidden", what="the sign-in form again")
+    view = signed_out_view(page)
+    assert view["board"] is True and view["boardDisplay"] == "none"
+    answer = page.evaluate("fetch('/dashboard/summary').then((r) => r.status)")
+    assert answer == 401
+    image = shot(page, tmp_path / "revoked.png")
+    assert blank_below(image, float(str(view["formBottom"]))) and badge_pixels(image) == dict.fromkeys(BADGE_RGB, 0)
+
+
+def open_details(page: Page, job_id: str) -> dict[str, str]:
+    page.click(f"#job-rows tr[data-job='{job_id}'] td:nth-child(3)")
+    page.wait_for(f"!document.getElementById('details').hidden && "
+                  f"document.getElementById('details-id').textContent === {json.dumps(job_id)}", what="the details")
+    view: dict[str, str] = page.evaluate("""Object.fromEntries(['facts', 'request', 'metadata', 'outputs', 'error',
+        'events'].map((part) => [part, document.getElementById('details-' + part).innerText]))""")
+    return view
+
+
+def test_clicking_a_failed_job_opens_its_request_metadata_error_and_events(page: Page, site: Site,
+                                                                           tmp_path: Path) -> None:
+    sign_in(page, site)
+    view = open_details(page, site.failed_id)
+    assert json.loads(view["request"])["prompt"] == REQUEST["prompt"] and json.loads(view["metadata"]) == METADATA
+    assert view["error"] == "content_policy_violation the prompt was refused by the filter"
+    assert view["outputs"] == "none" and view["events"] == "none published yet" and "failed" in view["facts"]
+    assert page.evaluate("document.querySelector('#job-rows tr.open')?.dataset.job") == site.failed_id
+    image = shot(page, tmp_path / "details.png", selector="#details")
+    assert pixels_near(image, BADGE_RGB["failed"]) > 300, "the details panel shows no failed badge or error"
+    assert pixels_near(image, BADGE_RGB["published"]) == 0
+    assert pixels_near(image, WHITE) < 0.95 * image.width * image.height, "the details panel looks blank"
+
+
+def test_clicking_a_published_job_lists_its_outputs_and_events(page: Page, site: Site, tmp_path: Path) -> None:
+    sign_in(page, site)
+    job = site.published[0]
+    view = open_details(page, str(job["id"]))
+    assert view["outputs"].startswith("output 0 video/mp4, ")
+    assert view["events"].startswith("io.seedance-relay.job.completed ") and view["error"] == "none"
+    link = page.evaluate("document.querySelector('#details-outputs a').getAttribute('href')")
+    assert link == f"/v1/jobs/{job['id']}/outputs/0"
+    image = shot(page, tmp_path / "details.png", selector="#details")
+    assert pixels_near(image, BADGE_RGB["published"]) > 300
+
+
+def test_filtering_by_status_shows_only_those_jobs(page: Page, site: Site, tmp_path: Path) -> None:
+    sign_in(page, site)
+    page.evaluate("""(() => { const s = document.getElementById('status-filter'); s.value = 'failed';
+        s.dispatchEvent(new Event('change')); })()""")
+    page.wait_for("document.body.dataset.shown === 'failed'", what="the failed jobs")
+    assert list(cells(page)) == [site.failed_id]
+    table = shot(page, tmp_path / "failed.png", selector=".jobs table")
+    found = badge_pixels(table)
+    assert found["failed"] > 300 and found["published"] == 0 and found["processing"] == 0, found
+    page.evaluate("""(() => { const s = document.getElementById('status-filter'); s.value = 'published';
+        s.dispatchEvent(new Event('change')); })()""")
+    page.wait_for("document.body.dataset.shown === 'published'", what="the published jobs")
+    assert sorted(cells(page)) == sorted(str(job["id"]) for job in site.published)
+
+
+def created_times(page: Page) -> list[tuple[str, str]]:
+    return [tuple(pair) for pair in page.evaluate(
+        "[...document.querySelectorAll('#job-rows tr td:nth-child(4) time')].map((t) => [t.dateTime, t.textContent])")]
+
+
+@pytest.mark.parametrize(("locale", "pattern"), [("de-DE", r"\d{2}\.\d{2}\.\d{2}, \d{2}:\d{2}:\d{2}"),
+                                                 ("en-US", r"\d{1,2}/\d{1,2}/\d{2}, \d{1,2}:\d{2}:\d{2}\s[AP]M")])
+def test_times_are_shown_in_the_viewer_s_locale(browser: Chromium, site: Site, tmp_path: Path, locale: str,
+                                                pattern: str) -> None:
+    page = browser.new_page(WIDTH, HEIGHT)
+    try:
+        page.set_locale(locale)
+        sign_in(page, site)
+        times = created_times(page)
+        expected = page.evaluate(f"""[...document.querySelectorAll('#job-rows tr td:nth-child(4) time')].map((t) =>
+            new Intl.DateTimeFormat({json.dumps(locale)}, {{dateStyle: 'short', timeStyle: 'medium'}})
+                .format(new Date(t.dateTime)))""")
+        assert len(times) == 4 and [text for _, text in times] == expected
+        assert all(re.fullmatch(pattern, text) for _, text in times), times
+        assert shot(page, tmp_path / f"{locale}.png").size == (WIDTH, HEIGHT)
+    finally:
+        page.close()

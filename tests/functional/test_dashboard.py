@@ -139,7 +139,7 @@ class CountingJobs:
 
 def test_the_counts_are_one_capped_count_per_status_not_pages(relay: Relay, jobs: dict[str, Job]) -> None:
     counting = CountingJobs(relay.jobs)
-    relay.jobs = counting  # type: ignore[assignment]
+    relay.jobs = counting
     with serve(relay) as url, httpx.Client(base_url=url) as client:
         assert client.get("/dashboard/summary", headers=BEARER).status_code == 200
     assert counting.calls.count("page") == 1 and counting.calls.count("count") == len(JobStatus)

@@ -2,8 +2,9 @@
 
 No extra package and no debugging port: Chromium reads NUL-terminated JSON commands on fd 3
 and writes replies and events on fd 4 (the transport Playwright and Puppeteer use too).
-Only what the dashboard tests need: open a page, evaluate, wait, type, click, screenshot,
-and collect the console errors, failed loads and CSP violations the page produced.
+Only what the dashboard tests need: open a page, evaluate, wait, type, click, screenshot (all
+of the viewport or one element), read and set the page's cookies, override its locale, and
+collect the console errors, failed loads and CSP violations the page produced.
 
     with Chromium(profile_dir) as browser:
         page = browser.new_page(1280, 900)
@@ -20,6 +21,7 @@ import os
 import select
 import signal
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,8 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--no-default-browser-check", "--password-store=basic", "--use-mock-keychain", "--mute-audio",
          "--hide-scrollbars", "--force-color-profile=srgb", "--autoplay-policy=no-user-gesture-required",
          "--lang=en-US", "--remote-debugging-pipe")
+# The fields of a cookie that Storage.setCookies takes back from what Storage.getCookies gave.
+COOKIE_FIELDS = ("name", "value", "domain", "path", "secure", "httpOnly", "sameSite", "expires")
 
 
 class BrowserError(RuntimeError):
@@ -194,10 +198,36 @@ class Page:
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"], button="left", clickCount=1)
 
-    def screenshot(self, path: Path) -> bytes:
-        data = base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])
+    def screenshot(self, path: Path, *, selector: str | None = None) -> bytes:
+        """A PNG of the viewport, or of the element ``selector`` picks (scrolled into view), saved to ``path``."""
+        params: dict[str, Any] = {"format": "png"}
+        if selector is not None:
+            params["clip"] = {**self.box(selector), "scale": 1}
+        data = base64.b64decode(self.send("Page.captureScreenshot", **params)["data"])
         path.write_bytes(data)
         return data
+
+    def box(self, selector: str) -> dict[str, float]:
+        """The element's box in page CSS pixels (``x``, ``y``, ``width``, ``height``), after scrolling it into view."""
+        box: dict[str, float] = self.evaluate(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
+            e.scrollIntoView({{block: "nearest"}}); const r = e.getBoundingClientRect();
+            return {{x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height}}; }})()""")
+        return box
+
+    def cookies(self) -> list[dict[str, Any]]:
+        """Every cookie of this page's browser context, ``HttpOnly`` ones included."""
+        answer = self.browser.send("Storage.getCookies", browserContextId=self.context)
+        cookies: list[dict[str, Any]] = answer["cookies"]
+        return cookies
+
+    def set_cookies(self, cookies: Iterable[Mapping[str, Any]]) -> None:
+        """Put cookies (as :meth:`cookies` read them) back into this page's browser context."""
+        params = [{name: cookie[name] for name in COOKIE_FIELDS if name in cookie} for cookie in cookies]
+        self.browser.send("Storage.setCookies", cookies=params, browserContextId=self.context)
+
+    def set_locale(self, locale: str) -> None:
+        """What ``Intl`` and ``toLocaleString`` take as the viewer's locale from now on (e.g. ``de-DE``)."""
+        self.send("Emulation.setLocaleOverride", locale=locale)
 
     def problems(self) -> list[str]:
         """Console errors, uncaught exceptions and browser log errors (CSP violations, failed loads)."""

@@ -129,11 +129,15 @@
     byId("details-metadata").textContent = JSON.stringify(job.metadata, null, 2);
     const outputs = job.outputs.map((o) => element("li", {}, element("a", { href: o.url, textContent: `output ${o.index}` }),
                                                    ` ${o.content_type}, ${o.size.toLocaleString()} bytes`));
-    byId("details-outputs").replaceChildren(...(outputs.length ? outputs : [element("li", { textContent: "none" })]));
+    byId("details-outputs").replaceChildren(...(outputs.length ? outputs : [element("li", { className: "none", textContent: "none" })]));
     byId("details-error").replaceChildren(job.error ? failure(job.error) : "none");
     const events = job.events.map((e) => element("li", {}, element("code", { textContent: e.type || "event" }), ` ${e.id}`));
-    byId("details-events").replaceChildren(...(events.length ? events : [element("li", { textContent: "none published yet" })]));
-    byId("details").hidden = false;
+    byId("details-events").replaceChildren(...(events.length ? events : [element("li", { className: "none", textContent: "none published yet" })]));
+    const panel = byId("details");
+    if (panel.hidden) {
+      panel.hidden = false;
+      panel.scrollIntoView({ block: "nearest" });
+    }
   }
 
   async function loadDetails(jobId) {
