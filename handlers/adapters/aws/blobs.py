@@ -159,12 +159,12 @@ class S3BlobStore:
                 self._write_sidecar(key, answer["ETag"], answer["ContentLength"], sha256)
             return StoredObject(key=key, uri=self.uri(key), size=answer["ContentLength"], sha256=sha256,
                                 content_type=answer.get("ContentType") or "application/octet-stream")
-        raise StorageError(f"{self.uri(key)} kept changing while it was hashed", code="write_conflict")
+        raise StorageError(f"{key!r} kept changing while it was hashed", code="write_conflict")
 
     def read(self, key: str) -> Iterator[bytes]:
         """The object's bytes in 64 KiB chunks; ``NotFound`` at once if the key holds nothing."""
         check_key(key)
-        with aws_errors(StorageError, f"read {self.uri(key)}"):
+        with aws_errors(StorageError, f"read {key!r}"):
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
         return self._chunks(body, key)
 
@@ -174,7 +174,7 @@ class S3BlobStore:
     def presign(self, key: str, expires_in: int) -> str:
         """A URL that GETs the object without credentials for ``expires_in`` seconds."""
         check_key(key)
-        with aws_errors(StorageError, f"presign {self.uri(key)}"):
+        with aws_errors(StorageError, f"presign {key!r}"):
             return self._client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in)
 
@@ -185,7 +185,7 @@ class S3BlobStore:
         return {"ServerSideEncryption": "AES256"}
 
     def _head_object(self, key: str) -> HeadObjectOutputTypeDef | None:
-        return _unless_missing(f"head {self.uri(key)}", self._client.head_object, Bucket=self.bucket, Key=key)
+        return _unless_missing(f"head {key!r}", self._client.head_object, Bucket=self.bucket, Key=key)
 
     def _sidecar_sha256(self, key: str, answer: HeadObjectOutputTypeDef) -> str | None:
         """The sha256 the sidecar records, if it describes this very object (same ETag and size).
@@ -216,7 +216,7 @@ class S3BlobStore:
     def _winner(self, key: str) -> StoredObject:
         winner = self.head(key)
         if winner is None:
-            raise StorageError(f"{self.uri(key)} changed while it was written and is gone now",
+            raise StorageError(f"{key!r} changed while it was written and is gone now",
                                code="write_conflict")
         return winner
 
@@ -240,7 +240,7 @@ class S3BlobStore:
 
     def _chunks(self, body: Any, key: str) -> Iterator[bytes]:
         try:
-            with aws_errors(StorageError, f"read {self.uri(key)}"):
+            with aws_errors(StorageError, f"read {key!r}"):
                 yield from body.iter_chunks(READ_CHUNK)
         finally:
             body.close()
