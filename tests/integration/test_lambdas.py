@@ -225,6 +225,21 @@ def test_the_ingest_function_writes_its_figures_as_emf_lines(lambda_env: dict[st
     assert figure(lines, "CopiedBytes") > 0 and figure(lines, "CopyDuration") > 0
 
 
+def test_the_api_function_counts_requests_and_callbacks_in_emf(lambda_env: dict[str, Any],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    _, job = call_api("POST", "/v1/jobs", body=REQUEST)
+    token = _relay.relay().signer.sign(job["id"])
+    capsys.readouterr()
+    assert post_callback(job["id"], token, {"id": job["task_id"]}) == 202
+    assert post_callback(job["id"], "wrong", {}) == 401
+    lines = emf_lines(capsys.readouterr().out)
+    route = "/v1/callbacks/evolink/{job_id}"
+    assert figure(lines, "HttpRequests", route=route, status_class="2xx") == 1
+    assert figure(lines, "HttpRequests", route=route, status_class="4xx") == 1
+    assert figure(lines, "CallbacksAccepted") == 1
+    assert figure(lines, "CallbacksRefused", reason="unauthorized") == 1
+
+
 def test_an_invocation_with_nothing_to_count_writes_no_emf_line(lambda_env: dict[str, Any],
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     schedule = load_fixture("aws-events/aws-lambda-rust-runtime__example-eventbridge-schedule.json")
