@@ -61,6 +61,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head = False
         self._in_body = False
         self._head_bytes = 0
+        self._header_bytes = 0
         self._header_count = 0
         self._refusal: bytes | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -97,7 +98,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
-                self._refuse(_answer(431, f"request head over {self.limits.max_header_bytes} bytes\n"))
+                self._refuse(self._too_large())
             elif self._timer is None:
                 self._arm(self.limits.header_timeout, "request head")
         elif self._in_body and self._timer is None:
@@ -108,12 +109,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = 0
+        self._header_bytes = 0
         self._header_count = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
+        self._header_bytes += len(name) + len(value)
         if self._header_count > self.limits.max_headers:
             self._refusal = _answer(431, f"more than {self.limits.max_headers} header lines\n")
+            raise _Refused
+        if self._header_bytes > self.limits.max_header_bytes:
+            self._refusal = self._too_large()
             raise _Refused
         name = name.lower()
         value = value.rstrip(b" \t")
@@ -134,6 +140,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     # limits
+    def _too_large(self) -> bytes:
+        return _answer(431, f"request head over {self.limits.max_header_bytes} bytes\n")
+
     def _arm(self, seconds: float, what: str) -> None:
         self._timer = self.loop.call_later(seconds, self._timed_out, what, seconds)
 

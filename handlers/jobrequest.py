@@ -19,9 +19,9 @@ from handlers.contract import METADATA_MAX_BYTES, REQUEST_BODY_MAX
 from handlers.errors import InvalidRequest, Violation
 from handlers.jsonbody import parse_object
 
-__all__ = ["RELAY_OPTIONS", "JobRequest", "check_metadata", "parse_job_request"]
+__all__ = ["OPTION_FIELDS", "JobRequest", "check_metadata", "parse_job_request"]
 
-RELAY_OPTIONS = ("metadata",)  # fields of POST /v1/jobs that the relay keeps and EvoLink never sees
+OPTION_FIELDS = ("metadata",)  # fields of POST /v1/jobs that the relay keeps and EvoLink never sees
 
 
 @dataclass(frozen=True, slots=True)

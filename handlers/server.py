@@ -55,6 +55,9 @@ def bind(host: str, port: int, *, flag: str = "--port") -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+    except (socket.gaierror, UnicodeError) as exc:
+        sock.close()
+        raise ConfigurationError(f"{host!r} is not a host name or address; pass --host") from exc
     except OSError as exc:
         sock.close()
         shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
@@ -65,9 +68,6 @@ def bind(host: str, port: int, *, flag: str = "--port") -> socket.socket:
         if exc.errno == errno.EACCES:
             raise ConfigurationError(f"{shown} needs privileges to bind; pass {flag} with a port above 1023") from exc
         raise ConfigurationError(f"cannot listen on {shown}: {exc.strerror}") from exc
-    except (socket.gaierror, UnicodeError) as exc:
-        sock.close()
-        raise ConfigurationError(f"{host!r} is not a host name or address; pass --host") from exc
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -83,7 +83,7 @@ def server_config(app: Any, *, host: str = "127.0.0.1", port: int = 0, limits: S
     limits = limits or ServerLimits()
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan=lifespan,
                           timeout_keep_alive=timeout_keep_alive, http=guarded_protocol(limits),
-                          limit_concurrency=limits.max_connections)
+                          limit_concurrency=limits.max_connections + 1)  # the guard refuses extra connections
 
 
 class ReadyServer(uvicorn.Server):

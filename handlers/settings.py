@@ -19,6 +19,7 @@ from handlers.logs import FORMATS
 __all__ = [
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "VARIABLES",
     "Settings",
     "env_bool",
     "env_float",
@@ -37,7 +38,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 BACKENDS = ("local", "aws")
 
 # The variables Settings.from_env reads, by field.
-_VARIABLES = {
+VARIABLES = {
     "evolink_api_key": "EVOLINK_API_KEY", "evolink_base_url": "EVOLINK_BASE_URL",
     "public_url": "RELAY_PUBLIC_URL", "callback_secrets": "RELAY_CALLBACK_SECRET", "api_keys": "RELAY_API_KEYS",
     "data_dir": "RELAY_DATA_DIR", "backend": "RELAY_BACKEND", "host": "RELAY_HOST", "port": "RELAY_PORT",
@@ -64,7 +65,7 @@ _VARIABLE_PREFIXES = ("RELAY_WEBHOOK_SECRET_",)  # RELAY_WEBHOOK_SECRET_<NAME>[_
 
 def known_variables() -> frozenset[str]:
     """Every ``RELAY_*`` (and ``EVOLINK_*``) variable some part of the relay reads by exact name."""
-    names = {*_VARIABLES.values(), *_VARIABLES_ELSEWHERE}
+    names = {*VARIABLES.values(), *_VARIABLES_ELSEWHERE}
     return frozenset(names | {f"{name}_PARAM" for name in _SECRET_PARAMETERS})
 
 

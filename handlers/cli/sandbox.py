@@ -29,11 +29,11 @@ _TYPES: dict[str, Any] = {
 
 
 def switch_options(func: Any) -> Any:
-    """Add one ``--flag`` per sandbox switch, each also read from its environment variable."""
+    """Add one ``--flag`` per sandbox switch; without the flag, SandboxSettings reads its variable
+    (so a bad value there is an error naming the variable, not the flag)."""
     for name, (env, help_text) in reversed(SWITCHES.items()):
         flag = "--" + name.replace("_", "-")
-        func = click.option(flag, name, type=_TYPES[name], envvar=env, default=None,
-                            help=f"{help_text} [env {env}]")(func)
+        func = click.option(flag, name, type=_TYPES[name], default=None, help=f"{help_text} [env {env}]")(func)
     return func
 
 

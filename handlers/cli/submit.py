@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import click
 from PIL import Image
@@ -54,11 +54,18 @@ def _local_file(value: str, limits: MediaLimits, flag: str) -> Path:
     return path
 
 
-def _reference(client: RelayClient, value: object, limits: MediaLimits, flag: str) -> object:
-    """A URL as given, or a local file uploaded to the relay and replaced by its signed URL."""
-    if not isinstance(value, str) or "://" in value:
-        return value  # the relay's checks name anything that is not a URL string
-    return client.upload(_local_file(value, limits, flag))
+def _is_local(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and "://" not in value
+
+
+def _checked(values: list[object], limits: MediaLimits, flag: str) -> list[object]:
+    """URLs as given, local paths checked (exist, right type, image size) before anything is sent."""
+    return [_local_file(v, limits, flag) if _is_local(v) else v for v in values]
+
+
+def _uploaded(client: RelayClient, values: list[object]) -> list[object]:
+    """Each local file uploaded to the relay and replaced by its signed URL."""
+    return [client.upload(v) if isinstance(v, Path) else v for v in values]
 
 
 def _read_file(file: Path) -> JobRequest:
@@ -87,17 +94,18 @@ def _metadata(raw: str) -> dict[str, Any]:
 def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) -> dict[str, Any]:
     request = _read_file(file) if file else JobRequest(body={})
     body, metadata = request.body, request.metadata
+    if options.get("metadata"):
+        metadata = _metadata(options["metadata"])
     for name in ("model", "prompt", "duration", "quality", "aspect_ratio"):
         if options.get(name) is not None:
             body[name] = options[name]
+    references = {}
     for limits, flag in _MEDIA:
-        given = options[limits.kind]
-        if given:
-            body[limits.array] = [_reference(client, v, limits, flag) for v in given]
+        if options[limits.kind]:
+            references[limits.array] = _checked(list(options[limits.kind]), limits, flag)
         elif isinstance(body.get(limits.array), list):
-            body[limits.array] = [_reference(client, v, limits, "FILE") for v in body[limits.array]]
-    if options.get("metadata"):
-        metadata = _metadata(options["metadata"])
+            references[limits.array] = _checked(body[limits.array], limits, f"FILE {limits.array}")
+    body.update({array: _uploaded(client, values) for array, values in references.items()})
     return {**body, "metadata": metadata} if metadata != {} else body
 
 

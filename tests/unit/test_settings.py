@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
+import handlers
 from handlers.errors import ConfigurationError
+from handlers.logs import configure
 from handlers.sandbox.settings import SWITCHES, SandboxSettings
-from handlers.settings import Settings, parse_subscribers
+from handlers.settings import LOG_FORMATS, VARIABLES, Settings, known_variables, parse_subscribers, unknown_variables
 
 
 def test_defaults_need_no_environment() -> None:
@@ -66,3 +70,68 @@ def test_every_sandbox_switch_reads_its_environment_variable() -> None:
 def test_bad_sandbox_switches_name_the_variable(env: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         SandboxSettings.from_env(env)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RELAY_LOG_FORMAT": "xml"}, "RELAY_LOG_FORMAT='xml' is not valid: expected one of auto, json, console"),
+    ({"RELAY_LOG_LEVEL": "loud"}, "RELAY_LOG_LEVEL='loud' is not valid: expected one of debug, info, warning"),
+    ({"RELAY_BACKEND": "foo"}, "RELAY_BACKEND='foo' is not valid: expected one of local, aws"),
+    ({"RELAY_PORT": "abc"}, "RELAY_PORT='abc' is not valid: expected a whole number"),
+    ({"RELAY_PORT": "70000"}, "RELAY_PORT=70000 is out of range: expected 1 to 65535"),
+    ({"RELAY_RECONCILE_EVERY": "soon"}, "RELAY_RECONCILE_EVERY='soon' is not valid: expected a number"),
+    ({"RELAY_HEADER_TIMEOUT": "0"}, "RELAY_HEADER_TIMEOUT=0 is out of range: expected a number of seconds above 0"),
+    ({"RELAY_MAX_CONNECTIONS": "0"}, "RELAY_MAX_CONNECTIONS=0 is out of range: expected at least 1"),
+])
+def test_bad_values_say_what_is_accepted(env: dict[str, str], message: str) -> None:
+    """Each refusal names the variable, the value and what would be accepted."""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(env)
+    assert caught.value.message.startswith(message)
+
+
+def test_log_formats_are_the_ones_the_logger_knows() -> None:
+    """Every accepted RELAY_LOG_FORMAT configures the logger; the settings list is the logger's."""
+    for fmt in LOG_FORMATS:
+        assert Settings.from_env({"RELAY_LOG_FORMAT": fmt.upper()}).log_format == fmt
+        configure("info", fmt)
+    with pytest.raises(ValueError, match="auto, json, console"):
+        configure("info", "xml")
+    configure("info", "auto")
+
+
+def test_connection_limits_are_settings() -> None:
+    """RELAY_MAX_HEADER_BYTES … RELAY_MAX_CONNECTIONS are read, with their defaults otherwise."""
+    env = {"RELAY_MAX_HEADER_BYTES": "4096", "RELAY_MAX_HEADERS": "20", "RELAY_HEADER_TIMEOUT": "2.5",
+           "RELAY_BODY_TIMEOUT": "30", "RELAY_MAX_CONNECTIONS": "64"}
+    settings = Settings.from_env(env)
+    assert (settings.max_header_bytes, settings.max_headers, settings.header_timeout, settings.body_timeout,
+            settings.max_connections) == (4096, 20, 2.5, 30.0, 64)
+    default = Settings.from_env({})
+    assert (default.max_header_bytes, default.max_headers, default.header_timeout, default.body_timeout,
+            default.max_connections) == (32768, 100, 10.0, 300.0, 512)
+
+
+def test_a_mistyped_variable_gets_a_did_you_mean() -> None:
+    """An unknown RELAY_* name is reported once, with the closest known name when there is one."""
+    env = {"RELAY_RECONCILE_EVRY": "5", "RELAY_SPEEDY_MODE": "on", "RELAY_PORT": "9000", "HOME": "/root"}
+    assert unknown_variables(env) == ["RELAY_RECONCILE_EVRY is not a setting; did you mean RELAY_RECONCILE_EVERY?",
+                                      "RELAY_SPEEDY_MODE is not a setting (it is ignored)"]
+
+
+def test_variables_read_outside_the_settings_object_are_known() -> None:
+    """Client, AWS-name, webhook and SSM-parameter variables are settings too, never flagged."""
+    env = {name: "x" for name in ("RELAY_URL", "RELAY_API_KEY", "RELAY_TABLE", "RELAY_KMS_KEY_ID", "RELAY_WEBHOOKS",
+                                  "RELAY_WEBHOOK_SECRET_CRM", "RELAY_WEBHOOK_SECRET_CRM_PARAM",
+                                  "RELAY_CALLBACK_SECRET_PARAM", "RELAY_API_KEYS_PARAM", "RELAY_WEBHOOK_TARGET")}
+    assert unknown_variables(env) == []
+
+
+def test_every_relay_variable_the_code_names_is_known() -> None:
+    """Every RELAY_* name written anywhere in handlers/ is a known setting (the list cannot drift)."""
+    root = Path(handlers.__file__).parent
+    named = {match for path in root.rglob("*.py")
+             for match in re.findall(r"\bRELAY_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())}
+    assert named, "no RELAY_ names found: the scan is broken"
+    assert unknown_variables(dict.fromkeys(named, "x")) == []
+    assert set(VARIABLES) <= {f.name for f in fields(Settings)}
+    assert set(VARIABLES.values()) <= known_variables()
