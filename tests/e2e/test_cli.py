@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -137,3 +139,88 @@ def test_demo_finishes_well_under_a_minute(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert event["type"] == "io.seedance-relay.job.completed"
     assert Path(event["data"]["outputs"][0]["uri"].removeprefix("file://")).stat().st_size > 100_000
+
+
+def test_validate_accepts_metadata_as_post_v1_jobs_does(tmp_path: Path) -> None:
+    """metadata (the relay's own field) is valid; a non-object metadata is invalid as the API says."""
+    code, report = run_validate(tmp_path, {**SEED_IMAGES_ONLY, "metadata": {"order": 1}})
+    assert (code, report["ok"], report["errors"]) == (0, True, [])
+    code, report = run_validate(tmp_path, {**SEED_IMAGES_ONLY, "metadata": [1]})
+    assert code == 1 and [(e["field"], e["code"]) for e in report["errors"]] == [  # type: ignore[union-attr]
+        ("metadata", "invalid_type")]
+
+
+def test_validate_refuses_a_duplicated_key_as_the_api_does(tmp_path: Path) -> None:
+    """The parser of POST /v1/jobs refuses a duplicated key; so does validate (invalid_json, exit 2)."""
+    raw = json.dumps(SEED_IMAGES_ONLY)[:-1] + ', "duration": 5}'
+    code, report = run_validate(tmp_path, raw)
+    assert code == 2 and report["errors"][0]["code"] == "invalid_json"  # type: ignore[index]
+    assert "duplicate key 'duration'" in report["errors"][0]["message"]  # type: ignore[index]
+
+
+def test_validate_refuses_a_callback_to_a_private_address_and_warns_the_relay_sets_it(tmp_path: Path) -> None:
+    """A callback_url to 10.0.0.5 is an error; any callback_url warns that the relay's API sets its own."""
+    code, report = run_validate(tmp_path, {**SEED_IMAGES_ONLY, "callback_url": "https://10.0.0.5/cb"})
+    assert code == 1 and [e["code"] for e in report["errors"]] == ["private_address"]  # type: ignore[union-attr]
+    assert [w["code"] for w in report["warnings"]] == ["set_by_relay"]  # type: ignore[union-attr]
+
+
+def _commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+@pytest.mark.parametrize("path", [p for p, c in _commands(main) if isinstance(c, click.Group)])
+def test_every_command_listing_shows_a_whole_line_of_help(path: tuple[str, ...]) -> None:
+    """In each group's --help (80 columns), every command has a one-line help that click did not cut off."""
+    result = CliRunner().invoke(main, [*path, "--help"], terminal_width=80)
+    listing = result.output.split("Commands:", 1)[1]
+    group = main
+    for name in path:
+        group = group.commands[name]  # type: ignore[attr-defined]
+    for name in group.commands:  # type: ignore[attr-defined]
+        [line] = [line for line in listing.splitlines() if line.strip().startswith(name + " ")]
+        assert "..." not in line and len(line.split(None, 1)) == 2, line
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _commands(main)], ids=lambda p: " ".join(p) or "main")
+def test_every_command_and_option_has_help(path: tuple[str, ...]) -> None:
+    """Every command has a help text and every option a help line (shown by --help without error)."""
+    command = dict(_commands(main))[path]
+    assert command.help and command.help.strip()
+    missing = [p.opts[0] for p in command.params if isinstance(p, click.Option) and not p.help]
+    assert missing == []
+    assert CliRunner().invoke(main, [*path, "--help"]).exit_code == 0
+
+
+def test_serve_says_ready_only_once_it_accepts_connections_and_prints_the_next_command(tmp_path: Path) -> None:
+    """The moment serve.ready is logged, the port answers; the next command to try follows it."""
+    port, data = free_port(), tmp_path / "relay"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "EVOLINK_"))}
+    env.update({"RELAY_DATA_DIR": str(data), "RELAY_PORT": str(port), "RELAY_LOG_FORMAT": "json"})
+    with subprocess.Popen([EXE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        lines = _ready_lines(proc, port)
+    output = "".join(lines)
+    assert f"relay ready on http://127.0.0.1:{port}; try:" in output
+    assert f"RELAY_URL=http://127.0.0.1:{port} RELAY_DATA_DIR={data} seedance-relay submit" in output
+
+
+def _ready_lines(proc: subprocess.Popen[str], port: int) -> list[str]:
+    """serve's output up to two lines past serve.ready, checking the port the moment ready appears."""
+    try:
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if '"serve.ready"' in line:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    pass  # accepted at once: the port was bound before "ready"
+                break
+        lines += [proc.stdout.readline(), proc.stdout.readline()]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from handlers.cli import main
+from handlers.cli.submit import generation_label
 from handlers.sandbox.media import render_audio, render_image
 from tests.support.pipeline import API_KEY, Pipeline, running_pipeline
 
@@ -82,3 +84,27 @@ def test_dlq_list_and_redrive_on_the_local_backend(pipeline: Pipeline) -> None:
     assert default["dead"] == 1 and default["dead_letters"][0]["body"] == {"poison": True}
     assert redriven == [{"queue": "subscriber:default", "redriven": 1}]
     assert queue.depth()["dead"] == 0
+
+
+def test_jobs_list_has_a_header_and_times_and_all_pages_through_everything(pipeline: Pipeline) -> None:
+    """One page holds --limit jobs under a header; --all follows next_cursor to the last job."""
+    ids = [pipeline.submit(None, **{"Idempotency-Key": f"list-{n}"})["id"] for n in range(3)]
+    one_page = cli(pipeline, "jobs", "list", "--limit", "2").stdout.splitlines()
+    everything = cli(pipeline, "jobs", "list", "--limit", "2", "--all").stdout.splitlines()
+    assert one_page[0].split()[:5] == ["ID", "STATUS", "PROGRESS", "CREATED", "(UTC)"]
+    assert len(one_page) == 3 and len(everything) == 1 + len(set(ids))
+    assert {line.split()[0] for line in everything[1:]} == set(ids)
+    created = everything[1].split()[3:5]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", " ".join(created))
+    as_json = cli(pipeline, "jobs", "list", "--limit", "1", "--all", "--json").stdout.splitlines()
+    assert {json.loads(line)["id"] for line in as_json} == set(ids)
+
+
+@pytest.mark.parametrize(("status", "progress", "label"), [
+    ("accepted", 0, "queued"), ("submitted", 0, "queued"), ("processing", 40, "generating"),
+    ("processing", 100, "completed"), ("stored", 100, "completed"), ("published", 100, "completed"),
+    ("failed", 30, "failed"),
+])
+def test_wait_labels_the_generation_bar_as_the_readme_shows(status: str, progress: int, label: str) -> None:
+    """--wait's first bar reads queued, generating, then completed (or how the job ended); the second, copying."""
+    assert generation_label({"status": status, "progress": progress}) == label

@@ -446,7 +446,8 @@ def test_allow_http_accepts_plain_http_media_and_callback() -> None:
     body = _body(image_urls=["http://127.0.0.1:9000/a.png", "https://e.com/b.png"],
                  callback_url="http://127.0.0.1:8080/cb")
     assert validate_request(body, allow_http=True) == []
-    assert _codes(body) == {("image_urls[0]", "insecure_url"), ("callback_url", "insecure_url")}
+    assert _codes(body) == {("image_urls[0]", "insecure_url"), ("callback_url", "insecure_url"),
+                            ("callback_url", "private_address")}
 
 
 def test_allow_http_still_refuses_other_schemes() -> None:
@@ -468,6 +469,31 @@ def test_allow_http_still_refuses_other_schemes() -> None:
 def test_callback_url_rules(url: str, code: str) -> None:
     """callback_url is an https URL of at most 2048 characters."""
     assert _codes(_body(callback_url=url)) == {("callback_url", code)}
+
+
+@pytest.mark.parametrize(("host", "kind"), [
+    ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("172.16.5.4", "private"), ("[fd00::1]", "private"),
+    ("127.0.0.1", "loopback"), ("[::1]", "loopback"), ("[::ffff:127.0.0.1]", "loopback"),
+    ("169.254.169.254", "link-local"), ("[fe80::1]", "link-local"),
+    ("0.0.0.0", "unspecified"), ("[::]", "unspecified"),
+    ("localhost", "names this machine"), ("LOCALHOST.", "names this machine"), ("api.localhost", "names this machine"),
+])
+def test_callback_url_to_a_local_host_is_refused(host: str, kind: str) -> None:
+    """As EvoLink does, a callback_url whose host is a literal non-public address or localhost is refused."""
+    violations = validate_request(_body(callback_url=f"https://{host}:8443/cb"))
+    assert [(v.field, v.code) for v in violations] == [("callback_url", "private_address")]
+    assert kind in violations[0].message
+
+
+@pytest.mark.parametrize("host", ["relay.example.com", "8.8.8.8", "[2606:4700::1111]", "10.example.com"])
+def test_callback_url_to_a_public_or_named_host_is_fine(host: str) -> None:
+    """Public literals and host names pass (names are not resolved here)."""
+    assert validate_request(_body(callback_url=f"https://{host}/cb")) == []
+
+
+def test_a_local_callback_is_fine_when_the_sandbox_is_the_provider() -> None:
+    """allow_http (the sandbox on this machine is the provider) accepts a loopback callback."""
+    assert validate_request(_body(callback_url="http://127.0.0.1:8000/cb"), allow_http=True) == []
 
 
 def test_callback_url_at_the_length_limit_is_fine() -> None:
