@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -57,7 +58,7 @@ def healthy(url: str) -> bool:
         return False
 
 
-def run_validate(tmp_path: Path, body: object, *args: str) -> tuple[int, dict[str, object]]:
+def run_validate(tmp_path: Path, body: object, *args: str) -> tuple[int, dict[str, Any]]:
     path = tmp_path / "request.json"
     path.write_text(body if isinstance(body, str) else json.dumps(body))
     result = CliRunner().invoke(main, ["validate", str(path), *args])
@@ -71,7 +72,7 @@ def test_validate_exits_0_for_a_valid_request(tmp_path: Path) -> None:
 
 def test_validate_exits_1_and_lists_every_error(tmp_path: Path) -> None:
     code, report = run_validate(tmp_path, {**SEED_IMAGES_ONLY, "duration": 3, "image_urls": ["ftp://x/y.gif"] * 10})
-    fields = {e["field"] for e in report["errors"]}  # type: ignore[union-attr]
+    fields = {e["field"] for e in report["errors"]}
     assert code == 1 and report["ok"] is False and {"duration", "image_urls", "image_urls[0]"} <= fields
 
 
@@ -82,7 +83,7 @@ def test_validate_exits_2_when_the_input_cannot_be_read(tmp_path: Path, content:
         assert result.exit_code == 2
         return
     code, report = run_validate(tmp_path, content)
-    assert code == 2 and report["errors"][0]["code"] == "invalid_json"  # type: ignore[index]
+    assert code == 2 and report["errors"][0]["code"] == "invalid_json"
 
 
 def test_validate_probe_reads_the_real_media(tmp_path: Path) -> None:
@@ -91,8 +92,8 @@ def test_validate_probe_reads_the_real_media(tmp_path: Path) -> None:
         good = media.add("/good.png", render_image(width=640, height=480), content_type="image/png")
         body = {**SEED_IMAGES_ONLY, "image_urls": [good, small]}
         code, report = run_validate(tmp_path, body, "--probe", "--allow-http", "--allow-private")
-    assert code == 1 and [e["field"] for e in report["errors"]] == ["image_urls[1]"]  # type: ignore[union-attr]
-    assert report["media"][0]["width"] == 640  # type: ignore[index]
+    assert code == 1 and [e["field"] for e in report["errors"]] == ["image_urls[1]"]
+    assert report["media"][0]["width"] == 640
 
 
 def test_the_sandbox_command_serves_evolinks_api(tmp_path: Path) -> None:
@@ -146,7 +147,7 @@ def test_validate_accepts_metadata_as_post_v1_jobs_does(tmp_path: Path) -> None:
     code, report = run_validate(tmp_path, {**SEED_IMAGES_ONLY, "metadata": {"order": 1}})
     assert (code, report["ok"], report["errors"]) == (0, True, [])
     code, report = run_validate(tmp_path, {**SEED_IMAGES_ONLY, "metadata": [1]})
-    assert code == 1 and [(e["field"], e["code"]) for e in report["errors"]] == [  # type: ignore[union-attr]
+    assert code == 1 and [(e["field"], e["code"]) for e in report["errors"]] == [
         ("metadata", "invalid_type")]
 
 
@@ -154,15 +155,15 @@ def test_validate_refuses_a_duplicated_key_as_the_api_does(tmp_path: Path) -> No
     """The parser of POST /v1/jobs refuses a duplicated key; so does validate (invalid_json, exit 2)."""
     raw = json.dumps(SEED_IMAGES_ONLY)[:-1] + ', "duration": 5}'
     code, report = run_validate(tmp_path, raw)
-    assert code == 2 and report["errors"][0]["code"] == "invalid_json"  # type: ignore[index]
-    assert "duplicate key 'duration'" in report["errors"][0]["message"]  # type: ignore[index]
+    assert code == 2 and report["errors"][0]["code"] == "invalid_json"
+    assert "duplicate key 'duration'" in report["errors"][0]["message"]
 
 
 def test_validate_refuses_a_callback_to_a_private_address_and_warns_the_relay_sets_it(tmp_path: Path) -> None:
     """A callback_url to 10.0.0.5 is an error; any callback_url warns that the relay's API sets its own."""
     code, report = run_validate(tmp_path, {**SEED_IMAGES_ONLY, "callback_url": "https://10.0.0.5/cb"})
-    assert code == 1 and [e["code"] for e in report["errors"]] == ["private_address"]  # type: ignore[union-attr]
-    assert [w["code"] for w in report["warnings"]] == ["set_by_relay"]  # type: ignore[union-attr]
+    assert code == 1 and [e["code"] for e in report["errors"]] == ["private_address"]
+    assert [w["code"] for w in report["warnings"]] == ["set_by_relay"]
 
 
 def _commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
