@@ -13,8 +13,10 @@ grow the process without limit. :func:`guarded_protocol` returns a subclass of
 * ``503`` (and closes at once) for a connection beyond ``max_connections``.
 
 Each answer closes the connection. A request that arrives whole in one read (nearly every
-request, and every EvoLink callback) costs one counter per header line and two flags: the
-timers are armed only when a read ends with a head or body still incomplete.
+request, and every EvoLink callback) costs a count and a byte sum per header line and a few
+flags: the timers are armed only when a read ends with a head or body still incomplete. The
+bytes of a head still unfinished at the end of a read are counted per read, so a header that
+never ends is cut off within one read (at most 256 KB with uvloop) past the limit.
 """
 
 from __future__ import annotations
