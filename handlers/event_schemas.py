@@ -1,5 +1,6 @@
 """JSON Schemas (draft 2020-12) of the relay's CloudEvents, one per event type.
 
+Every time is RFC 3339 in UTC with ``Z`` and six fractional digits (:data:`TIME_PATTERN`).
 Each schema pins the envelope :func:`handlers.events.build_event` writes (structured JSON
 mode, no extension attributes) and the exact ``data`` object of its outcome. They are
 written to ``docs/schemas/<type>.json`` by :mod:`handlers.docgen`; consumers may validate
@@ -13,11 +14,12 @@ from typing import Any
 from handlers.contract import ALL_MODELS, DURATION_MAX, DURATION_MIN
 from handlers.events import EVENT_TYPES, SOURCE, TYPE_PREFIX
 
-__all__ = ["DRAFT", "all_event_schemas", "event_schema"]
+__all__ = ["DRAFT", "TIME_PATTERN", "all_event_schemas", "event_schema"]
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _JOB_ID = {"type": "string", "pattern": "^job_[0-9a-f]{26}$"}
-_TIME = {"type": "string", "format": "date-time"}
+TIME_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$"
+_TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}
 
 _WHEN = {
     "completed": "EvoLink completed the task and every result is copied into the relay's storage.",

@@ -2,16 +2,17 @@
 
 ``id`` is deterministic — sha256 of job id and outcome — so every retry of a publish
 carries the same id and consumers can dedupe. ``type`` is
-``io.seedance-relay.job.<outcome>``, ``subject`` the job id.
+``io.seedance-relay.job.<outcome>``, ``subject`` the job id. Every time (``time``,
+``data.created_at``, ``data.finished_at``) is RFC 3339 in UTC with ``Z`` and microseconds,
+as in the API's jobs (:func:`handlers.jobs.rfc3339`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import Any
 
-from handlers.jobs import Job
+from handlers.jobs import Job, rfc3339
 
 __all__ = ["EVENT_TYPES", "SOURCE", "TYPE_PREFIX", "build_event", "event_id", "event_type"]
 
@@ -41,8 +42,8 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
         "outputs": [o.as_dict() for o in job.outputs],
         "duration": _duration(job.request.get("duration")),
         "metadata": dict(job.metadata),
-        "created_at": _iso(job.created_at),
-        "finished_at": _iso(job.finished_at) if job.finished_at else None,
+        "created_at": rfc3339(job.created_at),
+        "finished_at": rfc3339(job.finished_at) if job.finished_at is not None else None,
     }
     if job.error:
         data["error"] = dict(job.error)
@@ -52,7 +53,7 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
         "source": source,
         "type": event_type(job.outcome),
         "subject": job.id,
-        "time": _iso(now),
+        "time": rfc3339(now),
         "datacontenttype": "application/json",
         "data": data,
     }
@@ -61,6 +62,3 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
 def _duration(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")

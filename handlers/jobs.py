@@ -18,10 +18,13 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
-__all__ = ["TERMINAL", "Job", "JobStatus", "Output", "derive_job_id", "request_fingerprint"]
+__all__ = ["TERMINAL", "Job", "JobStatus", "Output", "derive_job_id", "output_url", "request_fingerprint",
+           "rfc3339"]
 
 
 class JobStatus(StrEnum):
@@ -53,6 +56,23 @@ class Output:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def rfc3339(timestamp: float) -> str:
+    """Unix seconds as RFC 3339 in UTC with ``Z`` and microseconds: ``2026-11-25T18:22:55.783569Z``.
+
+    The one timestamp form of the API's jobs and of every event.
+    """
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _rfc3339_or_none(timestamp: float | None) -> str | None:
+    return None if timestamp is None else rfc3339(timestamp)
+
+
+def output_url(job_id: str, index: int) -> str:
+    """The relay's route for output ``index`` of a job: ``/v1/jobs/{job_id}/outputs/{index}``."""
+    return f"/v1/jobs/{quote(job_id, safe='')}/outputs/{index}"
 
 
 def canonical_json(value: object) -> str:
@@ -124,15 +144,16 @@ class Job:
         return cls(**data)
 
     def public(self) -> dict[str, Any]:
-        """The job as the HTTP API shows it."""
+        """The job as the HTTP API shows it: times in RFC 3339 UTC, each output with its route's ``url``."""
         return {
             "id": self.id, "status": self.status.value, "outcome": self.outcome,
             "task_id": self.task_id, "model": self.model, "progress": self.progress,
-            "created_at": self.created_at, "updated_at": self.updated_at,
-            "submitted_at": self.submitted_at, "finished_at": self.finished_at,
+            "created_at": rfc3339(self.created_at), "updated_at": rfc3339(self.updated_at),
+            "submitted_at": _rfc3339_or_none(self.submitted_at),
+            "finished_at": _rfc3339_or_none(self.finished_at),
             "estimated_time": self.estimated_time, "credits_reserved": self.credits_reserved,
             "error": dict(self.error) if self.error else None,
-            "outputs": [o.as_dict() for o in self.outputs],
+            "outputs": [{**o.as_dict(), "url": output_url(self.id, i)} for i, o in enumerate(self.outputs)],
             "event_ids": list(self.event_ids), "metadata": dict(self.metadata),
             "idempotency_key": self.idempotency_key,
         }

@@ -1,31 +1,72 @@
-"""Routes: thin handlers that parse, call a use case and render."""
+"""Routes: thin handlers that parse, call a use case and render.
+
+Every answer goes through :class:`~handlers.api.middleware.RequestLog` (``X-Request-Id``, the
+access log), and every error, the router's 404 and 405 included, has the one JSON error body.
+"""
 
 from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.callback_batch import CallbackBatch
+from handlers.api.middleware import Observer, RequestLog
 from handlers.api.openapi import openapi_document
-from handlers.api.responses import answering, read_limited
+from handlers.api.reference import reference_routes
+from handlers.api.responses import answering, client_disconnected, error_body, error_response, read_limited
 from handlers.api.uploads import upload_routes
 from handlers.contract import REQUEST_BODY_MAX
-from handlers.errors import InvalidRequest, Unauthorized, Violation
+from handlers.errors import InvalidRequest, PayloadTooLarge, RelayError, Unauthorized, Violation
 from handlers.jobs import JobStatus
 from handlers.jsonbody import parse_object
 from handlers.logs import get_logger
 from handlers.relay import Relay
-from handlers.usecases import submit
 from handlers.usecases.callbacks import check_callback
+from handlers.usecases.submit import submit_job
 
-__all__ = ["create_app"]
+__all__ = ["REPLAYED_HEADER", "create_app"]
 
 log = get_logger(__name__)
+REPLAYED_HEADER = "Idempotent-Replayed"
 _ACCEPTED = b'{"accepted":true}'  # JSONResponse({"accepted": True}), rendered once
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no route, wrong method, a missing static file) in the error shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"no route {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed here; allowed: {(exc.headers or {}).get('Allow', 'none')}"
+    else:
+        message = str(exc.detail)
+    body = error_body(_HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), message)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _relay_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RelayError)
+    return error_response(exc)
+
+
+async def _disconnected(request: Request, _: Exception) -> Response:
+    return client_disconnected(request)
+
+
+def _refusal(exc: RelayError) -> str:
+    """The reason class of a refused callback, for its log line."""
+    if isinstance(exc, PayloadTooLarge):
+        return "too_large"
+    if isinstance(exc, InvalidRequest) and exc.violations:
+        return exc.violations[0].code
+    return "bad_token" if isinstance(exc, Unauthorized) else exc.code
 
 
 def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
@@ -46,17 +87,19 @@ def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
     return status, limit, request.query_params.get("cursor") or None
 
 
-def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | None = None) -> Starlette:
+def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | None = None,
+               on_request: Observer | None = None) -> Starlette:
+    """The relay's ASGI app; ``on_request(method, route, status, seconds)`` sees every request."""
     callbacks = CallbackBatch(relay, inline=relay.settings.backend == "local")
 
     async def create_job(request: Request) -> Response:
         scope = api_keys.caller(request)
         body = parse_object(await read_limited(request, REQUEST_BODY_MAX))
         metadata = body.pop("metadata", {})
-        job = await run_in_threadpool(submit, relay, body, metadata=metadata, scope=scope,
-                                      idempotency_key=request.headers.get("idempotency-key"))
+        job, replayed = await run_in_threadpool(submit_job, relay, body, metadata=metadata, scope=scope,
+                                                idempotency_key=request.headers.get("idempotency-key"))
         status = 422 if job.status is JobStatus.REJECTED else 202
-        return JSONResponse(job.public(), status_code=status)
+        return JSONResponse(job.public(), status_code=status, headers={REPLAYED_HEADER: "true"} if replayed else None)
 
     async def get_job(request: Request) -> Response:
         api_keys.caller(request)
@@ -71,9 +114,15 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         return JSONResponse({"jobs": [j.public() for j in jobs], "next_cursor": next_cursor})
 
     async def callback(request: Request) -> Response:
-        raw = await read_limited(request, relay.settings.callback_max_bytes)
-        message = check_callback(relay, request.path_params["job_id"], request.query_params.get("token"), raw)
+        job_id = request.path_params["job_id"]
+        try:
+            raw = await read_limited(request, relay.settings.callback_max_bytes)
+            message = check_callback(relay, job_id, request.query_params.get("token"), raw)
+        except (PayloadTooLarge, Unauthorized, InvalidRequest) as exc:
+            log.info("callback.refused", job_id=job_id, reason=_refusal(exc))
+            raise
         if await callbacks.accept(message) is None:
+            log.info("callback.refused", job_id=job_id, reason="unknown_job")
             raise Unauthorized("unknown job or invalid token")
         return Response(_ACCEPTED, status_code=202, media_type="application/json")
 
@@ -84,7 +133,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
     async def openapi(_: Request) -> Response:
         return JSONResponse(openapi_document())
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/jobs", answering(create_job), methods=["POST"]),
         Route("/v1/jobs", answering(list_jobs), methods=["GET"]),
         Route("/v1/jobs/{job_id}", answering(get_job), methods=["GET"]),
@@ -92,6 +141,9 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *upload_routes(relay, api_keys),
+        *reference_routes(),
         *(extra_routes or []),
     ]
-    return Starlette(routes=routes)
+    handlers = {HTTPException: _http_error, RelayError: _relay_error, ClientDisconnect: _disconnected}
+    return Starlette(routes=routes, middleware=[Middleware(RequestLog, on_request=on_request)],
+                     exception_handlers=handlers)

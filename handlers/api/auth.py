@@ -10,7 +10,9 @@ from starlette.requests import HTTPConnection
 
 from handlers.errors import Unauthorized
 
-__all__ = ["ApiKeys"]
+__all__ = ["CALLER", "ApiKeys"]
+
+CALLER = "caller"  # the key in ``scope["state"]`` that names the caller for the access log
 
 
 class ApiKeys:
@@ -18,7 +20,10 @@ class ApiKeys:
         self._digests = tuple(hashlib.sha256(k.encode()).digest() for k in keys if k)
 
     def caller(self, request: HTTPConnection) -> str:
-        """The caller's scope (a fingerprint of its key), or ``Unauthorized``."""
+        """The caller's scope (a fingerprint of its key), or ``Unauthorized``.
+
+        The scope is also kept in ``scope["state"]["caller"]``, where the access log reads it.
+        """
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
         presented = hashlib.sha256(key.strip().encode()).digest()
         matched = False
@@ -26,4 +31,6 @@ class ApiKeys:
             matched |= hmac.compare_digest(digest, presented)
         if scheme.lower() != "bearer" or not key.strip() or not matched:
             raise Unauthorized("a valid bearer API key is required")
-        return presented.hex()[:16]
+        scope = presented.hex()[:16]
+        request.scope.setdefault("state", {})[CALLER] = scope
+        return scope

@@ -1,4 +1,8 @@
-"""The relay's OpenAPI 3.1 document, served at ``/openapi.json``."""
+"""The relay's OpenAPI 3.1 document, served at ``/openapi.json`` and drawn at ``/docs``.
+
+Every route the relay serves is here, the dashboard's included. Every answer carries
+``X-Request-Id``; every time is RFC 3339 in UTC with ``Z`` (:func:`handlers.jobs.rfc3339`).
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,44 @@ from functools import cache
 from typing import Any
 
 from handlers import __version__
+from handlers.api.session import COOKIE_NAME
 from handlers.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
+from handlers.event_schemas import TIME_PATTERN
 from handlers.jobs import JobStatus
 
 __all__ = ["openapi_document"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "video/mp4", "video/quicktime", "audio/wav", "audio/mpeg")
+_TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN,
+         "description": "RFC 3339, UTC, with Z and microseconds"}
+_REQUEST_ID = {"X-Request-Id": {"description": "The request's id: the client's own X-Request-Id when it is "
+                                               "1-128 characters of A-Za-z0-9._-, else a new one. Logged with "
+                                               "every line of the request.",
+                                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"}}}
+_SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
+_VIEWER: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
 
 
-def _response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _response(description: str, schema: dict[str, Any] | None = None, media_type: str = "application/json",
+              headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "headers": {**_REQUEST_ID, **(headers or {})}}
+    if schema is not None:
+        answer["content"] = {media_type: {"schema": schema}}
+    return answer
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    names = {400: "invalid request", 401: "missing or wrong credentials", 404: "not found",
-             409: "idempotency key reused", 413: "body too large", 500: "internal error",
-             502: "provider error"}
+    names = {400: "invalid request", 401: "missing or wrong credentials", 403: "cross-site request refused",
+             404: "not found", 409: "idempotency key reused", 413: "body too large",
+             415: "the bytes are not the declared type (`unsupported_media_type`, with `declared` and `detected`)",
+             500: "internal error (no detail)", 502: "provider error",
+             503: "the relay's storage is full (`storage_full`); retry later"}
     return {str(s): _response(names[s], _ERROR) for s in statuses}
+
+
+def _path_param(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
 
 
 def _schemas() -> dict[str, Any]:
@@ -47,8 +71,10 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "Output": {"type": "object", "properties": {
-            "uri": {"type": "string"}, "key": {"type": "string"}, "size": {"type": "integer"},
-            "sha256": {"type": "string"}, "content_type": {"type": "string"}}},
+            "uri": {"type": "string", "description": "where the copy is stored: s3://… or file://…"},
+            "key": {"type": "string"}, "size": {"type": "integer"},
+            "sha256": {"type": "string"}, "content_type": {"type": "string"},
+            "url": {"type": "string", "description": "the relay's route for it: /v1/jobs/{job_id}/outputs/{index}"}}},
         "Job": {"type": "object", "required": ["id", "status"], "properties": {
             "id": {"type": "string"},
             "status": {"type": "string", "enum": [s.value for s in JobStatus]},
@@ -56,8 +82,8 @@ def _schemas() -> dict[str, Any]:
             "task_id": {"type": ["string", "null"]},
             "model": {"type": ["string", "null"]},
             "progress": {"type": "integer"},
-            "created_at": {"type": "number"}, "updated_at": {"type": "number"},
-            "submitted_at": {"type": ["number", "null"]}, "finished_at": {"type": ["number", "null"]},
+            "created_at": _TIME, "updated_at": _TIME,
+            "submitted_at": {**_TIME, "type": ["string", "null"]}, "finished_at": {**_TIME, "type": ["string", "null"]},
             "estimated_time": {"type": ["integer", "null"]},
             "credits_reserved": {"type": ["number", "null"]},
             "error": {"type": ["object", "null"]},
@@ -75,28 +101,32 @@ def _schemas() -> dict[str, Any]:
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "string"}, "message": {"type": "string"},
+                "declared": {"type": "string", "description": "415: the Content-Type sent"},
+                "detected": {"type": ["string", "null"], "description": "415: the type the bytes show"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
                     "field": {"type": "string"}, "code": {"type": "string"},
                     "message": {"type": "string"}}}}}}}},
     }
 
 
-def _paths() -> dict[str, Any]:
+def _job_paths() -> dict[str, Any]:
     job = {"$ref": "#/components/schemas/Job"}
-    secured: list[dict[str, list[str]]] = [{"bearer": []}]
+    replayed = {"Idempotent-Replayed": {"description": "`true` when the job already existed: a repeat of the "
+                                                       "same Idempotency-Key (or of the same request without one)",
+                                        "schema": {"type": "string", "enum": ["true"]}}}
     return {
         "/v1/jobs": {
-            "post": {"summary": "Submit a generation job", "operationId": "createJob",
-                     "security": secured,
+            "post": {"summary": "Submit a generation job", "operationId": "createJob", "tags": ["jobs"],
+                     "security": _SECURED,
                      "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                                      "schema": {"type": "string", "maxLength": 255}}],
                      "requestBody": {"required": True, "content": {"application/json": {
                          "schema": {"$ref": "#/components/schemas/GenerationRequest"}}}},
-                     "responses": {"202": _response("the job (new or repeated)", job),
-                                   "422": _response("the provider rejected the job", job),
-                                   **_errors(400, 401, 409, 413, 500)}},
-            "get": {"summary": "List jobs, newest first", "operationId": "listJobs",
-                    "security": secured,
+                     "responses": {"202": _response("the job (new or repeated)", job, headers=replayed),
+                                   "422": _response("the provider rejected the job", job, headers=replayed),
+                                   **_errors(400, 401, 409, 413, 500, 503)}},
+            "get": {"summary": "List jobs, newest first", "operationId": "listJobs", "tags": ["jobs"],
+                    "security": _SECURED,
                     "parameters": [
                         {"name": "status", "in": "query", "schema": {
                             "type": "string", "enum": [s.value for s in JobStatus]}},
@@ -106,35 +136,96 @@ def _paths() -> dict[str, Any]:
                     "responses": {"200": _response("a page of jobs", {"$ref": "#/components/schemas/JobPage"}),
                                   **_errors(400, 401, 500)}}},
         "/v1/jobs/{job_id}": {"get": {
-            "summary": "One job", "operationId": "getJob", "security": secured,
-            "parameters": [{"name": "job_id", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
+            "summary": "One job", "operationId": "getJob", "tags": ["jobs"], "security": _SECURED,
+            "parameters": [_path_param("job_id")],
             "responses": {"200": _response("the job", job), **_errors(401, 404, 500)}}},
+        "/v1/jobs/{job_id}/outputs/{index}": {"get": {
+            "summary": "A stored output of a job (its `url`); Range requests served",
+            "operationId": "getJobOutput", "tags": ["jobs"], "security": _VIEWER,
+            "parameters": [_path_param("job_id"), _path_param("index", {"type": "integer", "minimum": 0})],
+            "responses": {"200": _response("the file", {"type": "string", "format": "binary"}, "video/mp4"),
+                          "206": _response("the requested range", {"type": "string", "format": "binary"},
+                                           "video/mp4"),
+                          "307": _response("on S3: a short-lived presigned URL in Location"),
+                          **_errors(401, 404, 500)}}},
         "/v1/callbacks/evolink/{job_id}": {"post": {
             "summary": "EvoLink's task callback (capability token in the URL)",
-            "operationId": "evolinkCallback",
-            "parameters": [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            "operationId": "evolinkCallback", "tags": ["callbacks"],
+            "parameters": [_path_param("job_id"),
                            {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}}],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
             "responses": {"202": _response("queued for ingestion", {"type": "object"}),
-                          **_errors(400, 401, 413, 500)}}},
+                          **_errors(400, 401, 413, 500, 503)}}},
         "/v1/uploads": {"post": {
             "summary": "Upload a local reference file; answers a short-lived URL for the provider",
-            "operationId": "createUpload", "security": secured,
+            "operationId": "createUpload", "tags": ["uploads"], "security": _SECURED,
             "requestBody": {"required": True, "content": {ct: {"schema": {"type": "string", "format": "binary"}}
                                                           for ct in _UPLOAD_TYPES}},
             "responses": {"201": _response("the stored upload and its signed URL",
                                            {"$ref": "#/components/schemas/Upload"}),
-                          **_errors(400, 401, 413, 500)}}},
+                          **_errors(400, 401, 413, 415, 500, 503)}}},
         "/v1/uploads/{name}": {"get": {
-            "summary": "An uploaded file, through its signed URL", "operationId": "getUpload",
-            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+            "summary": "An uploaded file, through its signed URL", "operationId": "getUpload", "tags": ["uploads"],
+            "parameters": [_path_param("name"),
                            {"name": "expires", "in": "query", "required": True, "schema": {"type": "string"}},
                            {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "the file"}, **_errors(404, 500)}}},
-        "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz",
-                             "responses": {"200": _response("ok", {"type": "object"})}}},
+            "responses": {"200": _response("the file"), **_errors(404, 500)}}},
     }
+
+
+def _dashboard_paths() -> dict[str, Any]:
+    html = {"type": "string"}
+    redirect = _response("to the dashboard (Location: /)")
+    return {
+        "/": {"get": {"summary": "The dashboard page (static; it reads /dashboard/summary)",
+                      "operationId": "dashboard", "tags": ["dashboard"],
+                      "responses": {"200": _response("the page", html, "text/html")}}},
+        "/dashboard/static/{name}": {"get": {
+            "summary": "The dashboard's script, stylesheet and icon", "operationId": "dashboardAsset",
+            "tags": ["dashboard"], "parameters": [_path_param("name")],
+            "responses": {"200": _response("the file"), **_errors(404)}}},
+        "/dashboard/summary": {"get": {
+            "summary": "Recent jobs, counts by status and queue depths", "operationId": "dashboardSummary",
+            "tags": ["dashboard"], "security": _VIEWER,
+            "parameters": [{"name": "limit", "in": "query", "schema": {
+                "type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "status", "in": "query", "schema": {
+                    "type": "string", "enum": [s.value for s in JobStatus]}}],
+            "responses": {"200": _response("the summary", {"type": "object"}), **_errors(400, 401, 500)}}},
+        "/dashboard/jobs/{job_id}": {"get": {
+            "summary": "One job's details for the dashboard: request, metadata, outputs, error, events",
+            "operationId": "dashboardJob", "tags": ["dashboard"], "security": _VIEWER,
+            "parameters": [_path_param("job_id")],
+            "responses": {"200": _response("the job's details", {"type": "object"}), **_errors(401, 404, 500)}}},
+        "/session": {"post": {
+            "summary": "Sign in to the dashboard with an API key (same origin only)", "operationId": "signIn",
+            "tags": ["dashboard"],
+            "requestBody": {"required": True, "content": {
+                ct: {"schema": {"type": "object", "required": ["api_key"],
+                                "properties": {"api_key": {"type": "string"}}}}
+                for ct in ("application/x-www-form-urlencoded", "application/json")}},
+            "responses": {"303": redirect, **_errors(401, 403, 413)}}},
+        "/session/logout": {"post": {
+            "summary": "Sign out: the session is revoked on the server", "operationId": "signOut",
+            "tags": ["dashboard"], "responses": {"303": redirect, **_errors(403)}}},
+    }
+
+
+def _service_paths() -> dict[str, Any]:
+    return {
+        "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz", "tags": ["service"],
+                             "responses": {"200": _response("ok", {"type": "object"})}}},
+        "/openapi.json": {"get": {"summary": "This document (OpenAPI 3.1)", "operationId": "openapi",
+                                  "tags": ["service"], "responses": {"200": _response("the document",
+                                                                                      {"type": "object"})}}},
+        "/docs": {"get": {"summary": "This reference as a page (Swagger UI, served by the relay)",
+                          "operationId": "reference", "tags": ["service"],
+                          "responses": {"200": _response("the page", {"type": "string"}, "text/html")}}},
+    }
+
+
+def _paths() -> dict[str, Any]:
+    return {**_job_paths(), **_dashboard_paths(), **_service_paths()}
 
 
 @cache
@@ -146,5 +237,8 @@ def openapi_document() -> dict[str, Any]:
                                 "durable copies and CloudEvents."},
         "paths": _paths(),
         "components": {"schemas": _schemas(),
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+                       "securitySchemes": {
+                           "bearer": {"type": "http", "scheme": "bearer"},
+                           "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
+                                       "description": "the dashboard's session cookie (GET and HEAD only)"}}},
     }

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from handlers.errors import (
@@ -18,37 +18,71 @@ from handlers.errors import (
     PayloadTooLarge,
     ProviderError,
     RelayError,
+    StorageFull,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from handlers.files import MediaFileResponse
 from handlers.logs import get_logger
 from handlers.ports import BlobStore
+from handlers.sniff import SNIFF_BYTES
 
-__all__ = ["Endpoint", "answering", "error_response", "read_limited", "status_for", "stored_file"]
+__all__ = ["CLIENT_CLOSED", "Endpoint", "answering", "client_disconnected", "error_body", "error_response",
+           "internal_error", "read_limited", "status_for", "stored_file"]
 
 log = get_logger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
+Inspect = Callable[[bytes], None]
+CLIENT_CLOSED = 499  # the client went away before its request was read (nginx's code; it never sees it)
 _PLAYABLE = ("video/", "audio/", "image/")
 
 _STATUS: list[tuple[type[RelayError], int]] = [
     (InvalidRequest, 400), (Unauthorized, 401), (NotFound, 404), (Conflict, 409),
-    (PayloadTooLarge, 413), (ProviderError, 502),
+    (PayloadTooLarge, 413), (UnsupportedMediaType, 415), (ProviderError, 502), (StorageFull, 503),
 ]
+# A 5xx of our own says what happened, never how: its exception text may name files or hosts.
+_SERVER_MESSAGES = {"storage_full": "the relay's storage is full; try again once space is freed"}
 
 
 def status_for(exc: RelayError) -> int:
     return next((status for cls, status in _STATUS if isinstance(exc, cls)), 500)
 
 
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The one error shape: ``{"error": {"code", "message", ...}}``."""
+    return {"error": {"code": code, "message": message, **extra}}
+
+
 def error_response(exc: RelayError, status: int | None = None) -> JSONResponse:
+    """``exc`` as its JSON answer; a server-side error (5xx, not the provider's) keeps its text out."""
     status = status or status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    body: dict[str, Any] = {"error": exc.as_dict()}
+    if status >= 500 and not isinstance(exc, ProviderError):
+        log.error("api.server_error", code=exc.code, status=status, error=exc.message)
+        body = error_body(exc.code, _SERVER_MESSAGES.get(exc.code, "internal error"))
+    else:
+        body = {"error": exc.as_dict()}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) more than ``limit`` bytes without reading them all."""
+def internal_error() -> JSONResponse:
+    """The answer for an error that is not the project's own: no text of it, ever."""
+    return JSONResponse(error_body("internal_error", "internal error"), status_code=500)
+
+
+def client_disconnected(request: HTTPConnection) -> Response:
+    """A client that went away mid-body: noted, not an error of ours; the answer goes nowhere."""
+    log.info("api.client_disconnected", method=request.scope.get("method"))
+    return JSONResponse(error_body("client_disconnected", "the client closed the connection"),
+                        status_code=CLIENT_CLOSED)
+
+
+async def read_limited(request: Request, limit: int, *, inspect: Inspect | None = None) -> bytes:
+    """The body, refusing (413) more than ``limit`` bytes without reading them all.
+
+    ``inspect`` sees the body's first bytes (up to :data:`SNIFF_BYTES`) as soon as they arrive, before the rest
+    is read, and may refuse the body by raising.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is over the {limit} byte limit")
@@ -58,6 +92,11 @@ async def read_limited(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"request body is over the {limit} byte limit")
         chunks.append(chunk)
+        if inspect is not None and size >= SNIFF_BYTES:
+            inspect(b"".join(chunks)[:SNIFF_BYTES])
+            inspect = None
+    if inspect is not None and size:
+        inspect(b"".join(chunks))
     return b"".join(chunks)
 
 
@@ -69,9 +108,11 @@ def answering(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
         except RelayError as exc:
             return error_response(exc)
+        except ClientDisconnect:
+            return client_disconnected(request)
         except Exception:
-            log.exception("api.unhandled", path=request.url.path)
-            return JSONResponse({"error": {"code": "internal_error", "message": "internal error"}}, status_code=500)
+            log.exception("api.unhandled")
+            return internal_error()
 
     return wrapper
 

@@ -11,7 +11,7 @@ from handlers.api.auth import ApiKeys
 from handlers.api.responses import answering, read_limited, stored_file
 from handlers.contract import VIDEO
 from handlers.relay import Relay
-from handlers.usecases.uploads import check_upload_url, limits_for, store_upload
+from handlers.usecases.uploads import check_bytes, check_upload_url, limits_for, store_upload
 
 __all__ = ["upload_routes"]
 
@@ -23,7 +23,8 @@ def upload_routes(relay: Relay, api_keys: ApiKeys) -> list[Route]:
         api_keys.caller(request)
         content_type = request.headers.get("content-type", "")
         limits_for(content_type)  # refuse an unsupported type before reading the body
-        data = await read_limited(request, VIDEO.max_bytes)
+        data = await read_limited(request, VIDEO.max_bytes,
+                                  inspect=lambda head: check_bytes(content_type, head))  # and wrong bytes at once
         upload = await run_in_threadpool(store_upload, relay, data, content_type, ttl=ttl)
         return JSONResponse(upload.as_dict(), status_code=201)
 

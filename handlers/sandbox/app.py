@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -24,8 +25,9 @@ from handlers.validation import parse_request_bytes
 __all__ = ["create_sandbox_app", "error_response"]
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
-          403: "invalid_request_error", 404: "invalid_request_error", 413: "invalid_request_error",
-          429: "evo_api_error", 500: "api_error", 503: "api_error"}
+          403: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error",
+          413: "invalid_request_error", 429: "evo_api_error", 500: "api_error", 503: "api_error"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def error_response(status: int, code: str, message: str, *, param: str | None = None,
@@ -34,6 +36,19 @@ def error_response(status: int, code: str, message: str, *, param: str | None = 
     if param is not None:
         error["param"] = param
     return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """No route, or a wrong method, in EvoLink's JSON error shape (clients parse every error body)."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Route {request.method} {request.url.path} not found"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} not allowed; allowed: {(exc.headers or {}).get('Allow', 'none')}"
+    else:
+        message = str(exc.detail)
+    return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "invalid_request"), message,
+                          headers=dict(exc.headers or {}))
 
 
 def _bearer(request: Request) -> str | None:
@@ -128,4 +143,4 @@ def create_sandbox_app(engine: SandboxEngine) -> Starlette:
         Route("/v1/tasks/{task_id}", get_task, methods=["GET"]),
         Route("/files/{task_id}/video.mp4", download, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
-    ])
+    ], exception_handlers={HTTPException: _http_error})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from handlers.contract import MODELS
 from handlers.errors import (
@@ -30,7 +30,8 @@ from handlers.relay import Relay
 from handlers.usecases.outcomes import conclude
 from handlers.validation import check_request
 
-__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "record_rejection", "send_to_provider", "submit"]
+__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "record_rejection", "send_to_provider", "submit",
+           "submit_job"]
 
 log = get_logger(__name__)
 SUBMIT_LEASE = 300.0
@@ -51,9 +52,22 @@ def _check_extras(metadata: object, idempotency_key: str | None) -> list[Violati
     return problems
 
 
+class Submission(NamedTuple):
+    """The job a submission created or found; ``replayed`` when it was found (an earlier submit made it)."""
+
+    job: Job
+    replayed: bool
+
+
 def submit(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
            idempotency_key: str | None = None, scope: str = "") -> Job:
     """Create (or find) the job for ``request`` and make sure the provider has it."""
+    return submit_job(relay, request, metadata=metadata, idempotency_key=idempotency_key, scope=scope).job
+
+
+def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
+               idempotency_key: str | None = None, scope: str = "") -> Submission:
+    """:func:`submit`, also saying whether the job already existed (a replay)."""
     metadata = {} if metadata is None else metadata
     problems = _check_extras(metadata, idempotency_key)
     try:
@@ -64,15 +78,17 @@ def submit(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, A
         raise InvalidRequest(problems)
     fingerprint = request_fingerprint(request, metadata)
     now = relay.clock()
-    job = relay.jobs.create(Job(
+    fresh = Job(
         id=derive_job_id(scope, idempotency_key, fingerprint), request=dict(request),
         fingerprint=fingerprint, created_at=now, updated_at=now, metadata=dict(metadata),
         idempotency_key=idempotency_key, model=str(request["model"]),
-        check_at=now + relay.settings.reconcile_grace))
+        check_at=now + relay.settings.reconcile_grace)
+    job = relay.jobs.create(fresh)
     if job.fingerprint != fingerprint:
         raise Conflict("this Idempotency-Key was already used with a different request",
                        code="idempotency_key_reused")
-    return send_to_provider(relay, job) if job.status is JobStatus.ACCEPTED else job
+    replayed = job != fresh  # the store answers the stored job: ours only if it was not there yet
+    return Submission(send_to_provider(relay, job) if job.status is JobStatus.ACCEPTED else job, replayed)
 
 
 def send_to_provider(relay: Relay, job: Job) -> Job:

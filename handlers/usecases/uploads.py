@@ -13,16 +13,36 @@ from typing import Any
 from urllib.parse import urlencode
 
 from handlers.contract import AUDIO, IMAGE, VIDEO, MediaLimits
-from handlers.errors import InvalidRequest, NotFound, Violation
+from handlers.errors import InvalidRequest, NotFound, UnsupportedMediaType, Violation
 from handlers.relay import Relay
+from handlers.sniff import SNIFF_BYTES, sniff
 from handlers.tokens import UPLOAD_URL
 
-__all__ = ["EXTENSIONS", "Upload", "check_upload_url", "limits_for", "store_upload", "upload_url"]
+__all__ = ["EXTENSIONS", "MismatchedMedia", "Upload", "check_bytes", "check_upload_url", "limits_for", "store_upload",
+           "upload_url"]
 
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "video/mp4": ".mp4",
               "video/quicktime": ".mov", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav",
               "audio/vnd.wave": ".wav", "audio/mpeg": ".mp3", "audio/mp3": ".mp3"}
 _KINDS: tuple[MediaLimits, ...] = (IMAGE, VIDEO, AUDIO)
+# Declared types whose bytes are one family: MP4 and QuickTime share the ISO container, and
+# WAV and MP3 have several names.
+_FAMILY = {"video/mp4": "iso-media", "video/quicktime": "iso-media", "audio/x-wav": "audio/wav",
+           "audio/wave": "audio/wav", "audio/vnd.wave": "audio/wav", "audio/mp3": "audio/mpeg"}
+
+
+class MismatchedMedia(UnsupportedMediaType):
+    """The bytes of an upload are not the type its ``Content-Type`` declares (answered 415)."""
+
+    def __init__(self, declared: str, detected: str | None) -> None:
+        shown = detected or "not a recognised media type"
+        super().__init__(f"the body was declared {declared} but its bytes are {shown}; send the file with "
+                         f"its own Content-Type (accepted: {', '.join(sorted(EXTENSIONS))})")
+        self.declared = declared
+        self.detected = detected
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "declared": self.declared, "detected": self.detected}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +70,14 @@ def limits_for(content_type: str) -> MediaLimits:
                                     f"uploads must be one of {accepted}; got {base or 'nothing'!r}")])
 
 
+def check_bytes(content_type: str, head: bytes) -> None:
+    """Refuse (:class:`MismatchedMedia`) a body whose first bytes are not its declared type."""
+    declared = content_type.split(";")[0].strip().lower()
+    detected = sniff(head[:SNIFF_BYTES])
+    if detected is None or _FAMILY.get(detected, detected) != _FAMILY.get(declared, declared):
+        raise MismatchedMedia(declared, detected)
+
+
 def store_upload(relay: Relay, data: bytes, content_type: str, *, ttl: int) -> Upload:
     limits = limits_for(content_type)
     if len(data) > limits.max_bytes:
@@ -58,6 +86,7 @@ def store_upload(relay: Relay, data: bytes, content_type: str, *, ttl: int) -> U
                                         f"got {len(data)}")])
     if not data:
         raise InvalidRequest([Violation("body", "empty", "the upload is empty")])
+    check_bytes(content_type, data)
     base = content_type.split(";")[0].strip().lower()
     sha = hashlib.sha256(data).hexdigest()
     key = f"uploads/{sha}{EXTENSIONS[base]}"

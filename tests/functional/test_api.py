@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ import pytest
 
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
+from handlers.api.dashboard import dashboard_routes
 from handlers.errors import ProviderRejected
+from handlers.jobs import Job, JobStatus, Output
 from handlers.relay import Relay
 from handlers.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
@@ -34,7 +37,9 @@ def relay(tmp_path: Path, provider: FakeProvider) -> Iterator[Relay]:
 
 @pytest.fixture
 def client(relay: Relay) -> Iterator[httpx.Client]:
-    with BackgroundServer(create_app(relay, ApiKeys(["key-1", "key-2"]))) as url, httpx.Client(base_url=url) as client:
+    keys = ApiKeys(["key-1", "key-2"])
+    app = create_app(relay, keys, extra_routes=dashboard_routes(relay, keys))
+    with BackgroundServer(app) as url, httpx.Client(base_url=url) as client:
         yield client
 
 
@@ -57,6 +62,44 @@ def test_submitting_answers_202_with_the_job(client: httpx.Client) -> None:
     job = response.json()
     assert response.status_code == 202 and job["status"] == "submitted" and job["metadata"] == {"a": 1}
     assert client.get(f"/v1/jobs/{job['id']}", headers=KEY).json() == job
+
+
+def test_a_replayed_idempotency_key_answers_the_same_job_and_says_so(client: httpx.Client,
+                                                                     provider: FakeProvider) -> None:
+    headers = {**KEY, "Idempotency-Key": "order-42"}
+    first = client.post("/v1/jobs", json=REQUEST, headers=headers)
+    again = client.post("/v1/jobs", json=REQUEST, headers=headers)
+    assert first.status_code == again.status_code == 202 and again.json()["id"] == first.json()["id"]
+    assert "idempotent-replayed" not in first.headers and again.headers["idempotent-replayed"] == "true"
+    assert len(provider.creates) == 1
+
+
+def test_a_new_idempotency_key_is_not_a_replay(client: httpx.Client) -> None:
+    first = client.post("/v1/jobs", json=REQUEST, headers={**KEY, "Idempotency-Key": "order-1"})
+    other = client.post("/v1/jobs", json=REQUEST, headers={**KEY, "Idempotency-Key": "order-2"})
+    assert first.json()["id"] != other.json()["id"]
+    assert "idempotent-replayed" not in other.headers
+
+
+def test_job_times_are_rfc3339_utc(client: httpx.Client) -> None:
+    job = client.post("/v1/jobs", json=REQUEST, headers=KEY).json()
+    for name in ("created_at", "updated_at", "submitted_at"):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", job[name]), (name, job[name])
+    assert job["finished_at"] is None
+
+
+def test_each_output_names_the_route_that_serves_it(client: httpx.Client, relay: Relay) -> None:
+    data = b"\x00\x00\x00\x18ftypmp42" + b"video bytes" * 100
+    key = "jobs/job_with_output/output-0.mp4"
+    relay.blobs.put_stream(key, [data], content_type="video/mp4", metadata={})
+    now = relay.clock()
+    relay.jobs.create(Job(id="job_with_output", request=REQUEST, fingerprint="f", created_at=now, updated_at=now,
+                          status=JobStatus.PUBLISHED, outputs=(Output(uri=relay.blobs.uri(key), key=key,
+                                                                      size=len(data), sha256="0" * 64),)))
+    output = client.get("/v1/jobs/job_with_output", headers=KEY).json()["outputs"][0]
+    assert output["url"] == "/v1/jobs/job_with_output/outputs/0" and output["uri"].startswith("file://")
+    served = client.get(output["url"], headers=KEY)
+    assert served.status_code == 200 and served.content == data
 
 
 def test_invalid_requests_list_every_violation_with_its_field(client: httpx.Client) -> None:

@@ -114,6 +114,22 @@ def test_unknown_or_malformed_task_ids(sandbox: httpx.Client, task_id: str, stat
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
 
 
+@pytest.mark.parametrize(("method", "path", "status", "code"), [
+    ("GET", "/v1/nothing-here", 404, "not_found"),
+    ("POST", "/v1/tasks/task-unified-1700000000-zzzzzzzz", 405, "method_not_allowed"),
+    ("GET", "/v1/videos/generations", 405, "method_not_allowed"),
+])
+def test_unknown_routes_and_wrong_methods_answer_evolinks_json_error(sandbox: httpx.Client, method: str, path: str,
+                                                                     status: int, code: str) -> None:
+    """Clients parse every error body as JSON: no text/plain ``Not Found``."""
+    response = sandbox.request(method, path, headers=KEY)
+    error = response.json()["error"]
+    assert response.status_code == status and response.headers["content-type"] == "application/json"
+    assert (error["code"], error["type"]) == (code, "invalid_request_error") and error["message"]
+    if status == 405:
+        assert response.headers["allow"]
+
+
 def test_another_keys_task_is_forbidden(sandbox: httpx.Client) -> None:
     task_id = sandbox.post("/v1/videos/generations", json=REQUEST, headers=KEY).json()["id"]
     response = sandbox.get(f"/v1/tasks/{task_id}", headers={"Authorization": "Bearer someone-else"})

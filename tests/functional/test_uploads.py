@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -12,7 +13,7 @@ import pytest
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.relay import Relay
-from handlers.sandbox.media import render_image
+from handlers.sandbox.media import render_audio, render_image, render_video
 from handlers.server import BackgroundServer
 from tests.support.fakes import Clock, FakeProvider, local_relay
 
@@ -79,7 +80,7 @@ def test_uploads_need_the_api_key(client: httpx.Client) -> None:
     ("image/gif", b"GIF89a", "Content-Type", "unsupported_format"),
     ("text/plain", b"hello", "Content-Type", "unsupported_format"),
     ("image/png", b"", "body", "empty"),
-    ("audio/mpeg", b"\x00" * (15 * 1024 * 1024 + 1), "body", "too_large"),
+    ("audio/mpeg", b"ID3" + b"\x00" * (15 * 1024 * 1024), "body", "too_large"),
 ])
 def test_bad_uploads_name_the_field_and_limit(client: httpx.Client, content_type: str, data: bytes, field: str,
                                               code: str) -> None:
@@ -91,3 +92,48 @@ def test_bad_uploads_name_the_field_and_limit(client: httpx.Client, content_type
 def test_bodies_over_the_largest_limit_are_refused_before_being_read(client: httpx.Client) -> None:
     response = upload(client, b"\x00" * (50 * 1024 * 1024 + 1), "video/mp4")
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize(("content_type", "data"), [
+    ("image/jpeg", render_image(width=400, height=300, fmt="jpeg")),
+    ("image/webp", render_image(width=400, height=300, fmt="webp")),
+    ("audio/wav", render_audio(seconds=1)),
+    ("audio/x-wav", render_audio(seconds=1)),
+    ("audio/mpeg", render_audio(seconds=1, fmt="mp3")),
+    ("video/mp4", render_video(seconds=1, width=320, height=240, audio=False)),
+    ("video/quicktime", render_video(seconds=1, width=320, height=240, audio=False)),
+])
+def test_real_files_of_each_accepted_type_are_stored(client: httpx.Client, content_type: str, data: bytes) -> None:
+    response = upload(client, data, content_type)
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(("content_type", "data", "detected"), [
+    ("video/mp4", PNG, "image/png"),
+    ("image/png", render_image(width=400, height=300, fmt="jpeg"), "image/jpeg"),
+    ("image/jpeg", b"GIF89a" + b"\x00" * 100, "image/gif"),
+    ("audio/mpeg", render_audio(seconds=1), "audio/wav"),
+    ("image/webp", b"just some text that is not an image at all", None),
+])
+def test_bytes_that_are_not_the_declared_type_are_refused_415_naming_what_they_are(
+        client: httpx.Client, tmp_path: Path, content_type: str, data: bytes, detected: str | None) -> None:
+    response = upload(client, data, content_type)
+    error = response.json()["error"]
+    assert response.status_code == 415 and error["code"] == "unsupported_media_type"
+    assert (error["declared"], error["detected"]) == (content_type, detected)
+    assert (detected or "not a recognised media type") in error["message"]
+    assert not (tmp_path / "relay" / "blobs" / "uploads").exists() or not any(
+        (tmp_path / "relay" / "blobs" / "uploads").iterdir())
+
+
+def test_a_mismatched_upload_is_refused_on_its_first_bytes_before_the_rest_is_read(client: httpx.Client) -> None:
+    """A body declared 40 MB of video/mp4 whose first bytes are a PNG is answered 415 with the rest unsent."""
+    url = httpx.URL(str(client.base_url))
+    head = (b"POST /v1/uploads HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer key-1\r\n"
+            b"Content-Type: video/mp4\r\nContent-Length: 41943040\r\n\r\n")
+    with socket.create_connection((url.host, url.port), timeout=5) as conn:
+        conn.sendall(head + PNG[:4096])
+        answer = b""
+        while b"unsupported_media_type" not in answer and (chunk := conn.recv(65536)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 415 ") and b"unsupported_media_type" in answer

@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from jsonschema import Draft7Validator, Draft202012Validator
+from starlette.routing import Route
 
+from handlers.api import create_app
+from handlers.api.auth import ApiKeys
+from handlers.api.dashboard import dashboard_routes
 from handlers.api.openapi import openapi_document
 from handlers.cli.docs import docs
 from handlers.docgen import LIMITS_END, LIMITS_START, example_event, generate
@@ -21,6 +25,7 @@ from handlers.events import EVENT_TYPES, build_event
 from handlers.evolink.task import TaskError
 from handlers.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
 from tests.conftest import FIXTURES, ROOT, load_fixture
+from tests.support.fakes import FakeProvider, local_relay
 
 DOCS = ROOT / "docs"
 T0 = 1_800_000_000.0
@@ -104,6 +109,32 @@ def test_every_path_and_method_of_the_openapi_document_is_in_the_api_reference()
     for path, item in openapi_document()["paths"].items():
         for method in item:
             assert f"## `{method.upper()} {path}`" in text
+
+
+def _served_operations(tmp_path: Path) -> set[tuple[str, str]]:
+    """(METHOD, path template) of every route the relay serves as ``serve`` wires it (dashboard included)."""
+    relay = local_relay(tmp_path, FakeProvider())
+    try:
+        keys = ApiKeys(["key-1"])
+        app = create_app(relay, keys, extra_routes=dashboard_routes(relay, keys))
+        return {(method, re.sub(r":\w+}", "}", route.path)) for route in app.routes if isinstance(route, Route)
+                for method in route.methods or () if method != "HEAD"}
+    finally:
+        relay.close()
+
+
+def test_the_openapi_document_lists_every_route_the_relay_serves(tmp_path: Path) -> None:
+    documented = {(method.upper(), path) for path, item in openapi_document()["paths"].items() for method in item}
+    page_support = {("GET", "/docs/reference.js"), ("GET", "/docs/openapi-3.0.json")}  # parts of the /docs page
+    assert _served_operations(tmp_path) - page_support == documented
+
+
+def test_every_route_the_readme_lists_is_in_the_openapi_document() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(GET|POST|PUT|DELETE) (/[^`?]*)", readme, re.MULTILINE))
+    documented = {(method.upper(), re.sub(r"{\w+}", "{}", path))
+                  for path, item in openapi_document()["paths"].items() for method in item}
+    assert listed and {(method, re.sub(r"{\w+}", "{}", path)) for method, path in listed} <= documented
 
 
 def test_the_limits_table_sits_between_its_markers() -> None:

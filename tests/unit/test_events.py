@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 import jsonschema
 import pytest
 
+from handlers.event_schemas import TIME_PATTERN
 from handlers.events import EVENT_TYPES, build_event, event_id
-from handlers.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
+from handlers.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint, rfc3339
 from tests.conftest import load_fixture
 
 JOB = Job(id="job_1", request={"model": "seedance-2.0-text-to-video", "prompt": "x", "duration": 6},
@@ -20,7 +24,7 @@ def test_the_event_validates_against_the_cloudevents_schema() -> None:
     event = build_event(JOB, now=1_800_000_101.0)
     jsonschema.validate(event, load_fixture("cloudevents/cloudevents-1.0.schema.json"))
     assert event["type"] == "io.seedance-relay.job.completed" and event["subject"] == "job_1"
-    assert event["time"] == "2027-01-15T08:01:41Z"
+    assert event["time"] == "2027-01-15T08:01:41.000000Z"
 
 
 def test_the_data_carries_outputs_metadata_and_duration() -> None:
@@ -52,3 +56,23 @@ def test_job_ids_repeat_for_the_same_key_or_request_and_differ_per_caller() -> N
 
 def test_jobs_round_trip_through_records() -> None:
     assert Job.from_record(JOB.to_record()) == JOB
+
+
+@pytest.mark.parametrize(("timestamp", "text"), [(1_800_000_101.0, "2027-01-15T08:01:41.000000Z"),
+                                                 (1_800_000_101.25, "2027-01-15T08:01:41.250000Z"),
+                                                 (0.0, "1970-01-01T00:00:00.000000Z")])
+def test_times_are_rfc3339_utc_with_z_and_six_fraction_digits(timestamp: float, text: str) -> None:
+    assert rfc3339(timestamp) == text and re.fullmatch(TIME_PATTERN, text)
+    assert datetime.fromisoformat(text).timestamp() == timestamp
+
+
+def test_the_job_view_and_its_event_write_every_time_the_same_way() -> None:
+    public, data = JOB.public(), build_event(JOB, now=1_800_000_101.0)["data"]
+    assert (public["created_at"], public["finished_at"]) == (data["created_at"], data["finished_at"])
+    times = [public[name] for name in ("created_at", "updated_at", "finished_at")]
+    assert all(re.fullmatch(TIME_PATTERN, t) for t in times) and public["submitted_at"] is None
+
+
+def test_the_job_view_gives_each_output_its_route_beside_its_storage_uri() -> None:
+    [output] = JOB.public()["outputs"]
+    assert (output["url"], output["uri"]) == ("/v1/jobs/job_1/outputs/0", "s3://b/k.mp4")
