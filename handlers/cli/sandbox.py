@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-import uvicorn
 
 from handlers.logs import configure, get_logger
 from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SWITCHES, SandboxSettings
+from handlers.server import ReadyServer, bind, server_config
 
 __all__ = ["sandbox", "switch_options"]
 
@@ -54,11 +54,17 @@ def sandbox(host: str, port: int, api_key: str | None, data_dir: Path, **switche
     """Run the EvoLink look-alike: same routes, errors, callbacks; real MP4 results."""
     configure()
     settings = sandbox_settings(data_dir, api_key=api_key, **switches)
+    listener = bind(host, port)
+    port = listener.getsockname()[1]  # --port 0 picks a free one
     engine = SandboxEngine(settings).start()
-    get_logger("sandbox").info("sandbox.listening", url=f"http://{host}:{port}",
-                               note="EvoLink look-alike, not the real provider",
-                               speed=settings.speed)
+
+    def ready() -> None:
+        get_logger("sandbox").info("sandbox.listening", url=f"http://{host}:{port}",
+                                   note="EvoLink look-alike, not the real provider", speed=settings.speed)
+
     try:
-        uvicorn.run(create_sandbox_app(engine), host=host, port=port, log_level="warning")
+        config = server_config(create_sandbox_app(engine), host=host, port=port)
+        ReadyServer(config, on_ready=ready).run(sockets=[listener])
     finally:
+        listener.close()
         engine.stop()
