@@ -1,4 +1,4 @@
-"""The relay's HTTP API (Starlette): jobs, callbacks, health and its OpenAPI document."""
+"""The relay's HTTP API (Starlette): jobs, callbacks, uploads, health, its OpenAPI document and ``/docs``."""
 
 from handlers.api.app import create_app
 
