@@ -12,6 +12,9 @@ grow the process without limit. :func:`guarded_protocol` returns a subclass of
   its head;
 * ``503`` (and closes at once) for a connection beyond ``max_connections``.
 
+Each answer has the API's JSON error body (codes ``headers_too_large``, ``request_timeout``,
+``too_many_connections``).
+
 Each answer closes the connection. A request that arrives whole in one read (nearly every
 request, and every EvoLink callback) costs a count and a byte sum per header line and a few
 flags: the timers are armed only when a read ends with a head or body still incomplete. The
@@ -22,6 +25,7 @@ never ends is cut off within one read (at most 256 KB with uvloop) past the limi
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -46,9 +50,10 @@ class _Refused(Exception):
     """Raised from a parser callback to stop parsing; the answer is already chosen."""
 
 
-def _answer(status: int, message: str) -> bytes:
-    body = message.encode()
-    return b"".join([STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n",
+def _answer(status: int, code: str, message: str) -> bytes:
+    """A complete HTTP answer with the API's JSON error body; the connection closes after it."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return b"".join([STATUS_LINE[status], b"content-type: application/json\r\n",
                      b"content-length: ", str(len(body)).encode(), b"\r\n",
                      b"connection: close\r\n\r\n", body])
 
@@ -72,7 +77,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self._refuse(_answer(503, f"more than {self.limits.max_connections} connections; try again later\n"))
+            self._refuse(_answer(503, "too_many_connections",
+                                 f"more than {self.limits.max_connections} connections; try again later"))
             return
         self._arm(self.limits.header_timeout, "request head")
 
@@ -118,7 +124,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_count += 1
         self._header_bytes += len(name) + len(value)
         if self._header_count > self.limits.max_headers:
-            self._refusal = _answer(431, f"more than {self.limits.max_headers} header lines\n")
+            self._refusal = _answer(431, "headers_too_large", f"more than {self.limits.max_headers} header lines")
             raise _Refused
         if self._header_bytes > self.limits.max_header_bytes:
             self._refusal = self._too_large()
@@ -143,7 +149,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # limits
     def _too_large(self) -> bytes:
-        return _answer(431, f"request head over {self.limits.max_header_bytes} bytes\n")
+        return _answer(431, "headers_too_large", f"request head over {self.limits.max_header_bytes} bytes")
 
     def _arm(self, seconds: float, what: str) -> None:
         self._timer = self.loop.call_later(seconds, self._timed_out, what, seconds)
@@ -159,7 +165,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if started:
             self.transport.close()  # an answer is under way: only closing is left
             return
-        self._refuse(_answer(408, f"{what} not received within {seconds:g} s\n"))
+        self._refuse(_answer(408, "request_timeout", f"{what} not received within {seconds:g} s"))
 
     def _refuse(self, answer: bytes) -> None:
         self._disarm()

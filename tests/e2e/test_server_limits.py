@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -96,6 +97,7 @@ def test_a_large_head_in_one_piece_is_431_naming_the_limit(port: int) -> None:
         sock.sendall(b"GET /echo HTTP/1.1\r\nX-Fill: " + b"a" * 20000 + b"\r\n\r\n")
         received = answer(sock)
     assert received.startswith(b"HTTP/1.1 431") and b"over 8192 bytes" in received
+    assert json.loads(received.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "headers_too_large"
 
 
 def test_too_many_header_lines_are_431(port: int) -> None:
@@ -144,6 +146,7 @@ def test_a_trickling_body_times_out_with_408(port: int) -> None:
         received = answer(sock)
         took = time.monotonic() - started
     assert received.startswith(b"HTTP/1.1 408") and b"request body not received within 0.5 s" in received
+    assert json.loads(received.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "request_timeout"
     assert 0.4 < took < 3
 
 
