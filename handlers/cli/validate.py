@@ -44,7 +44,7 @@ def _read(path: str) -> bytes:
 
 
 @click.command(short_help="Check a request file as POST /v1/jobs would (JSON verdict).")
-@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("file", type=click.Path(allow_dash=True))
 @click.option("--probe", is_flag=True,
               help="Also fetch each reference's first bytes to check its real format and size.")
 @click.option("--allow-http", is_flag=True, help="Accept plain http URLs (sandbox provider).")

@@ -115,10 +115,10 @@ def test_a_mistake_is_one_clear_error(name: str, workdir: Path) -> None:
 
 
 def test_validate_output_always_has_ok_errors_and_warnings(workdir: Path) -> None:
-    """Unreadable, not JSON, invalid and valid files all print the three keys."""
+    """Missing files, folders, non-JSON and valid files all print the three keys."""
     valid = workdir / "valid.json"
     valid.write_text(json.dumps({"model": "seedance-2.0-text-to-video", "prompt": "a kite", "duration": 4}))
-    for path, code in (("missing.json", 2), ("broken.json", 2), ("notes.txt", 2), ("valid.json", 0)):
+    for path, code in (("missing.json", 2), ("empty", 2), ("broken.json", 2), ("notes.txt", 2), ("valid.json", 0)):
         done = run(("validate", str(workdir / path)), {}, workdir)
         report = json.loads(done.stdout)
         assert done.returncode == code and set(report) == {"ok", "errors", "warnings"}, (path, done.stdout)
