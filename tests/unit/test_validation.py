@@ -475,7 +475,7 @@ def test_callback_url_rules(url: str, code: str) -> None:
     ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("172.16.5.4", "private"), ("[fd00::1]", "private"),
     ("127.0.0.1", "loopback"), ("[::1]", "loopback"), ("[::ffff:127.0.0.1]", "loopback"),
     ("169.254.169.254", "link-local"), ("[fe80::1]", "link-local"),
-    ("0.0.0.0", "unspecified"), ("[::]", "unspecified"),
+    ("0.0.0.0", "unspecified"), ("[::]", "unspecified"),  # noqa: S104 (a URL host under test, not a bind)
     ("localhost", "names this machine"), ("LOCALHOST.", "names this machine"), ("api.localhost", "names this machine"),
 ])
 def test_callback_url_to_a_local_host_is_refused(host: str, kind: str) -> None:
