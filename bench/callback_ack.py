@@ -75,7 +75,12 @@ def serve(port: int, data_dir: Path, paths_file: Path, http: str, loop: str) -> 
     paths_file.write_text(json.dumps(paths))
     app = create_app(relay, ApiKeys(("bench-key-0123456789",)), extra_routes=[Route("/bare", bare, methods=["POST"])])
     tune_gc_for_serving()  # as ``seedance-relay serve`` does
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", http=http, loop=loop)
+    if http == loop == "auto":  # as ``seedance-relay serve`` serves: its limits and protocol
+        from handlers.server import server_config
+
+        uvicorn.Server(server_config(app, host="127.0.0.1", port=port)).run()
+    else:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", http=http, loop=loop)
 
 
 def _callback_path(relay: Any, index: int) -> str:

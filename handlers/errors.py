@@ -46,8 +46,8 @@ __all__ = [
     "StorageFull",
     "Unauthorized",
     "UnknownOutcome",
-    "UnsupportedMediaType",
     "UnsafeURL",
+    "UnsupportedMediaType",
     "Violation",
 ]
 

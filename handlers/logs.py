@@ -6,6 +6,7 @@ from every event before it is rendered.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -30,11 +31,13 @@ def register_secret(*values: str | None) -> None:
 
 
 def _scrub(value: Any) -> Any:
+    if value is None or isinstance(value, int | float):  # most values: nothing to scrub
+        return value
     if isinstance(value, str):
         for secret in _secrets:
             if secret in value:
                 value = value.replace(secret, "[redacted]")
-        return _TOKEN_IN_URL.sub(r"\1[redacted]", value)
+        return _TOKEN_IN_URL.sub(r"\1[redacted]", value) if "token=" in value else value
     if isinstance(value, dict):
         return {k: "[redacted]" if _is_secret_key(k) else _scrub(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -42,6 +45,7 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_secret_key(key: object) -> bool:
     return isinstance(key, str) and bool(_SECRET_KEYS.search(key)) and key != "token_kid"
 

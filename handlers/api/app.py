@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.callback_batch import CallbackBatch
+from handlers.api.metrics import metrics_routes
 from handlers.api.middleware import Observer, RequestLog
 from handlers.api.openapi import openapi_document
 from handlers.api.reference import reference_routes
@@ -23,8 +24,8 @@ from handlers.api.responses import answering, client_disconnected, error_body, e
 from handlers.api.uploads import upload_routes
 from handlers.contract import REQUEST_BODY_MAX
 from handlers.errors import InvalidRequest, PayloadTooLarge, RelayError, Unauthorized, Violation
+from handlers.jobrequest import parse_job_request
 from handlers.jobs import JobStatus
-from handlers.jsonbody import parse_object
 from handlers.logs import get_logger
 from handlers.relay import Relay
 from handlers.usecases.callbacks import check_callback
@@ -89,15 +90,18 @@ def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
 
 def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | None = None,
                on_request: Observer | None = None) -> Starlette:
-    """The relay's ASGI app; ``on_request(method, route, status, seconds)`` sees every request."""
+    """The relay's ASGI app; ``on_request(method, route, status, seconds)`` sees every request.
+
+    By default that is the relay's own metrics (``GET /metrics``); pass another observer to watch
+    the requests instead.
+    """
     callbacks = CallbackBatch(relay, inline=relay.settings.backend == "local")
 
     async def create_job(request: Request) -> Response:
         scope = api_keys.caller(request)
-        body = parse_object(await read_limited(request, REQUEST_BODY_MAX))
-        metadata = body.pop("metadata", {})
-        job, replayed = await run_in_threadpool(submit_job, relay, body, metadata=metadata, scope=scope,
-                                                idempotency_key=request.headers.get("idempotency-key"))
+        parsed = parse_job_request(await read_limited(request, REQUEST_BODY_MAX))
+        job, replayed = await run_in_threadpool(submit_job, relay, parsed.body, metadata=parsed.metadata,
+                                                scope=scope, idempotency_key=request.headers.get("idempotency-key"))
         status = 422 if job.status is JobStatus.REJECTED else 202
         return JSONResponse(job.public(), status_code=status, headers={REPLAYED_HEADER: "true"} if replayed else None)
 
@@ -142,8 +146,10 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         Route("/openapi.json", openapi, methods=["GET"]),
         *upload_routes(relay, api_keys),
         *reference_routes(),
+        *metrics_routes(relay, api_keys),
         *(extra_routes or []),
     ]
     handlers = {HTTPException: _http_error, RelayError: _relay_error, ClientDisconnect: _disconnected}
-    return Starlette(routes=routes, middleware=[Middleware(RequestLog, on_request=on_request)],
+    observer = on_request or relay.metrics.observe_request
+    return Starlette(routes=routes, middleware=[Middleware(RequestLog, on_request=observer)],
                      exception_handlers=handlers)

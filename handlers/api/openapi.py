@@ -221,6 +221,11 @@ def _service_paths() -> dict[str, Any]:
         "/docs": {"get": {"summary": "This reference as a page (Swagger UI, served by the relay)",
                           "operationId": "reference", "tags": ["service"],
                           "responses": {"200": _response("the page", {"type": "string"}, "text/html")}}},
+        "/metrics": {"get": {"summary": "The relay's metrics in the Prometheus text format (docs/metrics.md)",
+                             "operationId": "metrics", "tags": ["service"], "security": [{"bearer": []}],
+                             "responses": {"200": _response("the metrics", {"type": "string"},
+                                                            "text/plain; version=0.0.4"),
+                                           **_errors(401)}}},
     }
 
 

@@ -28,7 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from handlers.api.auth import ApiKeys
+from handlers.api.auth import CALLER, ApiKeys
 from handlers.errors import Unauthorized
 from handlers.logs import get_logger
 from handlers.ports import SessionRevocations
@@ -141,6 +141,7 @@ class Sessions:
         method = request.scope.get("method", "GET")
         session = self.tokens.read(request.cookies.get(COOKIE_NAME)) if method in _SAFE_METHODS else None
         if session is not None and not await run_in_threadpool(self._revocations.session_revoked, session.id):
+            request.scope.setdefault("state", {})[CALLER] = "session"
             return "session"
         raise Unauthorized("a valid bearer API key or dashboard session is required")
 

@@ -18,8 +18,7 @@ def _adapter() -> Any:
     from handlers.lambdas._relay import relay, settings
 
     keys = ApiKeys(settings().api_keys)
-    app = create_app(relay(), keys, extra_routes=dashboard_routes(relay(), keys),
-                     on_request=relay().metrics.observe_request)
+    app = create_app(relay(), keys, extra_routes=dashboard_routes(relay(), keys))
     return Mangum(app, lifespan="off")
 
 

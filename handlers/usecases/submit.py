@@ -9,12 +9,11 @@ unknown and the job waits for the callback (which names the task) instead of res
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from handlers.contract import MODELS
+from handlers.contract import METADATA_MAX_BYTES, MODELS
 from handlers.errors import (
     Conflict,
     InvalidRequest,
@@ -24,6 +23,7 @@ from handlers.errors import (
     UnknownOutcome,
     Violation,
 )
+from handlers.jobrequest import check_metadata
 from handlers.jobs import Job, JobStatus, derive_job_id, request_fingerprint
 from handlers.logs import get_logger
 from handlers.relay import Relay
@@ -35,17 +35,11 @@ __all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "record_rejection
 
 log = get_logger(__name__)
 SUBMIT_LEASE = 300.0
-METADATA_MAX_BYTES = 16 * 1024
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 
 
 def _check_extras(metadata: object, idempotency_key: str | None) -> list[Violation]:
-    problems: list[Violation] = []
-    if not isinstance(metadata, Mapping):
-        problems.append(Violation("metadata", "invalid_type", "metadata must be a JSON object"))
-    elif len(json.dumps(metadata).encode()) > METADATA_MAX_BYTES:
-        problems.append(Violation("metadata", "too_large",
-                                  f"metadata must be at most {METADATA_MAX_BYTES} bytes of JSON"))
+    problems = check_metadata(metadata)
     if idempotency_key is not None and not _KEY.match(idempotency_key):
         problems.append(Violation("Idempotency-Key", "invalid_format",
                                   "Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 . _ : -"))

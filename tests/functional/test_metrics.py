@@ -54,7 +54,7 @@ def relay(tmp_path: Path, provider: FakeProvider, media: MediaServer) -> Iterato
 def app_for(relay: Relay) -> Starlette:
     """The app as ``serve`` runs it: its routes, the metrics route, and the access log feeding the metrics."""
     keys = ApiKeys([KEY])
-    return create_app(relay, keys, extra_routes=metrics_routes(relay, keys), on_request=relay.metrics.observe_request)
+    return create_app(relay, keys)
 
 
 @contextmanager
