@@ -7,6 +7,7 @@ before anything starts, so a taken port is one clear error.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import socket
@@ -97,6 +98,11 @@ class ReadyServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.started and self._on_ready is not None:
             self._on_ready()
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve until stopped; a Ctrl-C that stopped it ends the run quietly, as ``uvicorn.run`` does."""
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the signal it shut down on
+            super().run(sockets=sockets)
 
 
 class _ThreadServer(uvicorn.Server):

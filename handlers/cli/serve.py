@@ -82,8 +82,6 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, **switches:
         tune_gc_for_serving()
         config = server_config(app, host=settings.host, port=settings.port, limits=server_limits(settings))
         ReadyServer(config, on_ready=ready).run(sockets=[listener])
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it shut down on; stopping is not an error
-        pass
     finally:
         listener.close()
         runtime.stop()
