@@ -47,7 +47,8 @@ def _local_file(value: str, limits: MediaLimits, flag: str) -> Path:
         raise click.BadParameter(f"{value!r} is neither a URL nor a readable file", param_hint=flag)
     if path.suffix.lower() not in limits.extensions:
         accepted = ", ".join(limits.extensions)
-        raise click.BadParameter(f"{path} is not a {limits.kind} file EvoLink accepts; "
+        article = "an" if limits.kind[0] in "aeiou" else "a"
+        raise click.BadParameter(f"{path} is not {article} {limits.kind} file EvoLink accepts; "
                                  f"{limits.kind} files must be one of {accepted}", param_hint=flag)
     if limits is IMAGE:
         _check_image_size(path)
