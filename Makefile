@@ -1,7 +1,7 @@
 # seedance-relay — the two commands a fresh machine needs: `make run` and `make test`.
 #   make run   installs the runtime dependencies only, then serves the relay on embedded defaults.
 #   make test  installs the dev extras and headless Chromium (for the dashboard's browser tests),
-#              then runs ruff, mypy (strict) and pytest.
+#              then runs ruff, mypy (strict), the import-layer contracts (lint-imports) and pytest.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -50,8 +50,9 @@ lint: $(DEV_STAMP)
 
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-test: lint typecheck browser  ## the whole suite: ruff, mypy (strict), pytest
+test: lint typecheck browser  ## the whole suite: ruff, mypy (strict), lint-imports, pytest
 	$(BIN)/pytest
 
 bench: $(DEV_STAMP)  ## all benchmarks, full mode; writes bench/results.json

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from handlers.server import free_port
+from handlers.net.server import free_port
 
 __all__ = [
     "FAKE_AWS",

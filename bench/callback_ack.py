@@ -58,10 +58,10 @@ def serve(port: int, data_dir: Path, paths_file: Path, http: str, loop: str) -> 
 
     from handlers.api import create_app
     from handlers.api.auth import ApiKeys
-    from handlers.logs import configure
-    from handlers.server import tune_gc_for_serving
-    from handlers.settings import Settings
-    from handlers.wiring import build_relay
+    from handlers.app.settings import Settings
+    from handlers.app.wiring import build_relay
+    from handlers.base.logs import configure
+    from handlers.net.server import tune_gc_for_serving
 
     settings = Settings.from_env({"RELAY_DATA_DIR": str(data_dir), "RELAY_PORT": str(port)})
     configure(settings.log_level, "json")
@@ -76,7 +76,7 @@ def serve(port: int, data_dir: Path, paths_file: Path, http: str, loop: str) -> 
     app = create_app(relay, ApiKeys(("bench-key-0123456789",)), extra_routes=[Route("/bare", bare, methods=["POST"])])
     tune_gc_for_serving()  # as ``seedance-relay serve`` does
     if http == loop == "auto":  # as ``seedance-relay serve`` serves: its limits and protocol
-        from handlers.server import server_config
+        from handlers.net.server import server_config
 
         uvicorn.Server(server_config(app, host="127.0.0.1", port=port)).run()
     else:
@@ -84,7 +84,7 @@ def serve(port: int, data_dir: Path, paths_file: Path, http: str, loop: str) -> 
 
 
 def _callback_path(relay: Any, index: int) -> str:
-    from handlers.jobs import Job, JobStatus
+    from handlers.domain.jobs import Job, JobStatus
 
     now = time.time()
     job = relay.jobs.create(Job(

@@ -76,10 +76,10 @@ def serve_relay(port: int, data_dir: Path, speed: float, workers: int) -> None:
     """The relay as ``seedance-relay serve`` runs it, with callback arrivals noted."""
     import uvicorn
 
-    from handlers.logs import configure
-    from handlers.runtime import LocalRuntime
+    from handlers.app.runtime import LocalRuntime
+    from handlers.app.settings import Settings
+    from handlers.base.logs import configure
     from handlers.sandbox.settings import SandboxSettings
-    from handlers.settings import Settings
 
     settings = Settings.from_env({"RELAY_DATA_DIR": str(data_dir), "RELAY_PORT": str(port), "RELAY_API_KEYS": API_KEY,
                                   "RELAY_WORKERS": str(workers)})
@@ -95,7 +95,7 @@ def serve_sandbox(port: int, data_dir: Path, speed: float) -> None:
     """The sandbox alone, as ``seedance-relay sandbox`` runs it."""
     import uvicorn
 
-    from handlers.logs import configure
+    from handlers.base.logs import configure
     from handlers.sandbox.app import create_sandbox_app
     from handlers.sandbox.engine import SandboxEngine
     from handlers.sandbox.settings import SandboxSettings

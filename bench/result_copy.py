@@ -8,7 +8,7 @@
   transfer: 8 MiB parts, 10 threads); no download at all, so the practical limit.
 * **naive**: ``httpx.get(url).content`` (the whole result in memory), then ``put_object``.
 
-The result is served over real HTTP on loopback by ``handlers.files.MediaFileResponse`` (what the
+The result is served over real HTTP on loopback by ``handlers.net.files.MediaFileResponse`` (what the
 sandbox's download route answers with) in its own process; moto runs in server mode in
 another. Each copy runs in a fresh process, so its peak RSS (``ru_maxrss``) is its own; the
 growth between the smallest and the largest size shows whether memory is constant.
@@ -64,7 +64,7 @@ def serve_files(port: int, directory: Path) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from handlers.files import MediaFileResponse
+    from handlers.net.files import MediaFileResponse
 
     async def download(request: Request) -> Response:
         return MediaFileResponse(directory / Path(request.path_params["name"]).name, media_type="video/mp4")
@@ -130,8 +130,8 @@ def _copy_relay(s3: Any, url: str, key: str) -> int:
     from urllib.parse import urlsplit
 
     from handlers.adapters.aws.blobs import S3BlobStore
-    from handlers.download import ResultFetcher
-    from handlers.netguard import AddressPolicy
+    from handlers.net.download import ResultFetcher
+    from handlers.net.netguard import AddressPolicy
 
     fetcher = ResultFetcher(AddressPolicy(allowed_hosts=frozenset({urlsplit(url).netloc})))
     try:

@@ -23,10 +23,10 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from handlers.errors import InvalidRequest, Violation
-from handlers.jsonbody import parse_object
-from handlers.lambdas.sqs import Record, batch_response, records
-from handlers.logs import get_logger
+from handlers.adapters.aws.sqs_batch import Record, batch_response, records
+from handlers.base.errors import InvalidRequest, Violation
+from handlers.base.jsonbody import parse_object
+from handlers.base.logs import get_logger
 
 __all__ = ["CloudEvent", "EventConsumer", "MemorySeen", "SeenStore", "parse_cloudevent", "unwrap"]
 

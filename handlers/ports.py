@@ -10,8 +10,8 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from handlers.evolink.task import Task
-from handlers.jobs import Job, JobStatus
+from handlers.domain.jobs import Job, JobStatus
+from handlers.provider.evolink.task import Task
 
 __all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "SessionRevocations", "StoredObject",
            "SupportsReadinto", "WorkQueue"]

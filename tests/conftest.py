@@ -55,6 +55,6 @@ def _logs_to_stderr() -> None:
     """Logs go to stderr as in the real CLI, so stdout stays machine-readable in every test."""
     import sys
 
-    from handlers.logs import configure
+    from handlers.base.logs import configure
 
     configure(level="info", fmt="console", stream=sys.stderr)

@@ -22,12 +22,12 @@ from handlers.api.openapi import openapi_document
 from handlers.api.reference import reference_routes
 from handlers.api.responses import answering, client_disconnected, error_body, error_response, read_limited
 from handlers.api.uploads import upload_routes
-from handlers.contract import REQUEST_BODY_MAX
-from handlers.errors import InvalidRequest, PayloadTooLarge, RelayError, Unauthorized, Violation
-from handlers.jobrequest import parse_job_request
-from handlers.jobs import JobStatus
-from handlers.logs import get_logger
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.base.errors import InvalidRequest, PayloadTooLarge, RelayError, Unauthorized, Violation
+from handlers.base.logs import get_logger
+from handlers.domain.contract import REQUEST_BODY_MAX
+from handlers.domain.jobrequest import parse_job_request
+from handlers.domain.jobs import JobStatus
 from handlers.usecases.callbacks import check_callback
 from handlers.usecases.submit import submit_job
 

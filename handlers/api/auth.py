@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from starlette.requests import HTTPConnection
 
-from handlers.errors import Unauthorized
+from handlers.base.errors import Unauthorized
 
 __all__ = ["CALLER", "ApiKeys"]
 

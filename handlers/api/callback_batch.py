@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from handlers.relay import Relay
+from handlers.app.relay import Relay
 from handlers.usecases.callbacks import accept_callbacks
 
 __all__ = ["CallbackBatch"]

@@ -28,11 +28,11 @@ from handlers.api.auth import ApiKeys
 from handlers.api.dashboard_view import COUNT_CAP, REFRESH_SECONDS, job_details, summarize
 from handlers.api.responses import answering, error_response, read_limited, stored_file
 from handlers.api.session import Sessions, SessionTokens, same_origin, session_key
-from handlers.errors import InvalidRequest, NotFound, Unauthorized, Violation
-from handlers.jobs import JobStatus
-from handlers.jsonbody import parse_object
-from handlers.logs import get_logger
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.base.errors import InvalidRequest, NotFound, Unauthorized, Violation
+from handlers.base.jsonbody import parse_object
+from handlers.base.logs import get_logger
+from handlers.domain.jobs import JobStatus
 
 __all__ = ["COUNT_CAP", "PRESIGN_SECONDS", "REFRESH_SECONDS", "Dashboard", "content_security_policy",
            "dashboard_routes", "refused_page", "summarize"]

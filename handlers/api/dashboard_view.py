@@ -1,6 +1,6 @@
 """What the dashboard shows, as JSON: the summary (jobs, counts, queues) and one job's details.
 
-Times are RFC 3339 in UTC, as in the rest of the API (:func:`handlers.jobs.rfc3339`); the page
+Times are RFC 3339 in UTC, as in the rest of the API (:func:`handlers.domain.jobs.rfc3339`); the page
 shows them in the viewer's locale. Counts are one capped count per status
 (:meth:`~handlers.ports.JobStore.count`): each reads at most ``COUNT_CAP + 1`` index entries,
 however many jobs there are, and says ``more`` past the cap.
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.events import EVENT_TYPES, event_id
-from handlers.jobs import Job, JobStatus, output_url, rfc3339
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.domain.events import EVENT_TYPES, event_id
+from handlers.domain.jobs import Job, JobStatus, output_url, rfc3339
 
 __all__ = ["COUNT_CAP", "REFRESH_SECONDS", "job_details", "summarize"]
 

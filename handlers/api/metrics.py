@@ -9,8 +9,8 @@ from starlette.routing import Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.responses import answering
-from handlers.metrics import CONTENT_TYPE
-from handlers.relay import Relay
+from handlers.app.metrics import CONTENT_TYPE
+from handlers.app.relay import Relay
 
 __all__ = ["metrics_routes"]
 

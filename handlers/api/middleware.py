@@ -26,7 +26,7 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from handlers.api.auth import CALLER
 from handlers.api.responses import internal_error
-from handlers.logs import get_logger
+from handlers.base.logs import get_logger
 
 __all__ = ["CALLER", "REQUEST_ID_HEADER", "UNMATCHED", "Observer", "RequestLog", "request_id", "route_template"]
 

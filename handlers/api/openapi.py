@@ -1,7 +1,7 @@
 """The relay's OpenAPI 3.1 document, served at ``/openapi.json`` and drawn at ``/docs``.
 
 Every route the relay serves is here, the dashboard's included. Every answer carries
-``X-Request-Id``; every time is RFC 3339 in UTC with ``Z`` (:func:`handlers.jobs.rfc3339`).
+``X-Request-Id``; every time is RFC 3339 in UTC with ``Z`` (:func:`handlers.domain.jobs.rfc3339`).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 
 from handlers import __version__
 from handlers.api.session import COOKIE_NAME
-from handlers.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
-from handlers.event_schemas import TIME_PATTERN
-from handlers.jobs import JobStatus
+from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
+from handlers.domain.jobs import JobStatus
+from handlers.tooling.event_schemas import TIME_PATTERN
 
 __all__ = ["openapi_document"]
 

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from handlers.errors import (
+from handlers.base.errors import (
     Conflict,
     InvalidRequest,
     NotFound,
@@ -22,10 +22,10 @@ from handlers.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from handlers.files import MediaFileResponse
-from handlers.logs import get_logger
+from handlers.base.logs import get_logger
+from handlers.domain.sniff import SNIFF_BYTES
+from handlers.net.files import MediaFileResponse
 from handlers.ports import BlobStore
-from handlers.sniff import SNIFF_BYTES
 
 __all__ = ["CLIENT_CLOSED", "Endpoint", "answering", "client_disconnected", "error_body", "error_response",
            "internal_error", "read_limited", "status_for", "stored_file"]

@@ -29,8 +29,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from handlers.api.auth import CALLER, ApiKeys
-from handlers.errors import Unauthorized
-from handlers.logs import get_logger
+from handlers.base.errors import Unauthorized
+from handlers.base.logs import get_logger
 from handlers.ports import SessionRevocations
 
 __all__ = ["COOKIE_NAME", "SESSION_TTL", "Session", "SessionTokens", "Sessions", "is_https", "same_origin",

@@ -9,8 +9,8 @@ from starlette.routing import Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.responses import answering, read_limited, stored_file
-from handlers.contract import VIDEO
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.domain.contract import VIDEO
 from handlers.usecases.uploads import check_bytes, check_upload_url, limits_for, store_upload
 
 __all__ = ["upload_routes"]

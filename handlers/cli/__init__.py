@@ -14,6 +14,8 @@ from typing import Any
 import click
 
 from handlers import __version__
+from handlers.app.settings import unknown_variables
+from handlers.base.errors import ConfigurationError, RelayError
 from handlers.cli.demo import demo
 from handlers.cli.docs import docs
 from handlers.cli.events import events
@@ -23,8 +25,6 @@ from handlers.cli.sandbox import sandbox
 from handlers.cli.serve import serve
 from handlers.cli.submit import submit
 from handlers.cli.validate import validate
-from handlers.errors import ConfigurationError, RelayError
-from handlers.settings import unknown_variables
 
 __all__ = ["EXIT_CONFIGURATION", "EXIT_FAILURE", "main"]
 

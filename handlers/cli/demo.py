@@ -13,11 +13,11 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from handlers.logs import configure
-from handlers.runtime import LocalRuntime
+from handlers.app.runtime import LocalRuntime
+from handlers.app.settings import Settings
+from handlers.base.logs import configure
+from handlers.net.server import BackgroundServer, free_port
 from handlers.sandbox.settings import SandboxSettings
-from handlers.server import BackgroundServer, free_port
-from handlers.settings import Settings
 
 __all__ = ["SEED_EXAMPLE", "demo"]
 

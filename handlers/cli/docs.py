@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from handlers.docgen import generate as generate_docs
+from handlers.tooling.docgen import generate as generate_docs
 
 __all__ = ["docs"]
 

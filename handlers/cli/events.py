@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from handlers.adapters.local import SqliteEventBus
-from handlers.settings import Settings
-from handlers.wiring import subscriber_filters
+from handlers.app.settings import Settings
+from handlers.app.wiring import subscriber_filters
 
 __all__ = ["events"]
 

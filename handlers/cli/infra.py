@@ -7,9 +7,9 @@ from dataclasses import asdict
 
 import click
 
-from handlers.errors import RelayError
-from handlers.settings import Settings
-from handlers.wiring import subscriber_filters
+from handlers.app.settings import Settings
+from handlers.app.wiring import subscriber_filters
+from handlers.base.errors import RelayError
 
 __all__ = ["infra"]
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
+from handlers.app.settings import Settings
 from handlers.cli.remote import RelayClient, relay_client
-from handlers.jobs import JobStatus
+from handlers.domain.jobs import JobStatus
 from handlers.ports import WorkQueue
-from handlers.settings import Settings
 
 __all__ = ["dlq", "jobs"]
 
@@ -107,7 +107,7 @@ class _Closer:
 
 
 def _queues(settings: Settings) -> tuple[_Closer, dict[str, WorkQueue]]:
-    from handlers.wiring import build_ports
+    from handlers.app.wiring import build_ports
 
     _, _, ingest, bus, closers = build_ports(settings)
     queues = {"ingest": ingest}

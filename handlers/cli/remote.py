@@ -10,7 +10,7 @@ import click
 import httpx
 
 from handlers import __version__
-from handlers.settings import Settings
+from handlers.app.settings import Settings
 
 __all__ = ["RelayClient", "relay_client"]
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from handlers.logs import configure, get_logger
+from handlers.base.logs import configure, get_logger
+from handlers.net.server import ReadyServer, bind, server_config
 from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SWITCHES, SandboxSettings
-from handlers.server import ReadyServer, bind, server_config
 
 __all__ = ["sandbox", "switch_options"]
 

@@ -8,14 +8,14 @@ from typing import Any
 
 import click
 
+from handlers.app.runtime import LocalRuntime
+from handlers.app.settings import Settings
+from handlers.base.errors import ConfigurationError
+from handlers.base.logs import configure, get_logger
 from handlers.cli.remote import DEFAULT_URL
 from handlers.cli.sandbox import switch_options
-from handlers.errors import ConfigurationError
-from handlers.logs import configure, get_logger
-from handlers.runtime import LocalRuntime
+from handlers.net.server import ReadyServer, ServerLimits, bind, server_config, tune_gc_for_serving
 from handlers.sandbox.settings import SandboxSettings
-from handlers.server import ReadyServer, ServerLimits, bind, server_config, tune_gc_for_serving
-from handlers.settings import Settings
 
 __all__ = ["next_command", "serve", "server_limits"]
 

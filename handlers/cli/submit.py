@@ -13,11 +13,11 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from handlers.base.errors import InvalidRequest
+from handlers.base.jsonbody import parse_object
 from handlers.cli.remote import RelayAnswer, RelayClient, relay_client
-from handlers.contract import ALL_MODELS, ASPECT_RATIOS, AUDIO, IMAGE, STANDARD_QUALITIES, VIDEO, MediaLimits
-from handlers.errors import InvalidRequest
-from handlers.jobrequest import JobRequest, parse_job_request
-from handlers.jsonbody import parse_object
+from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, AUDIO, IMAGE, STANDARD_QUALITIES, VIDEO, MediaLimits
+from handlers.domain.jobrequest import JobRequest, parse_job_request
 
 __all__ = ["FINAL", "generation_label", "submit"]
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from handlers.errors import InvalidRequest, Violation
-from handlers.jobrequest import check_metadata, parse_job_request
-from handlers.netguard import AddressPolicy
-from handlers.probe import probe_request
-from handlers.validation import reference_warnings, validate_request
+from handlers.base.errors import InvalidRequest, Violation
+from handlers.domain.jobrequest import check_metadata, parse_job_request
+from handlers.net.netguard import AddressPolicy
+from handlers.provider.probe import probe_request
+from handlers.provider.validation import reference_warnings, validate_request
 
 __all__ = ["validate"]
 

@@ -11,10 +11,10 @@ import os
 from functools import cache
 
 from handlers.adapters.aws.secrets import with_secrets
-from handlers.emf import DEFAULT_NAMESPACE, DEFAULT_SERVICE, EmfBuffer
-from handlers.logs import configure
-from handlers.relay import Relay
-from handlers.settings import Settings
+from handlers.app.emf import DEFAULT_NAMESPACE, DEFAULT_SERVICE, EmfBuffer
+from handlers.app.relay import Relay
+from handlers.app.settings import Settings
+from handlers.base.logs import configure
 
 __all__ = ["emf", "flush_metrics", "relay", "settings"]
 
@@ -35,7 +35,7 @@ def emf() -> EmfBuffer:
 
 @cache
 def relay() -> Relay:
-    from handlers.wiring import build_relay
+    from handlers.app.wiring import build_relay
 
     return build_relay(settings(), metrics_sink=emf())
 

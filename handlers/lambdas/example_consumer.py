@@ -5,8 +5,8 @@ Subscribed to the relay's topic with a filter on completed events; copy it as a 
 
 from __future__ import annotations
 
+from handlers.base.logs import get_logger
 from handlers.consumer import CloudEvent, EventConsumer
-from handlers.logs import get_logger
 
 __all__ = ["handler", "on_completed"]
 

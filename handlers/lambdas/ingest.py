@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from handlers.adapters.aws.sqs_batch import Record, batch_response, records
 from handlers.lambdas._relay import flush_metrics, relay
-from handlers.lambdas.sqs import Record, batch_response, records
 from handlers.usecases.work import handle_ingest_message
 
 __all__ = ["handler"]

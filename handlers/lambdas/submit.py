@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.errors import Conflict, InvalidRequest
-from handlers.jsonbody import parse_object
+from handlers.adapters.aws.sqs_batch import Record, batch_response, records
+from handlers.base.errors import Conflict, InvalidRequest
+from handlers.base.jsonbody import parse_object
+from handlers.base.logs import get_logger
 from handlers.lambdas._relay import flush_metrics, relay
-from handlers.lambdas.sqs import Record, batch_response, records
-from handlers.logs import get_logger
 from handlers.usecases import record_rejection, submit
 
 __all__ = ["SCOPE", "handler"]

@@ -17,12 +17,12 @@ from collections.abc import Callable, Collection, Mapping
 from functools import cache
 from typing import Any
 
+from handlers.adapters.aws.sqs_batch import Record, batch_response, records
+from handlers.app.settings import Settings
+from handlers.base.errors import ConfigurationError, InvalidRequest, QueueError
+from handlers.base.logs import configure, get_logger, register_secret
 from handlers.consumer import unwrap
-from handlers.errors import ConfigurationError, InvalidRequest, QueueError
-from handlers.lambdas.sqs import Record, batch_response, records
-from handlers.logs import configure, get_logger, register_secret
 from handlers.ports import WorkQueue
-from handlers.settings import Settings
 from handlers.webhooks.config import PARAM_SUFFIX, secret_parameters
 from handlers.webhooks.delivery import WebhookDeliverer, build_deliverer
 

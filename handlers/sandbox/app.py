@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from handlers.contract import REQUEST_BODY_MAX
-from handlers.errors import InvalidRequest, NotFound, ProviderError
-from handlers.evolink.task import is_task_id
-from handlers.files import MediaFileResponse
+from handlers.base.errors import InvalidRequest, NotFound, ProviderError
+from handlers.domain.contract import REQUEST_BODY_MAX
+from handlers.net.files import MediaFileResponse
+from handlers.provider.evolink.task import is_task_id
+from handlers.provider.validation import parse_request_bytes
 from handlers.sandbox.engine import SandboxEngine
-from handlers.validation import parse_request_bytes
 
 __all__ = ["create_sandbox_app", "error_response"]
 

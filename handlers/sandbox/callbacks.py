@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from handlers.logs import get_logger
+from handlers.base.logs import get_logger
 from handlers.sandbox.settings import SandboxSettings
 
 __all__ = ["CallbackSender"]

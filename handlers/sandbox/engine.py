@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from handlers.contract import DEFAULTS
-from handlers.errors import NotFound, ProviderError, ProviderRejected
-from handlers.evolink.task import new_task_id
-from handlers.logs import get_logger
+from handlers.base.errors import NotFound, ProviderError, ProviderRejected
+from handlers.base.logs import get_logger
+from handlers.domain.contract import DEFAULTS
+from handlers.provider.evolink.task import new_task_id
 from handlers.sandbox import media
 from handlers.sandbox.callbacks import CallbackSender
 from handlers.sandbox.settings import SandboxSettings

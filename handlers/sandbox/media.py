@@ -6,7 +6,7 @@ needs numpy.
 * :func:`render_video` -- H.264 (libx264, yuv420p) in MP4 or QuickTime, with an optional
   AAC track carrying a quiet tone of the same length.
 * :func:`render_result` -- the sandbox's output for a task: sized by
-  :func:`handlers.contract.frame_size`, 24 fps, encoded once per cache directory and
+  :func:`handlers.domain.contract.frame_size`, 24 fps, encoded once per cache directory and
   published atomically.
 * :func:`render_image` -- PNG, JPEG or WebP.
 * :func:`render_audio` -- WAV (stdlib ``wave``) or MP3 (PyAV's LAME encoder); when the
@@ -38,8 +38,8 @@ from av.audio.stream import AudioStream
 from av.codec.codec import UnknownCodecError
 from PIL import Image, ImageDraw, ImageFont
 
-from handlers.contract import frame_size
-from handlers.errors import RelayError
+from handlers.base.errors import RelayError
+from handlers.domain.contract import frame_size
 
 __all__ = [
     "AUDIO_SAMPLE_RATE",
@@ -123,7 +123,7 @@ def render_result(*, duration: int, quality: str, aspect_ratio: str, audio: bool
                   cache_dir: Path) -> Path:
     """The sandbox's output for a task, encoded once per ``cache_dir`` and combination.
 
-    The frame size comes from :func:`handlers.contract.frame_size` (``adaptive`` → 16:9) at
+    The frame size comes from :func:`handlers.domain.contract.frame_size` (``adaptive`` → 16:9) at
     :data:`RESULT_FPS`. The file appears under its final name only when complete (temporary
     file + :func:`os.replace`), so concurrent callers, threads or processes, never read a
     partial file; within one process, callers asking for the same combination wait for a

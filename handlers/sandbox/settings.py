@@ -8,8 +8,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import ConfigurationError
-from handlers.settings import env_float, env_int
+from handlers.app.settings import env_float, env_int
+from handlers.base.errors import ConfigurationError
 
 __all__ = ["SWITCHES", "SandboxSettings"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from handlers.errors import PayloadTooLarge, Unauthorized
-from handlers.evolink.task import is_task_id
-from handlers.jsonbody import parse_object
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.base.errors import PayloadTooLarge, Unauthorized
+from handlers.base.jsonbody import parse_object
+from handlers.provider.evolink.task import is_task_id
 
 __all__ = ["accept_callback", "accept_callbacks", "check_callback"]
 

@@ -16,11 +16,11 @@ import threading
 import time
 from typing import Any
 
-from handlers.errors import Conflict, DownloadFailed, ProviderRejected, RelayError
-from handlers.evolink.task import Task
-from handlers.jobs import Job, JobStatus, Output
-from handlers.logs import get_logger
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.base.errors import Conflict, DownloadFailed, ProviderRejected, RelayError
+from handlers.base.logs import get_logger
+from handlers.domain.jobs import Job, JobStatus, Output
+from handlers.provider.evolink.task import Task
 from handlers.usecases.outcomes import conclude, publish_outcome
 
 __all__ = ["MAX_OTHER_TASKS", "Busy", "ingest", "late_callback_key"]

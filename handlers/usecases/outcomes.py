@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from handlers.events import build_event
-from handlers.jobs import OUTCOME_STATUS, Job
-from handlers.logs import get_logger
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.base.logs import get_logger
+from handlers.domain.events import build_event
+from handlers.domain.jobs import OUTCOME_STATUS, Job
 
 __all__ = ["conclude", "publish_outcome"]
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from handlers.errors import Conflict
-from handlers.jobs import Job, JobStatus
-from handlers.logs import get_logger
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.base.errors import Conflict
+from handlers.base.logs import get_logger
+from handlers.domain.jobs import Job, JobStatus
 from handlers.usecases.outcomes import conclude
 from handlers.usecases.submit import send_to_provider
 

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from handlers.contract import METADATA_MAX_BYTES, MODELS
-from handlers.errors import (
+from handlers.app.relay import Relay
+from handlers.base.errors import (
     Conflict,
     InvalidRequest,
     ProviderError,
@@ -23,12 +23,12 @@ from handlers.errors import (
     UnknownOutcome,
     Violation,
 )
-from handlers.jobrequest import check_metadata
-from handlers.jobs import Job, JobStatus, derive_job_id, request_fingerprint
-from handlers.logs import get_logger
-from handlers.relay import Relay
+from handlers.base.logs import get_logger
+from handlers.domain.contract import METADATA_MAX_BYTES, MODELS
+from handlers.domain.jobrequest import check_metadata
+from handlers.domain.jobs import Job, JobStatus, derive_job_id, request_fingerprint
+from handlers.provider.validation import check_request
 from handlers.usecases.outcomes import conclude
-from handlers.validation import check_request
 
 __all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "record_rejection", "send_to_provider", "submit",
            "submit_job"]

@@ -12,11 +12,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from handlers.contract import AUDIO, IMAGE, VIDEO, MediaLimits
-from handlers.errors import InvalidRequest, NotFound, UnsupportedMediaType, Violation
-from handlers.relay import Relay
-from handlers.sniff import SNIFF_BYTES, sniff
-from handlers.tokens import UPLOAD_URL
+from handlers.app.relay import Relay
+from handlers.base.errors import InvalidRequest, NotFound, UnsupportedMediaType, Violation
+from handlers.domain.contract import AUDIO, IMAGE, VIDEO, MediaLimits
+from handlers.domain.sniff import SNIFF_BYTES, sniff
+from handlers.domain.tokens import UPLOAD_URL
 
 __all__ = ["EXTENSIONS", "MismatchedMedia", "Upload", "check_bytes", "check_upload_url", "limits_for", "store_upload",
            "upload_url"]

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.errors import Conflict, DownloadFailed, NotFound, RelayError
-from handlers.logs import get_logger
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.base.errors import Conflict, DownloadFailed, NotFound, RelayError
+from handlers.base.logs import get_logger
 from handlers.usecases.ingest import Busy, ingest
 
 __all__ = ["Disposition", "handle_ingest_message"]

@@ -22,9 +22,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from handlers.errors import ConfigurationError
-from handlers.logs import register_secret
-from handlers.settings import Settings
+from handlers.app.settings import Settings
+from handlers.base.errors import ConfigurationError
+from handlers.base.logs import register_secret
 from handlers.webhooks.signing import SECRET_PREFIX, WebhookSecret
 
 __all__ = ["MIN_SECRET_BYTES", "PARAM_SUFFIX", "WEBHOOKS_VARIABLE", "WebhookTarget", "load_targets",

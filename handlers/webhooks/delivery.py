@@ -29,11 +29,11 @@ from typing import Any
 import httpx
 
 from handlers import __version__
-from handlers.errors import NotFound, UnsafeURL
-from handlers.evolink.client import parse_retry_after
-from handlers.logs import get_logger
+from handlers.app.settings import Settings, env_float
+from handlers.base.errors import NotFound, UnsafeURL
+from handlers.base.logs import get_logger
 from handlers.ports import Message, WorkQueue
-from handlers.settings import Settings, env_float
+from handlers.provider.evolink.client import parse_retry_after
 from handlers.webhooks.config import WebhookTarget, load_targets
 from handlers.webhooks.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from handlers.errors import Unauthorized
+from handlers.base.errors import Unauthorized
 
 __all__ = [
     "DEFAULT_TOLERANCE",

@@ -64,7 +64,7 @@ def _local_blob_leftovers(store: FolderBlobStore) -> list[str]:
 # and name every resource after the test's ``tmp_path``, so tests never share one.
 
 SQS_KEEPS_ITS_OWN_TIME = ("SQS keeps its own time, a fake clock cannot move it "
-                          "(the same behaviours run on real time in tests/integration/test_aws_adapters.py)")
+                          "(the same behaviours run on real time in tests/integration/test_aws_queue.py)")
 
 
 @functools.cache
@@ -148,7 +148,7 @@ EVENT_BUSES: dict[str, Callable[[Path, Mapping[str, Sequence[str]], float, FakeC
 BACKENDS = ["local", pytest.param("aws", marks=pytest.mark.integration)]
 EXACTLY_ONCE_BACKENDS = frozenset({"local"})
 AT_LEAST_ONCE_ONLY = ("SQS standard queues deliver at least once, as the port promises, not exactly once: under "
-                      "concurrency SQS may hand a message out twice; tests/integration/test_aws_adapters.py checks "
+                      "concurrency SQS may hand a message out twice; tests/integration/test_aws_queue.py checks "
                       "that concurrent receivers lose nothing")
 
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from handlers.adapters.local import FolderBlobStore
-from handlers.errors import NotFound, StorageError
+from handlers.base.errors import NotFound, StorageError
 from handlers.ports import BlobStore
 from tests.contract.conftest import blob_leftovers
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handlers.errors import NotFound, QueueError
+from handlers.base.errors import NotFound, QueueError
 from handlers.ports import EventBus, WorkQueue
 from tests.contract.conftest import BusFactory
 

@@ -13,8 +13,8 @@ import pytest
 
 from handlers.adapters.local import SqliteJobStore
 from handlers.adapters.local.jobs import COUNT_QUERY, DUE_QUERY
-from handlers.errors import Conflict, InvalidRequest, NotFound
-from handlers.jobs import Job, JobStatus
+from handlers.base.errors import Conflict, InvalidRequest, NotFound
+from handlers.domain.jobs import Job, JobStatus
 from handlers.ports import JobStore
 
 T0 = 1_700_000_000.0

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from handlers.adapters.local import SqliteWorkQueue
-from handlers.errors import QueueError
+from handlers.base.errors import QueueError
 from handlers.ports import Message
 from tests.contract.conftest import AT_LEAST_ONCE_ONLY, FakeClock, QueueFactory
 from tests.support.queues import drain, drain_in_processes

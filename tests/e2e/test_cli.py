@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from handlers.cli import main
+from handlers.net.server import free_port
 from handlers.sandbox.media import render_image
-from handlers.server import free_port
 from tests.support.media_server import MediaServer
 from tests.support.servers import wait_until
 

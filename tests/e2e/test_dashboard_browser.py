@@ -25,10 +25,10 @@ from PIL import Image
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import dashboard_routes
-from handlers.contract import frame_size
-from handlers.jobs import Job, JobStatus
-from handlers.relay import Relay
-from handlers.server import BackgroundServer
+from handlers.app.relay import Relay
+from handlers.domain.contract import frame_size
+from handlers.domain.jobs import Job, JobStatus
+from handlers.net.server import BackgroundServer
 from tests.support.browser import CHROMIUM, INSTALL_HINT, Chromium, Page
 from tests.support.pipeline import API_KEY, REQUEST, Pipeline, running_pipeline
 

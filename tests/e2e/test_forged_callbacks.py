@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from handlers.tokens import TokenSigner
+from handlers.domain.tokens import TokenSigner
 from tests.support.media_server import MediaServer
 from tests.support.pipeline import REQUEST, Pipeline, running_pipeline
 

@@ -11,7 +11,7 @@ import av
 import jsonschema
 import pytest
 
-from handlers.events import event_id
+from handlers.domain.events import event_id
 from tests.conftest import load_fixture
 from tests.support.pipeline import REQUEST, running_pipeline
 from tests.support.servers import wait_until

@@ -16,7 +16,7 @@ from PIL import Image
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.openapi import openapi_document
-from handlers.server import BackgroundServer
+from handlers.net.server import BackgroundServer
 from tests.support.browser import CHROMIUM, INSTALL_HINT, Chromium, Page
 from tests.support.fakes import FakeProvider, local_relay
 

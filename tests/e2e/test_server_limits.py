@@ -13,10 +13,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from handlers.app.settings import Settings
 from handlers.cli.serve import server_limits
-from handlers.httpguard import ServerLimits
-from handlers.server import BackgroundServer
-from handlers.settings import Settings
+from handlers.net.httpguard import ServerLimits
+from handlers.net.server import BackgroundServer
 
 pytestmark = pytest.mark.e2e
 LIMITS = ServerLimits(max_header_bytes=8192, max_headers=20, header_timeout=0.5, body_timeout=0.5,

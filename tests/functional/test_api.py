@@ -13,10 +13,10 @@ import pytest
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import dashboard_routes
-from handlers.errors import ProviderRejected
-from handlers.jobs import Job, JobStatus, Output
-from handlers.relay import Relay
-from handlers.server import BackgroundServer
+from handlers.app.relay import Relay
+from handlers.base.errors import ProviderRejected
+from handlers.domain.jobs import Job, JobStatus, Output
+from handlers.net.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
 
 KEY = {"Authorization": "Bearer key-1"}

@@ -17,10 +17,10 @@ from starlette.routing import Route
 
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
-from handlers.errors import StorageError, StorageFull
-from handlers.jobs import Job
-from handlers.relay import Relay
-from handlers.server import BackgroundServer
+from handlers.app.relay import Relay
+from handlers.base.errors import StorageError, StorageFull
+from handlers.domain.jobs import Job
+from handlers.net.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
 from tests.support.logs import rendered_logs
 

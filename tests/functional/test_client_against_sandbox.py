@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from handlers.errors import ProviderRejected, ProviderUnavailable
-from handlers.evolink import EvoLinkClient, RetryPolicy
+from handlers.base.errors import ProviderRejected, ProviderUnavailable
+from handlers.provider.evolink import EvoLinkClient, RetryPolicy
 from tests.support.servers import running_sandbox, wait_until
 
 REQUEST = {"model": "seedance-2.0-fast-reference-to-video", "prompt": "a paper boat on a river",

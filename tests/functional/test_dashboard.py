@@ -16,11 +16,11 @@ from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import COUNT_CAP, dashboard_routes
 from handlers.api.session import COOKIE_NAME, SessionTokens
-from handlers.events import event_id
-from handlers.jobs import Job, JobStatus, Output
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.domain.events import event_id
+from handlers.domain.jobs import Job, JobStatus, Output
+from handlers.net.server import BackgroundServer
 from handlers.sandbox.media import render_video
-from handlers.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
 
 KEY = "key-1"

@@ -12,9 +12,9 @@ import pytest
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import dashboard_routes
-from handlers.jsonbody import MAX_DEPTH
-from handlers.relay import Relay
-from handlers.server import BackgroundServer
+from handlers.app.relay import Relay
+from handlers.base.jsonbody import MAX_DEPTH
+from handlers.net.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
 
 KEY = "key-1"

@@ -20,7 +20,7 @@ import pytest
 
 from handlers.adapters.local import FolderBlobStore, SqliteDatabase, SqliteWorkQueue
 from handlers.adapters.local.queue import SCHEMA
-from handlers.errors import QueueError, StorageError, StorageFull
+from handlers.base.errors import QueueError, StorageError, StorageFull
 
 
 def _full_queue(path: Path) -> tuple[SqliteDatabase, SqliteWorkQueue]:

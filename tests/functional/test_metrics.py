@@ -16,12 +16,12 @@ from starlette.types import ASGIApp
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.metrics import metrics_routes
-from handlers.errors import ProviderUnavailable
-from handlers.evolink.task import Task
-from handlers.relay import Relay
-from handlers.runtime import run_worker_once
+from handlers.app.relay import Relay
+from handlers.app.runtime import run_worker_once
+from handlers.base.errors import ProviderUnavailable
+from handlers.net.server import BackgroundServer
+from handlers.provider.evolink.task import Task
 from handlers.sandbox.media import render_video
-from handlers.server import BackgroundServer
 from handlers.usecases import submit
 from tests.support.fakes import FakeProvider, local_relay
 from tests.support.media_server import MediaServer

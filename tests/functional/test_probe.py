@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from handlers.netguard import USER_AGENT, AddressPolicy
-from handlers.probe import MediaInfo, ProbeReport, probe_request
+from handlers.net.netguard import USER_AGENT, AddressPolicy
+from handlers.provider.probe import MediaInfo, ProbeReport, probe_request
 from handlers.sandbox.media import render_audio, render_image, render_video
 from tests.support.media_server import MediaServer
 

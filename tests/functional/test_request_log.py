@@ -13,8 +13,8 @@ import pytest
 
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
-from handlers.relay import Relay
-from handlers.server import BackgroundServer
+from handlers.app.relay import Relay
+from handlers.net.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
 from tests.support.logs import rendered_logs
 

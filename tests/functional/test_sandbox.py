@@ -12,7 +12,7 @@ import httpx
 import jsonschema
 import pytest
 
-from handlers.contract import frame_size
+from handlers.domain.contract import frame_size
 from handlers.sandbox.callbacks import CallbackSender
 from handlers.sandbox.settings import SandboxSettings
 from tests.conftest import load_fixture

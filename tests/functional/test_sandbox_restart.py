@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from handlers.runtime import SANDBOX_PORT_FILE, LocalRuntime
+from handlers.app.runtime import SANDBOX_PORT_FILE, LocalRuntime
+from handlers.app.settings import Settings
+from handlers.net.server import BackgroundServer, free_port
 from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SandboxSettings
-from handlers.server import BackgroundServer, free_port
-from handlers.settings import Settings
 from tests.support.servers import running_sandbox, wait_until
 
 KEY = {"Authorization": "Bearer sk-evo-test-key"}

@@ -12,9 +12,9 @@ import pytest
 
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
-from handlers.relay import Relay
+from handlers.app.relay import Relay
+from handlers.net.server import BackgroundServer
 from handlers.sandbox.media import render_audio, render_image, render_video
-from handlers.server import BackgroundServer
 from tests.support.fakes import Clock, FakeProvider, local_relay
 
 KEY = {"Authorization": "Bearer key-1"}

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from handlers.errors import ProviderRejected, ProviderUnavailable
-from handlers.evolink.task import new_task_id
-from handlers.jobs import JobStatus
-from handlers.relay import Relay
-from handlers.runtime import run_worker_once
+from handlers.app.relay import Relay
+from handlers.app.runtime import run_worker_once
+from handlers.base.errors import ProviderRejected, ProviderUnavailable
+from handlers.domain.jobs import JobStatus
+from handlers.provider.evolink.task import new_task_id
 from handlers.sandbox.media import render_video
 from handlers.usecases import accept_callback, ingest, reconcile, submit
 from handlers.usecases.ingest import MAX_OTHER_TASKS, late_callback_key

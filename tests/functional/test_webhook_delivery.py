@@ -21,13 +21,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from handlers.adapters.local import SqliteEventBus
-from handlers.errors import ConfigurationError, NotFound
-from handlers.events import SOURCE, event_id, event_type
+from handlers.app.settings import Settings
+from handlers.app.wiring import subscriber_filters
+from handlers.base.errors import ConfigurationError, NotFound
+from handlers.base.logs import get_logger
+from handlers.domain.events import SOURCE, event_id, event_type
 from handlers.lambdas.webhooks import WebhookHandler, build_handler
-from handlers.logs import get_logger
+from handlers.net.server import BackgroundServer, free_port
 from handlers.ports import Message, WorkQueue
-from handlers.server import BackgroundServer, free_port
-from handlers.settings import Settings
 from handlers.webhooks import (
     RETRY_SCHEDULE,
     Outcome,
@@ -38,7 +39,6 @@ from handlers.webhooks import (
     retry_delay,
     run_webhook_loop,
 )
-from handlers.wiring import subscriber_filters
 from tests.support.events import sns_sqs_event, sqs_event
 from tests.support.fakes import Clock
 from tests.support.faults import QueueWrapper

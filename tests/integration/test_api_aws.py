@@ -12,9 +12,9 @@ from handlers.adapters.aws import DynamoJobStore, S3BlobStore
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import dashboard_routes
-from handlers.jobs import Job, JobStatus, Output
-from handlers.relay import Relay
-from handlers.server import BackgroundServer
+from handlers.app.relay import Relay
+from handlers.domain.jobs import Job, JobStatus, Output
+from handlers.net.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
 
 pytestmark = pytest.mark.integration

@@ -25,8 +25,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from handlers.adapters.aws import AwsClients, AwsNames, S3BlobStore
 from handlers.adapters.aws.blobs import MIB, MIN_PART_SIZE, SIDECAR_SUFFIX
 from handlers.adapters.aws.bootstrap import ensure_bucket
-from handlers.errors import StorageError
-from handlers.server import free_port
+from handlers.base.errors import StorageError
+from handlers.net.server import free_port
 from tests.support.aws_calls import Calls
 from tests.support.logs import rendered_logs
 

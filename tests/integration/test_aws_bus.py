@@ -19,7 +19,7 @@ from handlers.adapters.aws import (
 )
 from handlers.adapters.aws.bootstrap import bootstrap
 from handlers.adapters.aws.bus import LEDGER_PREFIX
-from handlers.errors import QueueError
+from handlers.base.errors import QueueError
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import pytest
 
 from handlers.adapters.aws import AwsClients, DynamoJobStore
 from handlers.adapters.aws.jobs import DUE_INDEX, STATUS_INDEX, TABLE_SPEC
-from handlers.errors import InvalidRequest, NotFound, StorageError
-from handlers.jobs import Job, JobStatus
+from handlers.base.errors import InvalidRequest, NotFound, StorageError
+from handlers.domain.jobs import Job, JobStatus
 from tests.support.aws_calls import Calls
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pytest
 
 from handlers.adapters.aws import AwsClients, AwsNames, SqsWorkQueue, aws_clients
 from handlers.adapters.aws.bootstrap import ensure_queue
-from handlers.errors import NotFound
+from handlers.base.errors import NotFound
 from handlers.ports import Message
 from tests.support.queues import drain, drain_in_processes
 

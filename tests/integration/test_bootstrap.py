@@ -12,8 +12,8 @@ import pytest
 from handlers.adapters.aws import AwsClients, AwsNames, build_aws_adapters
 from handlers.adapters.aws.bootstrap import LIFECYCLE_RULE_ID, BootstrapResult, QueuePair, bootstrap
 from handlers.adapters.aws.jobs import TABLE_SPEC
-from handlers.errors import NotFound
-from handlers.jobs import Job
+from handlers.base.errors import NotFound
+from handlers.domain.jobs import Job
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import dashboard_routes
 from handlers.api.session import COOKIE_NAME, SESSION_TTL
-from handlers.relay import Relay
-from handlers.server import BackgroundServer
+from handlers.app.relay import Relay
+from handlers.net.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
 
 pytestmark = pytest.mark.integration

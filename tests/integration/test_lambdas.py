@@ -16,8 +16,8 @@ import pytest
 
 from handlers.adapters.aws import AwsNames, aws_clients
 from handlers.adapters.aws.bootstrap import bootstrap
-from handlers.evolink.task import new_task_id
 from handlers.lambdas import _relay, api, example_consumer, ingest, reconcile, submit
+from handlers.provider.evolink.task import new_task_id
 from handlers.usecases.ingest import MAX_OTHER_TASKS, late_callback_key
 from tests.conftest import load_fixture
 from tests.support.events import http_event, sqs_event

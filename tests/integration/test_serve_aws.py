@@ -15,7 +15,7 @@ import boto3
 import httpx
 import pytest
 
-from handlers.server import free_port
+from handlers.net.server import free_port
 from tests.support.servers import wait_until
 
 pytestmark = pytest.mark.integration

@@ -15,12 +15,12 @@ from typing import Any
 import boto3
 import httpx
 
-from handlers.jobs import TERMINAL, JobStatus
-from handlers.relay import Relay
-from handlers.runtime import LocalRuntime
-from handlers.server import BackgroundServer, free_port
-from handlers.settings import Settings
-from handlers.wiring import build_ports, build_relay
+from handlers.app.relay import Relay
+from handlers.app.runtime import LocalRuntime
+from handlers.app.settings import Settings
+from handlers.app.wiring import build_ports, build_relay
+from handlers.domain.jobs import TERMINAL, JobStatus
+from handlers.net.server import BackgroundServer, free_port
 from tests.support.faults import Faults, FaultyBlobStore, FaultyBus, FaultyQueue, fault_proxy
 from tests.support.servers import RunningSandbox, running_sandbox, wait_until
 

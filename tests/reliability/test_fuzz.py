@@ -13,7 +13,7 @@ from schemathesis.checks import not_a_server_error
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.openapi import openapi_document
-from handlers.server import BackgroundServer
+from handlers.net.server import BackgroundServer
 from tests.support.fakes import FakeProvider, local_relay
 
 schema = schemathesis.openapi.from_dict(openapi_document())

@@ -21,11 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
-from handlers.jobs import TERMINAL
-from handlers.runtime import SANDBOX_PORT_FILE
-from handlers.server import free_port
-from handlers.settings import Settings
-from handlers.wiring import build_ports
+from handlers.app.runtime import SANDBOX_PORT_FILE
+from handlers.app.settings import Settings
+from handlers.app.wiring import build_ports
+from handlers.domain.jobs import TERMINAL
+from handlers.net.server import free_port
 from tests.reliability.harness import API_KEY, REQUEST, SECRET, aws_env, bootstrap_aws, record
 from tests.support.faults import Faults, fault_proxy
 from tests.support.servers import wait_until

@@ -12,14 +12,14 @@ import pytest
 
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
-from handlers.jobs import JobStatus
-from handlers.relay import Relay
-from handlers.runtime import run_worker_once
-from handlers.server import BackgroundServer
-from handlers.settings import Settings
-from handlers.tokens import TokenSigner
+from handlers.app.relay import Relay
+from handlers.app.runtime import run_worker_once
+from handlers.app.settings import Settings
+from handlers.app.wiring import build_relay
+from handlers.domain.jobs import JobStatus
+from handlers.domain.tokens import TokenSigner
+from handlers.net.server import BackgroundServer
 from handlers.usecases import accept_callback, submit
-from handlers.wiring import build_relay
 from tests.support.fakes import FakeProvider, local_relay
 from tests.support.logs import rendered_logs
 from tests.support.media_server import MediaServer

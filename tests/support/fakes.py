@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handlers.errors import ProviderRejected, UnknownOutcome
-from handlers.evolink.task import Task, new_task_id
-from handlers.relay import Relay
-from handlers.settings import Settings
-from handlers.wiring import build_relay
+from handlers.app.relay import Relay
+from handlers.app.settings import Settings
+from handlers.app.wiring import build_relay
+from handlers.base.errors import ProviderRejected, UnknownOutcome
+from handlers.provider.evolink.task import Task, new_task_id
 
 
 @dataclass

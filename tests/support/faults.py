@@ -19,9 +19,9 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from handlers.errors import QueueError, StorageError
+from handlers.base.errors import QueueError, StorageError
+from handlers.net.server import BackgroundServer
 from handlers.ports import BlobStore, Message, StoredObject, WorkQueue
-from handlers.server import BackgroundServer
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
         "content-length", "content-encoding"}

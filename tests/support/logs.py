@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from handlers.logs import configure
+from handlers.base.logs import configure
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from handlers.server import free_port
+from handlers.net.server import free_port
 
 __all__ = ["FAKE_CREDENTIALS", "HIDDEN", "MOTO_REGION", "reset_moto", "running_moto"]
 

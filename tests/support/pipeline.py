@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from handlers.runtime import LocalRuntime
-from handlers.server import BackgroundServer, free_port
-from handlers.settings import Settings
+from handlers.app.runtime import LocalRuntime
+from handlers.app.settings import Settings
+from handlers.net.server import BackgroundServer, free_port
 from tests.support.servers import RunningSandbox, running_sandbox, wait_until
 
 API_KEY = "relay-test-key-0123456789"

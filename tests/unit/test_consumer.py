@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from handlers.base.errors import InvalidRequest
 from handlers.consumer import CloudEvent, EventConsumer, MemorySeen, parse_cloudevent
-from handlers.errors import InvalidRequest
 from tests.support.events import sns_sqs_event, sqs_event
 
 EVENT = {"specversion": "1.0", "id": "e1", "source": "urn:seedance-relay", "type": "io.seedance-relay.job.completed",

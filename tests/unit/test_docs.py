@@ -17,13 +17,13 @@ from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import dashboard_routes
 from handlers.api.openapi import openapi_document
+from handlers.base.errors import DownloadFailed, InvalidRequest, ProviderRejected, Violation
 from handlers.cli.docs import docs
-from handlers.docgen import LIMITS_END, LIMITS_START, example_event, generate
-from handlers.errors import DownloadFailed, InvalidRequest, ProviderRejected, Violation
-from handlers.event_schemas import all_event_schemas, event_schema
-from handlers.events import EVENT_TYPES, build_event
-from handlers.evolink.task import TaskError
-from handlers.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
+from handlers.domain.events import EVENT_TYPES, build_event
+from handlers.domain.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
+from handlers.provider.evolink.task import TaskError
+from handlers.tooling.docgen import LIMITS_END, LIMITS_START, example_event, generate
+from handlers.tooling.event_schemas import all_event_schemas, event_schema
 from tests.conftest import FIXTURES, ROOT, load_fixture
 from tests.support.fakes import FakeProvider, local_relay
 

@@ -12,9 +12,9 @@ from types import TracebackType
 
 import pytest
 
-from handlers.download import CHUNK_SIZE, USER_AGENT, ResultFetcher
-from handlers.errors import DownloadFailed
-from handlers.netguard import AddressPolicy
+from handlers.base.errors import DownloadFailed
+from handlers.net.download import CHUNK_SIZE, USER_AGENT, ResultFetcher
+from handlers.net.netguard import AddressPolicy
 from tests.support.media_server import MediaServer
 from tests.support.tls import self_signed
 

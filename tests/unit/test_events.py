@@ -8,9 +8,9 @@ from datetime import datetime
 import jsonschema
 import pytest
 
-from handlers.event_schemas import TIME_PATTERN
-from handlers.events import EVENT_TYPES, build_event, event_id
-from handlers.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint, rfc3339
+from handlers.domain.events import EVENT_TYPES, build_event, event_id
+from handlers.domain.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint, rfc3339
+from handlers.tooling.event_schemas import TIME_PATTERN
 from tests.conftest import load_fixture
 
 JOB = Job(id="job_1", request={"model": "seedance-2.0-text-to-video", "prompt": "x", "duration": 6},

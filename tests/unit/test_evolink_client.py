@@ -11,8 +11,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from handlers.errors import ProviderRejected, ProviderUnavailable, UnknownOutcome
-from handlers.evolink.client import EvoLinkClient, RetryPolicy, parse_retry_after
+from handlers.base.errors import ProviderRejected, ProviderUnavailable, UnknownOutcome
+from handlers.provider.evolink.client import EvoLinkClient, RetryPolicy, parse_retry_after
 from tests.support.logs import rendered_logs
 
 API_KEY = "sk-evo-secret-key-123456"

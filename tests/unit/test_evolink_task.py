@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.evolink.task import Task, is_task_id, new_task_id
+from handlers.provider.evolink.task import Task, is_task_id, new_task_id
 from tests.conftest import load_fixture
 
 

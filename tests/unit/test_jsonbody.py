@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from handlers.errors import InvalidRequest
-from handlers.jobrequest import JobRequest, check_metadata, parse_job_request
-from handlers.jsonbody import MAX_DEPTH, json_depth, parse_object
+from handlers.base.errors import InvalidRequest
+from handlers.base.jsonbody import MAX_DEPTH, json_depth, parse_object
+from handlers.domain.jobrequest import JobRequest, check_metadata, parse_job_request
 
 
 def nested(depth: int, opener: str = "[", closer: str = "]") -> str:

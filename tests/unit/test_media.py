@@ -15,7 +15,7 @@ import av
 import pytest
 from PIL import Image
 
-from handlers.contract import frame_size
+from handlers.domain.contract import frame_size
 from handlers.sandbox.media import (
     RESULT_FPS,
     MediaUnavailable,

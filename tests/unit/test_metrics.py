@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from handlers.emf import EmfBuffer
-from handlers.metrics import CALLBACK_ROUTE, RelayMetrics
+from handlers.app.emf import EmfBuffer
+from handlers.app.metrics import CALLBACK_ROUTE, RelayMetrics
 from tests.conftest import ROOT
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handlers.errors import UnsafeURL
-from handlers.netguard import (
+from handlers.base.errors import UnsafeURL
+from handlers.net.netguard import (
     USER_AGENT,
     AddressPolicy,
     address_refusal,

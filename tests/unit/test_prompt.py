@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from handlers.contract import PROMPT_MAX_CJK_CHARS, PROMPT_MAX_WORDS
-from handlers.prompt import PromptLength, find_reference_mentions, measure_prompt
+from handlers.domain.contract import PROMPT_MAX_CJK_CHARS, PROMPT_MAX_WORDS
+from handlers.provider.prompt import PromptLength, find_reference_mentions, measure_prompt
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from handlers.adapters.local.queue import message_id
-from handlers.files import MEDIA_CHUNK, MediaFileResponse
-from handlers.server import GC_YOUNG_THRESHOLD, BackgroundServer, tune_gc_for_serving
+from handlers.net.files import MEDIA_CHUNK, MediaFileResponse
+from handlers.net.server import GC_YOUNG_THRESHOLD, BackgroundServer, tune_gc_for_serving
 
 
 @pytest.fixture

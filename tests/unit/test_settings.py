@@ -9,10 +9,17 @@ from pathlib import Path
 import pytest
 
 import handlers
-from handlers.errors import ConfigurationError
-from handlers.logs import configure
+from handlers.app.settings import (
+    LOG_FORMATS,
+    VARIABLES,
+    Settings,
+    known_variables,
+    parse_subscribers,
+    unknown_variables,
+)
+from handlers.base.errors import ConfigurationError
+from handlers.base.logs import configure
 from handlers.sandbox.settings import SWITCHES, SandboxSettings
-from handlers.settings import LOG_FORMATS, VARIABLES, Settings, known_variables, parse_subscribers, unknown_variables
 
 
 def test_defaults_need_no_environment() -> None:

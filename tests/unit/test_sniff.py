@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.errors import UnsupportedMediaType
+from handlers.base.errors import UnsupportedMediaType
+from handlers.domain.sniff import SNIFF_BYTES, sniff
 from handlers.sandbox.media import render_audio, render_image, render_video
-from handlers.sniff import SNIFF_BYTES, sniff
 from handlers.usecases.uploads import MismatchedMedia, check_bytes
 
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.errors import ConfigurationError
-from handlers.tokens import TokenSigner
+from handlers.base.errors import ConfigurationError
+from handlers.domain.tokens import TokenSigner
 
 OLD, NEW = "k1:" + "a" * 32, "k2:" + "b" * 32
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from handlers.contract import (
+from handlers.base.errors import InvalidRequest, Violation
+from handlers.domain.contract import (
     ASPECT_RATIOS,
     AUDIO,
     CALLBACK_URL_MAX,
@@ -21,8 +22,7 @@ from handlers.contract import (
     REQUEST_BODY_MAX,
     VIDEO,
 )
-from handlers.errors import InvalidRequest, Violation
-from handlers.validation import (
+from handlers.provider.validation import (
     check_request,
     parse_request_bytes,
     reference_warnings,

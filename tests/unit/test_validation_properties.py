@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.contract import ASPECT_RATIOS, IMAGE, MODEL_PARAMS_FIELDS, MODELS, MediaLimits, ModelSpec
-from handlers.errors import InvalidRequest, Violation
-from handlers.prompt import find_reference_mentions, measure_prompt
-from handlers.validation import check_request, parse_request_bytes, reference_warnings, validate_request
+from handlers.base.errors import InvalidRequest, Violation
+from handlers.domain.contract import ASPECT_RATIOS, IMAGE, MODEL_PARAMS_FIELDS, MODELS, MediaLimits, ModelSpec
+from handlers.provider.prompt import find_reference_mentions, measure_prompt
+from handlers.provider.validation import check_request, parse_request_bytes, reference_warnings, validate_request
 
 FIELD_NAMES = sorted({name for spec in MODELS.values() for name in spec.fields})
 PROPERTY = settings(database=None, deadline=None, max_examples=200)

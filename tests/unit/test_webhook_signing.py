@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from handlers.errors import ConfigurationError
-from handlers.logs import redact
-from handlers.settings import Settings
+from handlers.app.settings import Settings
+from handlers.base.errors import ConfigurationError
+from handlers.base.logs import redact
 from handlers.webhooks.config import load_targets, secret_parameters, secret_variable
 from handlers.webhooks.signing import InvalidWebhook, WebhookSecret, sign, verify
 from tests.conftest import load_fixture

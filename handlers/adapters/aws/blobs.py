@@ -4,7 +4,7 @@
 part is one ``PutObject``, a longer one a multipart upload whose parts go up on
 ``concurrency`` threads while the next part is read, into one of at most ``concurrency + 2``
 part buffers used over and over, so memory stays under ``(concurrency + 3) * part_size``
-whatever the length. A body that can ``readinto`` (a :class:`~handlers.download.ResultBody`,
+whatever the length. A body that can ``readinto`` (a :class:`~handlers.net.download.ResultBody`,
 a binary file) is read straight into those buffers; other iterables are gathered into them.
 sha256 and size are computed on the way through. Any failure, including one raised by the
 caller's chunks, waits for the parts in flight and aborts the multipart upload (the caller's
@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
-from handlers.errors import StorageError
-from handlers.logs import get_logger
+from handlers.base.errors import StorageError
+from handlers.base.logs import get_logger
 from handlers.ports import StoredObject, SupportsReadinto
 
 if TYPE_CHECKING:

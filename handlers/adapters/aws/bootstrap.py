@@ -25,7 +25,7 @@ from handlers.adapters.aws.errors import aws_errors, error_code
 from handlers.adapters.aws.jobs import TABLE_SPEC, DynamoJobStore
 from handlers.adapters.aws.names import AwsNames
 from handlers.adapters.aws.queue import SqsWorkQueue, queue_url
-from handlers.errors import NotFound, QueueError, StorageError
+from handlers.base.errors import NotFound, QueueError, StorageError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
 from handlers.adapters.aws.queue import SqsWorkQueue
-from handlers.errors import NotFound, QueueError
+from handlers.base.errors import NotFound, QueueError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

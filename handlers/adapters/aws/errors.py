@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.errors import Conflict, NotFound, RelayError
+from handlers.base.errors import Conflict, NotFound, RelayError
 
 __all__ = ["CONFLICT_CODES", "NOT_FOUND_CODES", "aws_errors", "error_code", "translate"]
 

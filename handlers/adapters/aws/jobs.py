@@ -36,8 +36,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.adapters.aws.bus import LEDGER_PREFIX
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
-from handlers.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
-from handlers.jobs import Job, JobStatus
+from handlers.base.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
+from handlers.domain.jobs import Job, JobStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

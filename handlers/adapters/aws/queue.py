@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
 from handlers.adapters.aws.names import AwsNames
-from handlers.errors import NotFound, QueueError
+from handlers.base.errors import NotFound, QueueError
 from handlers.ports import Message
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from handlers.errors import ConfigurationError
-from handlers.logs import register_secret
+from handlers.base.errors import ConfigurationError
+from handlers.base.logs import register_secret
 
 __all__ = ["SECRET_SETTINGS", "with_secrets"]
 

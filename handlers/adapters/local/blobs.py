@@ -8,7 +8,7 @@ does, the temporary files are removed and nothing changes at the key. ``head`` t
 sidecar only when its size matches the file, and otherwise re-hashes the file.
 
 Disk errors leave as ``StorageError`` naming the key, never a file's path; a full disk
-(no space, quota, file size limit) as :class:`~handlers.errors.StorageFull`.
+(no space, quota, file size limit) as :class:`~handlers.base.errors.StorageFull`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from handlers.adapters.local.disk import describe, is_full, storage_full
-from handlers.errors import NotFound, StorageError
+from handlers.base.errors import NotFound, StorageError
 from handlers.ports import StoredObject
 
 __all__ = ["CHUNK_SIZE", "DEFAULT_CONTENT_TYPE", "SIDECAR_SUFFIX", "FolderBlobStore"]

@@ -20,7 +20,7 @@ from typing import Any
 from handlers.adapters.local import queue
 from handlers.adapters.local.queue import SqliteWorkQueue, enqueue
 from handlers.adapters.local.sqlite import SqliteDatabase
-from handlers.errors import NotFound, QueueError
+from handlers.base.errors import NotFound, QueueError
 
 __all__ = ["ALL_TYPES", "SCHEMA", "SUBSCRIBER_PREFIX", "SqliteEventBus"]
 

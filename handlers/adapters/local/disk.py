@@ -3,14 +3,14 @@
 Error messages may reach an API answer, so they never name a file: an ``OSError`` is
 described by its ``strerror`` alone (its ``filename`` stays on the chained original, which
 the log shows). A write refused for lack of room (``ENOSPC``, ``EDQUOT``, ``EFBIG``: no
-space, quota exhausted, file size limit) is :class:`~handlers.errors.StorageFull`.
+space, quota exhausted, file size limit) is :class:`~handlers.base.errors.StorageFull`.
 """
 
 from __future__ import annotations
 
 import errno
 
-from handlers.errors import StorageFull
+from handlers.base.errors import StorageFull
 
 __all__ = ["FULL_ERRNOS", "describe", "is_full", "storage_full"]
 

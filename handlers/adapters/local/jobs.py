@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from handlers.adapters.local.sqlite import SqliteDatabase
-from handlers.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
-from handlers.jobs import Job, JobStatus
+from handlers.base.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
+from handlers.domain.jobs import Job, JobStatus
 
 __all__ = ["COUNT_QUERY", "DUE_QUERY", "SCHEMA", "SqliteJobStore"]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.adapters.local.sqlite import SqliteDatabase
-from handlers.errors import QueueError
+from handlers.base.errors import QueueError
 from handlers.ports import Message
 
 __all__ = ["DLQ_SUFFIX", "SCHEMA", "SqliteWorkQueue", "enqueue"]

@@ -6,7 +6,7 @@ wait for each other instead of failing. A read-modify-write goes through
 :meth:`SqliteDatabase.transaction`, which takes the write lock up front (``BEGIN
 IMMEDIATE``). Every ``sqlite3.Error`` leaves as the error class the owning adapter chose,
 except a full disk (``SQLITE_FULL``, or ``ENOSPC``/``EDQUOT``/``EFBIG`` from the file system),
-which leaves as :class:`~handlers.errors.StorageFull`. No message names the database file:
+which leaves as :class:`~handlers.base.errors.StorageFull`. No message names the database file:
 messages may reach an API answer, and the file's path is the operator's business (it stays on
 the chained original exception, which the log shows).
 """
@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from handlers.adapters.local.disk import describe, is_full, storage_full
-from handlers.errors import RelayError
+from handlers.base.errors import RelayError
 
 __all__ = ["BUSY_TIMEOUT", "SqliteDatabase"]
 

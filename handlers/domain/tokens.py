@@ -19,8 +19,8 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from handlers.errors import ConfigurationError
-from handlers.logs import register_secret
+from handlers.base.errors import ConfigurationError
+from handlers.base.logs import register_secret
 
 __all__ = ["CALLBACK", "UPLOAD_URL", "TokenSigner"]
 

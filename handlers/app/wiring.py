@@ -9,17 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from handlers.download import ResultFetcher
-from handlers.errors import ConfigurationError
-from handlers.events import event_type
-from handlers.evolink.client import EvoLinkClient
-from handlers.logs import register_secret
-from handlers.metrics import FigureSink, MeteredProvider, RelayMetrics, StoreCollector
-from handlers.netguard import AddressPolicy
+from handlers.app.metrics import FigureSink, MeteredProvider, RelayMetrics, StoreCollector
+from handlers.app.relay import Relay
+from handlers.app.settings import Settings
+from handlers.base.errors import ConfigurationError
+from handlers.base.logs import register_secret
+from handlers.domain.events import event_type
+from handlers.domain.tokens import TokenSigner
+from handlers.net.download import ResultFetcher
+from handlers.net.netguard import AddressPolicy
 from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
-from handlers.relay import Relay
-from handlers.settings import Settings
-from handlers.tokens import TokenSigner
+from handlers.provider.evolink.client import EvoLinkClient
 
 __all__ = ["SANDBOX_KEY", "build_ports", "build_relay", "local_secret", "result_policy", "subscriber_filters",
            "watched_queues"]

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from handlers.evolink.task import Task, TaskError, is_task_id, new_task_id
+from handlers.provider.evolink.task import Task, TaskError, is_task_id, new_task_id
 
 if TYPE_CHECKING:
-    from handlers.evolink.client import EvoLinkClient, RetryPolicy
+    from handlers.provider.evolink.client import EvoLinkClient, RetryPolicy
 
 __all__ = ["EvoLinkClient", "RetryPolicy", "Task", "TaskError", "is_task_id", "new_task_id"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("EvoLinkClient", "RetryPolicy"):
-        from handlers.evolink import client
+        from handlers.provider.evolink import client
 
         return getattr(client, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,8 +3,8 @@
 :func:`parse_job_request` turns the raw bytes a caller sends into the EvoLink request body and
 the relay's own options (``metadata``), refusing what the API refuses at the JSON level:
 over-size bodies, bytes that are not UTF-8, invalid JSON, duplicate keys, ``NaN``, nesting
-beyond :data:`handlers.jsonbody.MAX_DEPTH`, a body that is not an object. The request's
-content is then checked by :func:`handlers.validation.validate_request`, and the options by
+beyond :data:`handlers.base.jsonbody.MAX_DEPTH`, a body that is not an object. The request's
+content is then checked by :func:`handlers.provider.validation.validate_request`, and the options by
 :func:`check_metadata`.
 """
 
@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from handlers.contract import METADATA_MAX_BYTES, REQUEST_BODY_MAX
-from handlers.errors import InvalidRequest, Violation
-from handlers.jsonbody import parse_object
+from handlers.base.errors import InvalidRequest, Violation
+from handlers.base.jsonbody import parse_object
+from handlers.domain.contract import METADATA_MAX_BYTES, REQUEST_BODY_MAX
 
 __all__ = ["OPTION_FIELDS", "JobRequest", "check_metadata", "parse_job_request"]
 

@@ -1,9 +1,9 @@
 """JSON Schemas (draft 2020-12) of the relay's CloudEvents, one per event type.
 
 Every time is RFC 3339 in UTC with ``Z`` and six fractional digits (:data:`TIME_PATTERN`).
-Each schema pins the envelope :func:`handlers.events.build_event` writes (structured JSON
+Each schema pins the envelope :func:`handlers.domain.events.build_event` writes (structured JSON
 mode, no extension attributes) and the exact ``data`` object of its outcome. They are
-written to ``docs/schemas/<type>.json`` by :mod:`handlers.docgen`; consumers may validate
+written to ``docs/schemas/<type>.json`` by :mod:`handlers.tooling.docgen`; consumers may validate
 events against them. Every schema is self-contained (no ``$ref``).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.contract import ALL_MODELS, DURATION_MAX, DURATION_MIN
-from handlers.events import EVENT_TYPES, SOURCE, TYPE_PREFIX
+from handlers.domain.contract import ALL_MODELS, DURATION_MAX, DURATION_MIN
+from handlers.domain.events import EVENT_TYPES, SOURCE, TYPE_PREFIX
 
 __all__ = ["DRAFT", "TIME_PATTERN", "all_event_schemas", "event_schema"]
 
@@ -155,5 +155,5 @@ def event_schema(event_type: str) -> dict[str, Any]:
 
 
 def all_event_schemas() -> dict[str, dict[str, Any]]:
-    """``{event type: schema}`` for every type in :data:`handlers.events.EVENT_TYPES`."""
+    """``{event type: schema}`` for every type in :data:`handlers.domain.events.EVENT_TYPES`."""
     return {event_type: event_schema(event_type) for event_type in EVENT_TYPES}

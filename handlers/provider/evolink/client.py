@@ -20,14 +20,14 @@ from typing import Any
 import httpx
 
 from handlers import __version__
-from handlers.errors import (
+from handlers.base.errors import (
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     UnknownOutcome,
 )
-from handlers.evolink.task import Task
-from handlers.logs import get_logger, register_secret
+from handlers.base.logs import get_logger, register_secret
+from handlers.provider.evolink.task import Task
 
 __all__ = ["RETRYABLE_STATUSES", "USER_AGENT", "EvoLinkClient", "RetryPolicy"]
 

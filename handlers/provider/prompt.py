@@ -33,7 +33,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from handlers.contract import PROMPT_MAX_CJK_CHARS, PROMPT_MAX_WORDS
+from handlers.domain.contract import PROMPT_MAX_CJK_CHARS, PROMPT_MAX_WORDS
 
 __all__ = [
     "PromptLength",

@@ -3,7 +3,7 @@
 What a URL must look like before anything fetches it: absolute, with a host, no
 credentials, no spaces, ``https`` (``http`` too when the sandbox is the provider), and for
 media a file extension of the right kind when the path has one. Whether the address is
-public is the SSRF guard's job (:mod:`handlers.netguard`), whether the file really is a
+public is the SSRF guard's job (:mod:`handlers.net.netguard`), whether the file really is a
 JPEG is the preflight probe's.
 """
 
@@ -13,8 +13,8 @@ import ipaddress
 import re
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from handlers.contract import CALLBACK_URL_MAX, MediaLimits
-from handlers.errors import Violation
+from handlers.base.errors import Violation
+from handlers.domain.contract import CALLBACK_URL_MAX, MediaLimits
 
 __all__ = [
     "BASE64_MIN_CHARS",

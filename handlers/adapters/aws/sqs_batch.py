@@ -1,4 +1,5 @@
-"""SQS batches with partial batch failure reporting (``ReportBatchItemFailures``)."""
+"""SQS batches as a Lambda event source mapping hands them over, with partial batch failure reporting
+(``ReportBatchItemFailures``). Shared by the Lambda entries and the consumer helper."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from handlers.logs import get_logger
+from handlers.base.logs import get_logger
 from handlers.ports import Message
 
 __all__ = ["Record", "batch_response", "records"]

@@ -4,7 +4,7 @@
 carries the same id and consumers can dedupe. ``type`` is
 ``io.seedance-relay.job.<outcome>``, ``subject`` the job id. Every time (``time``,
 ``data.created_at``, ``data.finished_at``) is RFC 3339 in UTC with ``Z`` and microseconds,
-as in the API's jobs (:func:`handlers.jobs.rfc3339`).
+as in the API's jobs (:func:`handlers.domain.jobs.rfc3339`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from handlers.jobs import Job, rfc3339
+from handlers.domain.jobs import Job, rfc3339
 
 __all__ = ["EVENT_TYPES", "SOURCE", "TYPE_PREFIX", "build_event", "event_id", "event_type"]
 

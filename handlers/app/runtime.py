@@ -32,18 +32,18 @@ from starlette.applications import Starlette
 from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import dashboard_routes
-from handlers.logs import get_logger
+from handlers.app.relay import Relay
+from handlers.app.settings import DEFAULT_EVOLINK_URL, Settings
+from handlers.app.wiring import build_relay, local_secret
+from handlers.base.logs import get_logger
+from handlers.net.server import BackgroundServer, free_port
 from handlers.ports import WorkQueue
-from handlers.relay import Relay
 from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SandboxSettings
-from handlers.server import BackgroundServer, free_port
-from handlers.settings import DEFAULT_EVOLINK_URL, Settings
 from handlers.usecases import reconcile
 from handlers.usecases.work import handle_ingest_message
 from handlers.webhooks import WebhookDeliverer, build_deliverer, run_webhook_loop
-from handlers.wiring import build_relay, local_secret
 
 __all__ = ["SANDBOX_PORT_FILE", "LocalRuntime", "run_worker_once"]
 

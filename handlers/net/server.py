@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import uvicorn
 
-from handlers.errors import ConfigurationError
-from handlers.httpguard import ServerLimits, guarded_protocol
+from handlers.base.errors import ConfigurationError
+from handlers.net.httpguard import ServerLimits, guarded_protocol
 
 __all__ = ["BackgroundServer", "ReadyServer", "ServerLimits", "bind", "free_port", "server_config",
            "tune_gc_for_serving"]

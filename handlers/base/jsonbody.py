@@ -16,7 +16,7 @@ import math
 import re
 from typing import Any
 
-from handlers.errors import InvalidRequest, Violation
+from handlers.base.errors import InvalidRequest, Violation
 
 __all__ = ["MAX_DEPTH", "json_depth", "parse_object"]
 

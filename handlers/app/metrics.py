@@ -5,7 +5,7 @@ provider call) through small typed methods. Counters and histograms live in the 
 own ``CollectorRegistry`` (never the process-wide default, so several relays and tests in
 one process never share a figure). Figures read from the stores (jobs by status, queue
 depth, dead letters) are computed when ``/metrics`` is scraped, by :class:`StoreCollector`.
-On Lambda an :class:`~handlers.emf.EmfBuffer` receives the same figures and the
+On Lambda an :class:`~handlers.app.emf.EmfBuffer` receives the same figures and the
 entry point flushes them as CloudWatch Embedded Metric Format lines after each invocation.
 """
 
@@ -21,15 +21,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
-from handlers.errors import RelayError
-from handlers.jobs import JobStatus
-from handlers.logs import get_logger
+from handlers.base.errors import RelayError
+from handlers.base.logs import get_logger
+from handlers.domain.jobs import JobStatus
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from handlers.evolink.task import Task
     from handlers.ports import JobStore, Provider, WorkQueue
+    from handlers.provider.evolink.task import Task
 
 __all__ = ["CALLBACK_ROUTE", "CONTENT_TYPE", "JOB_COUNT_CAP", "FigureSink", "MeteredProvider", "RelayMetrics",
            "StoreCollector"]

@@ -5,7 +5,7 @@ that is a permanent failure, never a retry loop. 5xx answers and transport error
 transient: the caller retries later.
 
 The download runs on the standard library's ``http.client``, whose connections here go only
-to addresses the :class:`~handlers.netguard.AddressPolicy` allows (each redirect hop is
+to addresses the :class:`~handlers.net.netguard.AddressPolicy` allows (each redirect hop is
 checked again). Its response can ``readinto`` a caller's buffer straight from the socket, so
 :class:`ResultBody` offers that beside plain iteration: the S3 store reads a result into its
 part buffers with no copy on the way.
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from handlers import __version__
-from handlers.errors import DownloadFailed, UnsafeURL
-from handlers.netguard import MAX_REDIRECTS, AddressPolicy, AddressRefused, check_url, connect_guarded, parse_url
+from handlers.base.errors import DownloadFailed, UnsafeURL
+from handlers.net.netguard import MAX_REDIRECTS, AddressPolicy, AddressRefused, check_url, connect_guarded, parse_url
 
 __all__ = ["CHUNK_SIZE", "Download", "ResultBody", "ResultFetcher"]
 

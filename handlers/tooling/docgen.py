@@ -3,9 +3,9 @@
 Each page is rendered from the code that defines it, so the docs cannot drift:
 
     docs/api.md            from the OpenAPI document (``handlers.api.openapi``)
-    docs/events.md         from ``handlers.events`` and ``handlers.event_schemas``
+    docs/events.md         from ``handlers.domain.events`` and ``handlers.tooling.event_schemas``
     docs/schemas/*.json    one JSON Schema per event type
-    docs/evolink.md        only the block between the ``limits`` markers, from ``handlers.contract``
+    docs/evolink.md        only the block between the ``limits`` markers, from ``handlers.domain.contract``
 
 ``generate(root, check=True)`` writes nothing and lists what is stale; the test suite runs it
 so a change to the code without ``seedance-relay docs generate`` fails.
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.api.openapi import openapi_document
-from handlers.contract import (
+from handlers.domain.contract import (
     ALL_MODELS,
     ASPECT_RATIOS,
     AUDIO,
@@ -38,9 +38,9 @@ from handlers.contract import (
     VIDEO,
     MediaLimits,
 )
-from handlers.event_schemas import all_event_schemas, event_schema
-from handlers.events import EVENT_TYPES, TYPE_PREFIX, build_event
-from handlers.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
+from handlers.domain.events import EVENT_TYPES, TYPE_PREFIX, build_event
+from handlers.domain.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
+from handlers.tooling.event_schemas import all_event_schemas, event_schema
 
 __all__ = ["LIMITS_END", "LIMITS_START", "TIME_CONVENTION", "api_reference", "event_catalogue", "evolink_limits",
            "example_event", "fill_limits", "generate"]
@@ -274,7 +274,7 @@ _EXAMPLE_ERRORS: dict[str, dict[str, Any]] = {
 
 
 def example_event(outcome: str) -> dict[str, Any]:
-    """A realistic event of ``outcome``, built by :func:`handlers.events.build_event`."""
+    """A realistic event of ``outcome``, built by :func:`handlers.domain.events.build_event`."""
     job = _example_job(outcome)
     return build_event(job, now=(job.finished_at or _T0) + 0.01)
 
@@ -329,7 +329,8 @@ def _data_section() -> list[str]:
 def event_catalogue() -> str:
     """Markdown: the envelope, the data fields, and each event type with when it is published and an example."""
     envelope = event_schema(EVENT_TYPES[0])["properties"]
-    lines = ["# Events", "", GENERATED.format(source="`handlers/events.py` and `handlers/event_schemas.py`"), "",
+    sources = "`handlers/domain/events.py` and `handlers/tooling/event_schemas.py`"
+    lines = ["# Events", "", GENERATED.format(source=sources), "",
              "Every final job state publishes exactly one [CloudEvent 1.0](https://cloudevents.io) in structured "
              "JSON mode. How to receive them (SQS, webhooks, the local bus) is in [consumers.md](consumers.md).", "",
              "| type | when it is published | schema |", "|---|---|---|"]
@@ -394,7 +395,7 @@ def _model_rows(qualities: list[str]) -> list[list[str]]:
 
 
 def evolink_limits() -> str:
-    """Markdown tables of what EvoLink accepts, from :mod:`handlers.contract`."""
+    """Markdown tables of what EvoLink accepts, from :mod:`handlers.domain.contract`."""
     qualities = list(dict.fromkeys(q for spec in MODELS.values() for q in spec.qualities))
     kinds = (IMAGE, VIDEO, AUDIO)
     defaults = ", ".join(f"`{k}` {json.dumps(v)}" for k, v in DEFAULTS.items())
@@ -422,7 +423,8 @@ def fill_limits(page: str, block: str) -> str:
     start, end = page.find(LIMITS_START), page.find(LIMITS_END)
     if start < 0 or end < start:
         raise ValueError(f"docs/evolink.md needs {LIMITS_START} and, after it, {LIMITS_END}")
-    return f"{page[:start]}{LIMITS_START}\n{GENERATED.format(source='`handlers/contract.py`')}\n\n{block}{page[end:]}"
+    generated = GENERATED.format(source="`handlers/domain/contract.py`")
+    return f"{page[:start]}{LIMITS_START}\n{generated}\n\n{block}{page[end:]}"
 
 
 # --- writing -------------------------------------------------------------------------------------

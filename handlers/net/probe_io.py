@@ -8,8 +8,8 @@ server ignores ranges: the body is streamed and kept only as far as reads need i
 
 Every byte received counts against ``max_read_bytes`` (``probe_budget_exceeded``); every
 request and every received chunk is bounded by one :class:`Deadline`. Transport failures,
-HTTP errors and timeouts become :class:`~handlers.errors.ProbeFailed` with code
-``unreachable``; :class:`~handlers.errors.UnsafeURL` from a guarded client passes through.
+HTTP errors and timeouts become :class:`~handlers.base.errors.ProbeFailed` with code
+``unreachable``; :class:`~handlers.base.errors.UnsafeURL` from a guarded client passes through.
 The first such error raised by a read is kept in ``failure`` and later reads return EOF:
 a C parser (FFmpeg) may retry a failed read or swallow its error, and the caller can then
 re-raise ``failure`` once the parser returns.
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from handlers.errors import ProbeFailed, UnsafeURL
+from handlers.base.errors import ProbeFailed, UnsafeURL
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from handlers.errors import ConfigurationError
-from handlers.logs import FORMATS
+from handlers.base.errors import ConfigurationError
+from handlers.base.logs import FORMATS
 
 __all__ = [
     "LOG_FORMATS",

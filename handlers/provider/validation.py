@@ -1,10 +1,10 @@
 """Validate a Seedance 2.0 create request against EvoLink's contract, all rules at once.
 
-:func:`validate_request` returns every :class:`~handlers.errors.Violation` a body commits
+:func:`validate_request` returns every :class:`~handlers.base.errors.Violation` a body commits
 (it never stops at the first); :func:`check_request` raises
-:class:`~handlers.errors.InvalidRequest` carrying them; :func:`parse_request_bytes` does the
+:class:`~handlers.base.errors.InvalidRequest` carrying them; :func:`parse_request_bytes` does the
 same for raw HTTP bodies. :func:`reference_warnings` lists prompt mentions of references
-that were not given: warnings, never errors. Limits come from :mod:`handlers.contract`;
+that were not given: warnings, never errors. Limits come from :mod:`handlers.domain.contract`;
 the rule table is in ``docs/validation.md``.
 
 When ``model`` is missing or unknown, the rules that do not depend on the model still run;
@@ -21,7 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from handlers.contract import (
+from handlers.base.errors import InvalidRequest, Violation
+from handlers.base.jsonbody import parse_object
+from handlers.domain.contract import (
     ASPECT_RATIOS,
     AUDIO,
     DURATION_MAX,
@@ -36,10 +38,8 @@ from handlers.contract import (
     MediaLimits,
     ModelSpec,
 )
-from handlers.errors import InvalidRequest, Violation
-from handlers.jsonbody import parse_object
-from handlers.prompt import find_reference_mentions, measure_prompt
-from handlers.validation_urls import check_callback_url, check_media_url
+from handlers.provider.prompt import find_reference_mentions, measure_prompt
+from handlers.provider.validation_urls import check_callback_url, check_media_url
 
 __all__ = [
     "CallbackPolicy",

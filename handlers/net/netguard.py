@@ -12,9 +12,9 @@ Two layers, both driven by one :class:`AddressPolicy`:
   takes ``server_hostname`` from the request origin, not from the address connected to.
   Each request, redirects included, passes :func:`check_url` again inside the transport.
 - :func:`connect_guarded` is that connect step on its own: the result download
-  (:mod:`handlers.download`, on ``http.client``) opens its sockets through it too.
+  (:mod:`handlers.net.download`, on ``http.client``) opens its sockets through it too.
 
-Policy refusals raise :class:`~handlers.errors.UnsafeURL`, never an httpx or httpcore
+Policy refusals raise :class:`~handlers.base.errors.UnsafeURL`, never an httpx or httpcore
 exception. A host that does not resolve is a connection failure (``httpx.ConnectError``),
 not a policy refusal.
 """
@@ -32,7 +32,7 @@ import httpcore
 import httpx
 
 from handlers import __version__
-from handlers.errors import UnsafeURL
+from handlers.base.errors import UnsafeURL
 
 __all__ = [
     "USER_AGENT",

@@ -1,4 +1,4 @@
-"""The relay's parts, wired once (see ``handlers.wiring``) and handed to every use case."""
+"""The relay's parts, wired once (see ``handlers.app.wiring``) and handed to every use case."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from handlers.app.settings import Settings
+from handlers.domain.tokens import TokenSigner
 from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
-from handlers.settings import Settings
-from handlers.tokens import TokenSigner
 
 if TYPE_CHECKING:
-    from handlers.download import ResultFetcher
-    from handlers.metrics import RelayMetrics
+    from handlers.app.metrics import RelayMetrics
+    from handlers.net.download import ResultFetcher
 
 __all__ = ["Relay"]
 

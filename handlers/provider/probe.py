@@ -3,15 +3,15 @@
 :func:`probe_request` reads ``image_urls``, ``video_urls`` and ``audio_urls`` from a request
 body and, for each URL, concurrently and within one overall deadline:
 
-1. vets the URL with the SSRF guard (:mod:`handlers.netguard`);
-2. opens it as a lazily read remote file (:mod:`handlers.probe_io`): HTTP Range requests
+1. vets the URL with the SSRF guard (:mod:`handlers.net.netguard`);
+2. opens it as a lazily read remote file (:mod:`handlers.net.probe_io`): HTTP Range requests
    fetch only the bytes the parsers touch, capped by ``max_read_bytes``;
 3. reads the real format and properties from the bytes, not from the name or the
    Content-Type: image headers with Pillow (WebP's with a 30-byte header reader, because
    Pillow reads whole WebP files), containers and streams with PyAV;
-4. checks them against :mod:`handlers.contract`'s limits, then checks the totals.
+4. checks them against :mod:`handlers.domain.contract`'s limits, then checks the totals.
 
-Every problem becomes a :class:`~handlers.errors.Violation` in the report, shaped like the
+Every problem becomes a :class:`~handlers.base.errors.Violation` in the report, shaped like the
 validator's (``field`` is a JSON path such as ``video_urls[1]``). Codes:
 
 ``unsafe_url``, ``unreachable``, ``probe_budget_exceeded``, ``format_mismatch``,
@@ -33,10 +33,10 @@ import av
 import httpx
 from PIL import JpegImagePlugin, PngImagePlugin
 
-from handlers.contract import AUDIO, IMAGE, VIDEO, MediaLimits
-from handlers.errors import ProbeFailed, UnsafeURL, Violation
-from handlers.netguard import USER_AGENT, AddressPolicy, check_url, guarded_client
-from handlers.probe_io import Deadline, RemoteFile, open_remote
+from handlers.base.errors import ProbeFailed, UnsafeURL, Violation
+from handlers.domain.contract import AUDIO, IMAGE, VIDEO, MediaLimits
+from handlers.net.netguard import USER_AGENT, AddressPolicy, check_url, guarded_client
+from handlers.net.probe_io import Deadline, RemoteFile, open_remote
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -341,7 +341,7 @@ def probe_request(
     """Fetch the head (and, where needed, the tail) of each reference and check it.
 
     ``timeout`` bounds the whole probe; ``max_read_bytes`` bounds the bytes read per
-    reference. Without ``client`` a guarded client (:func:`handlers.netguard.guarded_client`)
+    reference. Without ``client`` a guarded client (:func:`handlers.net.netguard.guarded_client`)
     is made and closed here; a given client is used as is, and each URL is then also
     resolved and vetted up front (the client's own transport should be guarded too).
     """

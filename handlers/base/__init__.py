@@ -1,0 +1,1 @@
+"""Foundation: the exception tree, logging and JSON reading. Imports nothing else of the project."""

@@ -1,0 +1,1 @@
+"""EvoLink: its client and task model, and what a valid request is (validation, prompt, probe)."""

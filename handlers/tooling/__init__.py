@@ -1,0 +1,1 @@
+"""Doc tooling: generated reference pages and event schemas."""
