@@ -12,7 +12,6 @@ from handlers.base.errors import InvalidRequest, Violation
 from handlers.domain.contract import (
     ASPECT_RATIOS,
     AUDIO,
-    CALLBACK_URL_MAX,
     DEFAULTS,
     DURATION_MAX,
     DURATION_MIN,
@@ -20,7 +19,6 @@ from handlers.domain.contract import (
     MODEL_PARAMS_FIELDS,
     MODELS,
     REQUEST_BODY_MAX,
-    VIDEO,
 )
 from handlers.provider.validation import (
     check_request,
@@ -29,8 +27,8 @@ from handlers.provider.validation import (
     validate_request,
 )
 from tests.conftest import FIXTURES, load_fixture
+from tests.support.requests import R2V, request_body, violation_codes
 
-R2V = "seedance-2.0-reference-to-video"
 FAST_R2V = "seedance-2.0-fast-reference-to-video"
 I2V = "seedance-2.0-image-to-video"
 T2V = "seedance-2.0-text-to-video"
@@ -91,29 +89,6 @@ def _openapi_examples() -> list[Any]:
     return params
 
 
-def _body(**changes: Any) -> dict[str, Any]:
-    """A valid multimodal reference-to-video body with ``changes`` applied (None deletes)."""
-    body: dict[str, Any] = {
-        "model": R2V,
-        "prompt": "Use @video1's framing and @audio1 as music; keep @image1's palette.",
-        "image_urls": ["https://example.com/ref1.jpg"],
-        "video_urls": ["https://example.com/ref.mp4"],
-        "audio_urls": ["https://example.com/bgm.mp3"],
-        "duration": 10,
-        "quality": "720p",
-        "aspect_ratio": "16:9",
-        "generate_audio": True,
-        "content_filter": True,
-        "callback_url": "https://relay.example.com/callbacks/abc",
-    }
-    body.update(changes)
-    return {key: value for key, value in body.items() if value is not None}
-
-
-def _codes(body: object, **options: Any) -> set[tuple[str, str]]:
-    return {(v.field, v.code) for v in validate_request(body, **options)}
-
-
 # --- the spec's own examples ------------------------------------------------------------
 
 
@@ -172,7 +147,7 @@ def test_limits_and_defaults_match_openapi(path: Path) -> None:
 @pytest.mark.parametrize("body", [[], "model", None, 42, True])
 def test_body_must_be_an_object(body: object) -> None:
     """A body that is not a JSON object is one violation at '$'."""
-    assert _codes(body) == {("$", "invalid_type")}
+    assert violation_codes(body) == {("$", "invalid_type")}
 
 
 @pytest.mark.parametrize(
@@ -191,18 +166,18 @@ def test_body_must_be_an_object(body: object) -> None:
 )
 def test_model_and_prompt_rules(changes: dict[str, Any], field: str, code: str) -> None:
     """model and prompt are required, typed, known, non-empty and within the length budget."""
-    assert (field, code) in _codes(_body(**changes))
+    assert (field, code) in violation_codes(request_body(**changes))
 
 
 def test_unknown_model_message_names_the_valid_models() -> None:
     """unknown_model lists every valid model id."""
-    (violation,) = validate_request(_body(model="seedance-1"))
+    (violation,) = validate_request(request_body(model="seedance-1"))
     assert all(name in violation.message for name in MODELS)
 
 
 def test_too_long_prompt_message_gives_the_measure() -> None:
     """too_long reports the measured CJK characters and words and the limits."""
-    (violation,) = validate_request(_body(prompt="字" * 400 + " word" * 300))
+    (violation,) = validate_request(request_body(prompt="字" * 400 + " word" * 300))
     assert "400 CJK characters and 300 words" in violation.message
     assert "500 CJK characters or 1000 words" in violation.message
 
@@ -215,15 +190,15 @@ def test_too_long_prompt_message_gives_the_measure() -> None:
         ({"model": I2V, "prompt": "p", "image_urls": ["https://e.com/a.png"],
           "audio_urls": []}, "audio_urls"),
         ({"model": T2V, "prompt": "p", "image_urls": ["https://e.com/a.png"]}, "image_urls"),
-        (_body(model_params={"web_search": True}), "model_params"),
-        (_body(seed=42), "seed"),
+        (request_body(model_params={"web_search": True}), "model_params"),
+        (request_body(seed=42), "seed"),
         ({"model": T2V, "prompt": "p", "model_params": {"web_search": True, "depth": 2}},
          "model_params.depth"),
     ],
 )
 def test_unknown_fields_are_refused(body: dict[str, Any], field: str) -> None:
     """A field the chosen model does not accept is unknown_field at that key."""
-    assert (field, "unknown_field") in _codes(body)
+    assert (field, "unknown_field") in violation_codes(body)
 
 
 @pytest.mark.parametrize(
@@ -246,7 +221,7 @@ def test_unknown_fields_are_refused(body: dict[str, Any], field: str) -> None:
 )
 def test_wrong_types_are_refused(changes: dict[str, Any], field: str) -> None:
     """Strings, JSON booleans, integers (not bool or float) and string arrays are enforced."""
-    assert (field, "invalid_type") in _codes(_body(**changes))
+    assert (field, "invalid_type") in violation_codes(request_body(**changes))
 
 
 @pytest.mark.parametrize(
@@ -256,18 +231,18 @@ def test_wrong_types_are_refused(changes: dict[str, Any], field: str) -> None:
 def test_model_params_is_an_object_of_booleans(model_params: object, field: str) -> None:
     """text-to-video's model_params is an object whose web_search is a boolean."""
     body = {"model": T2V, "prompt": "today's weather", "model_params": model_params}
-    assert _codes(body) == {(field, "invalid_type")}
+    assert violation_codes(body) == {(field, "invalid_type")}
 
 
 def test_null_is_not_a_value() -> None:
     """An optional field sent as null is refused, not treated as absent."""
-    body = _body() | {"duration": None, "generate_audio": None}
-    assert _codes(body) == {("duration", "invalid_type"), ("generate_audio", "invalid_type")}
+    body = request_body() | {"duration": None, "generate_audio": None}
+    assert violation_codes(body) == {("duration", "invalid_type"), ("generate_audio", "invalid_type")}
 
 
 def test_type_message_names_the_expected_type() -> None:
     """invalid_type says what was expected and what came."""
-    (violation,) = validate_request(_body(duration=5.5))
+    (violation,) = validate_request(request_body(duration=5.5))
     assert violation.message == "duration must be an integer number of seconds, got number"
 
 
@@ -285,7 +260,7 @@ def test_type_message_names_the_expected_type() -> None:
 def test_reference_counts_are_capped(changes: dict[str, Any], field: str, code: str,
                                      message: str) -> None:
     """reference-to-video takes at most 9 images, 3 videos and 3 audio clips."""
-    assert Violation(field, code, message) in validate_request(_body(**changes))
+    assert Violation(field, code, message) in validate_request(request_body(**changes))
 
 
 @pytest.mark.parametrize(
@@ -327,187 +302,51 @@ def test_image_to_video_accepts_one_or_two_images(count: int) -> None:
 )
 def test_quality_depends_on_the_model(model: str, quality: str, ok: bool) -> None:
     """Standard models offer 480p-4k; fast models only 480p and 720p."""
-    codes = _codes(_body(model=model, quality=quality))
+    codes = violation_codes(request_body(model=model, quality=quality))
     assert (("quality", "invalid_choice") in codes) is not ok
 
 
 def test_invalid_choice_lists_the_models_values() -> None:
     """The invalid_choice message lists exactly what that model offers."""
-    (violation,) = validate_request(_body(model=FAST_R2V, quality="1080p"))
+    (violation,) = validate_request(request_body(model=FAST_R2V, quality="1080p"))
     assert violation.message.endswith("choose one of 480p, 720p")
 
 
 @pytest.mark.parametrize("ratio", [*ASPECT_RATIOS])
 def test_every_aspect_ratio_is_accepted(ratio: str) -> None:
     """All seven aspect ratios, adaptive included, are valid."""
-    assert validate_request(_body(aspect_ratio=ratio)) == []
+    assert validate_request(request_body(aspect_ratio=ratio)) == []
 
 
 @pytest.mark.parametrize("ratio", ["5:4", "16:10", "ADAPTIVE", ""])
 def test_other_aspect_ratios_are_refused(ratio: str) -> None:
     """Any other aspect ratio is invalid_choice."""
-    assert _codes(_body(aspect_ratio=ratio)) == {("aspect_ratio", "invalid_choice")}
+    assert violation_codes(request_body(aspect_ratio=ratio)) == {("aspect_ratio", "invalid_choice")}
 
 
 @pytest.mark.parametrize(("duration", "ok"), [(3, False), (4, True), (15, True), (16, False),
                                               (-5, False), (10**30, False)])
 def test_duration_is_4_to_15_seconds(duration: int, ok: bool) -> None:
     """duration must be an integer from 4 to 15 inclusive."""
-    codes = _codes(_body(duration=duration))
+    codes = violation_codes(request_body(duration=duration))
     assert codes == (set() if ok else {("duration", "out_of_range")})
 
 
 def test_audio_alone_is_refused() -> None:
     """Audio without any image or video is audio_needs_visual on audio_urls."""
-    body = _body(image_urls=[], video_urls=None)
-    assert _codes(body) == {("audio_urls", "audio_needs_visual")}
+    body = request_body(image_urls=[], video_urls=None)
+    assert violation_codes(body) == {("audio_urls", "audio_needs_visual")}
 
 
 @pytest.mark.parametrize("visual", [{"image_urls": None}, {"video_urls": None}])
 def test_audio_with_one_visual_kind_is_fine(visual: dict[str, Any]) -> None:
     """Audio with images only or videos only is valid."""
-    assert validate_request(_body(**visual)) == []
+    assert validate_request(request_body(**visual)) == []
 
 
 def test_no_references_at_all_is_valid() -> None:
     """reference-to-video without any reference behaves like text-to-video and is valid."""
-    assert validate_request(_body(image_urls=None, video_urls=None, audio_urls=None)) == []
-
-
-# --- URLs -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "code"),
-    [
-        ("example.com/a.jpg", "invalid_url"),
-        ("/images/a.jpg", "invalid_url"),
-        ("https:///a.jpg", "invalid_url"),
-        ("", "invalid_url"),
-        ("https://user:secret@example.com/a.jpg", "invalid_url"),
-        ("https://example.com/my photo.jpg", "invalid_url"),
-        ("https://example.com:99999/a.jpg", "invalid_url"),
-        ("https://[::1/a.jpg", "invalid_url"),
-        ("http://example.com/a.jpg", "insecure_url"),
-        ("ftp://example.com/a.jpg", "insecure_url"),
-        ("data:image/png;base64,iVBORw0KGgo=", "inline_data_forbidden"),
-        ("DATA:image/jpeg;base64,/9j/4AAQ", "inline_data_forbidden"),
-        ("iVBORw0KGgoAAAANSUhEUgAA" * 10, "inline_data_forbidden"),
-        ("/9j/4AAQSkZJRgABAQ+/\n" * 10, "inline_data_forbidden"),
-        ("https://example.com/a.gif", "unsupported_format"),
-        ("https://example.com/a.mp4", "unsupported_format"),
-        ("https://example.com/a.jpg.exe", "unsupported_format"),
-    ],
-)
-def test_bad_image_urls_are_refused(url: str, code: str) -> None:
-    """Image URLs must be absolute https links without credentials to a supported format."""
-    assert _codes(_body(image_urls=["https://e.com/ok.png", url])) == {("image_urls[1]", code)}
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://example.com/a.JPG",
-        "https://example.com/a.jpeg",
-        "https://example.com/a.webp?sig=abc.gif",
-        "https://example.com/render/12345",
-        "https://example.com/api/v1.0",
-        "https://example.com/dir/",
-        "https://cdn.example.com:8443/a%20b.png#frag",
-        "https://例え.jp/画像.png",
-    ],
-)
-def test_good_image_urls_are_accepted(url: str) -> None:
-    """Case-insensitive extensions, no extension, and query strings are fine."""
-    assert validate_request(_body(image_urls=[url])) == []
-
-
-@pytest.mark.parametrize(
-    ("array", "good", "bad"),
-    [
-        ("video_urls", "https://e.com/clip.MOV", "https://e.com/clip.webm"),
-        ("audio_urls", "https://e.com/voice.wav", "https://e.com/voice.ogg"),
-    ],
-)
-def test_video_and_audio_extensions(array: str, good: str, bad: str) -> None:
-    """Videos are .mp4/.mov and audio .wav/.mp3."""
-    assert validate_request(_body(**{array: [good]})) == []
-    assert _codes(_body(**{array: [bad]})) == {(f"{array}[0]", "unsupported_format")}
-
-
-def test_unsupported_format_names_the_allowed_extensions() -> None:
-    """unsupported_format lists the kind's extensions."""
-    (violation,) = validate_request(_body(video_urls=["https://e.com/a.avi"]))
-    assert all(ext in violation.message for ext in VIDEO.extensions)
-
-
-def test_allow_http_accepts_plain_http_media_and_callback() -> None:
-    """With allow_http (the sandbox is the provider) http URLs are valid; https still is."""
-    body = _body(image_urls=["http://127.0.0.1:9000/a.png", "https://e.com/b.png"],
-                 callback_url="http://127.0.0.1:8080/cb")
-    assert validate_request(body, allow_http=True) == []
-    assert _codes(body) == {("image_urls[0]", "insecure_url"), ("callback_url", "insecure_url"),
-                            ("callback_url", "private_address")}
-
-
-def test_allow_http_still_refuses_other_schemes() -> None:
-    """allow_http widens https to http only, not to ftp or file."""
-    assert _codes(_body(audio_urls=["ftp://e.com/a.mp3"]), allow_http=True) == {
-        ("audio_urls[0]", "insecure_url")
-    }
-
-
-@pytest.mark.parametrize(
-    ("url", "code"),
-    [
-        ("http://relay.example.com/cb", "insecure_url"),
-        ("relay.example.com/cb", "invalid_url"),
-        ("https://u:p@relay.example.com/cb", "invalid_url"),
-        ("https://relay.example.com/" + "x" * CALLBACK_URL_MAX, "too_long"),
-    ],
-)
-def test_callback_url_rules(url: str, code: str) -> None:
-    """callback_url is an https URL of at most 2048 characters."""
-    assert _codes(_body(callback_url=url)) == {("callback_url", code)}
-
-
-@pytest.mark.parametrize(("host", "kind"), [
-    ("10.1.2.3", "private"), ("192.168.0.10", "private"), ("172.16.5.4", "private"), ("[fd00::1]", "private"),
-    ("127.0.0.1", "loopback"), ("[::1]", "loopback"), ("[::ffff:127.0.0.1]", "loopback"),
-    ("169.254.169.254", "link-local"), ("[fe80::1]", "link-local"),
-    ("0.0.0.0", "unspecified"), ("[::]", "unspecified"),  # noqa: S104 (a URL host under test, not a bind)
-    ("localhost", "names this machine"), ("LOCALHOST.", "names this machine"), ("api.localhost", "names this machine"),
-])
-def test_callback_url_to_a_local_host_is_refused(host: str, kind: str) -> None:
-    """As EvoLink does, a callback_url whose host is a literal non-public address or localhost is refused."""
-    violations = validate_request(_body(callback_url=f"https://{host}:8443/cb"))
-    assert [(v.field, v.code) for v in violations] == [("callback_url", "private_address")]
-    assert kind in violations[0].message
-
-
-@pytest.mark.parametrize("host", ["relay.example.com", "8.8.8.8", "[2606:4700::1111]", "10.example.com"])
-def test_callback_url_to_a_public_or_named_host_is_fine(host: str) -> None:
-    """Public literals and host names pass (names are not resolved here)."""
-    assert validate_request(_body(callback_url=f"https://{host}/cb")) == []
-
-
-def test_a_local_callback_is_fine_when_the_sandbox_is_the_provider() -> None:
-    """allow_http (the sandbox on this machine is the provider) accepts a loopback callback."""
-    assert validate_request(_body(callback_url="http://127.0.0.1:8000/cb"), allow_http=True) == []
-
-
-def test_callback_url_at_the_length_limit_is_fine() -> None:
-    """Exactly 2048 characters is allowed."""
-    url = "https://relay.example.com/"
-    assert validate_request(_body(callback_url=url + "x" * (CALLBACK_URL_MAX - len(url)))) == []
-
-
-def test_forbidden_callback_is_not_allowed() -> None:
-    """When the relay sets the callback, any callback_url from the caller is not_allowed."""
-    violations = validate_request(_body(), callback="forbidden")
-    assert [(v.field, v.code) for v in violations] == [("callback_url", "not_allowed")]
-    assert "set by the relay" in violations[0].message
-    assert validate_request(_body(callback_url=None), callback="forbidden") == []
+    assert validate_request(request_body(image_urls=None, video_urls=None, audio_urls=None)) == []
 
 
 # --- all at once, check_request, parse_request_bytes -------------------------------------
@@ -527,7 +366,7 @@ def test_every_violation_is_reported_at_once() -> None:
         "callback_url": "http://relay.example.com/cb",
         "extra": 1,
     }
-    codes = _codes(body)
+    codes = violation_codes(body)
     assert {
         ("prompt", "empty"),
         ("extra", "unknown_field"),
@@ -547,7 +386,7 @@ def test_unknown_model_still_checks_model_independent_rules() -> None:
     """With an unknown model, prompt, duration, URLs and foreign keys are still checked."""
     body = {"model": "nope", "prompt": 3, "duration": 1, "image_urls": ["ftp://e.com/a.jpg"],
             "quality": "8k", "bogus": True}
-    assert _codes(body) == {
+    assert violation_codes(body) == {
         ("model", "unknown_model"),
         ("prompt", "invalid_type"),
         ("duration", "out_of_range"),
@@ -570,20 +409,20 @@ def test_check_request_returns_an_unchanged_copy() -> None:
 def test_check_request_raises_with_all_violations() -> None:
     """check_request raises InvalidRequest carrying every violation."""
     with pytest.raises(InvalidRequest, match="duration: duration must be 4 to 15") as caught:
-        check_request(_body(duration=2, quality="8k"))
+        check_request(request_body(duration=2, quality="8k"))
     assert {v.code for v in caught.value.violations} == {"out_of_range", "invalid_choice"}
     assert caught.value.as_dict()["errors"][0]["field"] == "duration"
 
 
 def test_check_request_passes_options_through() -> None:
     """check_request honours allow_http and callback like validate_request."""
-    body = _body(image_urls=["http://localhost/a.png"], callback_url=None)
+    body = request_body(image_urls=["http://localhost/a.png"], callback_url=None)
     assert check_request(body, allow_http=True, callback="forbidden") == body
     with pytest.raises(InvalidRequest, match="must use https"):
         check_request(body)
 
 
-def test_parse_request_bytes_accepts_a_valid_body() -> None:
+def test_parse_request_bytes_accepts_a_validrequest_body() -> None:
     """Valid UTF-8 JSON bytes come back as the same object."""
     raw = json.dumps(SEED_EXAMPLES[0], ensure_ascii=False).encode("utf-8")
     assert parse_request_bytes(raw) == SEED_EXAMPLES[0]
@@ -638,7 +477,7 @@ def test_parse_request_bytes_validates_the_object() -> None:
 )
 def test_reference_warnings_flag_mentions_beyond_the_arrays(prompt: str, mentioned: list[str]) -> None:
     """Naming 'image 4' with 3 images given warns on prompt, once per distinct mention."""
-    body = _body(prompt=prompt, image_urls=["https://e.com/a.jpg"] * 3)
+    body = request_body(prompt=prompt, image_urls=["https://e.com/a.jpg"] * 3)
     warnings = reference_warnings(body)
     assert {(v.field, v.code) for v in warnings} <= {("prompt", "reference_out_of_range")}
     assert [w.message.split(" but ")[0].removeprefix("prompt mentions ") for w in warnings] == mentioned
@@ -646,7 +485,7 @@ def test_reference_warnings_flag_mentions_beyond_the_arrays(prompt: str, mention
 
 def test_reference_warnings_are_not_errors() -> None:
     """A body that only has warnings still validates."""
-    body = _body(prompt="use image 9")
+    body = request_body(prompt="use image 9")
     assert validate_request(body) == []
     assert reference_warnings(body)[0].message == (
         "prompt mentions image 9 but 1 image is given (numbered from 1 in array order)"
@@ -662,13 +501,13 @@ def test_reference_warnings_tolerate_malformed_bodies(body: object) -> None:
 def test_audio_limits_come_from_the_contract() -> None:
     """The audio cap in messages is the contract's, not a copy."""
     urls = ["https://e.com/a.mp3"] * (AUDIO.max_count + 1)
-    (violation,) = validate_request(_body(audio_urls=urls))
+    (violation,) = validate_request(request_body(audio_urls=urls))
     assert f"at most {AUDIO.max_count} audio clips" in violation.message
 
 
 def test_odd_unknown_keys_get_a_quoted_path() -> None:
     """A key that is not an identifier is reported as a quoted JSON path segment."""
-    assert _codes(_body(**{"odd key": 1, "": 2})) == {('["odd key"]', "unknown_field"),
+    assert violation_codes(request_body(**{"odd key": 1, "": 2})) == {('["odd key"]', "unknown_field"),
                                                      ('[""]', "unknown_field")}
 
 
