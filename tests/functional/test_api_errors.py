@@ -6,7 +6,6 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +20,6 @@ from handlers.app.relay import Relay
 from handlers.base.errors import StorageError, StorageFull
 from handlers.domain.jobs import Job
 from handlers.net.server import BackgroundServer
-from tests.support.fakes import FakeProvider, local_relay
 from tests.support.logs import rendered_logs
 
 KEY = {"Authorization": "Bearer key-1"}
@@ -44,13 +42,6 @@ class FailingJobs:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
-
-
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    relay = local_relay(tmp_path, FakeProvider())
-    yield relay
-    relay.close()
 
 
 @pytest.fixture

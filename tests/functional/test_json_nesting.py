@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,17 +14,9 @@ from handlers.api.dashboard import dashboard_routes
 from handlers.app.relay import Relay
 from handlers.base.jsonbody import MAX_DEPTH
 from handlers.net.server import BackgroundServer
-from tests.support.fakes import FakeProvider, local_relay
 
 KEY = "key-1"
 REQUEST = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse in a storm", "duration": 4}
-
-
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    relay = local_relay(tmp_path, FakeProvider())
-    yield relay
-    relay.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,19 +14,11 @@ from handlers.api import create_app
 from handlers.api.auth import ApiKeys
 from handlers.app.relay import Relay
 from handlers.net.server import BackgroundServer
-from tests.support.fakes import FakeProvider, local_relay
 from tests.support.logs import rendered_logs
 
 KEY = {"Authorization": "Bearer key-1"}
 REQUEST = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse in a storm", "duration": 4}
 Seen = list[tuple[str, str, int, float]]
-
-
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    relay = local_relay(tmp_path, FakeProvider())
-    yield relay
-    relay.close()
 
 
 @pytest.fixture
