@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from handlers.domain.jobs import Job, JobStatus
@@ -83,6 +84,13 @@ class SupportsReadinto(Protocol):
 
 
 class BlobStore(Protocol):
+    """Objects under relative POSIX keys, written whole or not at all.
+
+    Besides reading and writing, a store says what else it can do for a key, so that no
+    caller needs to know which store it holds: :meth:`presign` (a URL anyone can GET for a
+    while, or ``None``) and :meth:`local_path` (a file on this machine, or ``None``).
+    """
+
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
                    metadata: Mapping[str, str] | None = None) -> StoredObject:
         """Stream ``chunks`` into ``key`` (all or nothing) and return its size and sha256.
@@ -99,6 +107,15 @@ class BlobStore(Protocol):
         ...
 
     def uri(self, key: str) -> str:
+        ...
+
+    def presign(self, key: str, expires_in: int) -> str | None:
+        """A URL that GETs ``key`` without credentials for ``expires_in`` seconds; ``None`` if this
+        store cannot make one (then the relay serves the object itself)."""
+        ...
+
+    def local_path(self, key: str) -> Path | None:
+        """The file holding ``key`` on this machine (it may not exist yet); ``None`` if the store is remote."""
         ...
 
 

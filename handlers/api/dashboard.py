@@ -16,6 +16,7 @@ Wire it with ``create_app(relay, api_keys, extra_routes=dashboard_routes(relay, 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -43,6 +44,8 @@ STATIC = Path(__file__).with_name("static")
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8",
           "favicon.svg": "image/svg+xml"}
 PRESIGN_SECONDS = 300
+# Any valid key: asking the store to presign it tells whether videos will redirect away (S3 signs locally).
+_PROBE_KEY = "dashboard/presign-probe"
 _SIGN_IN_MAX_BYTES = 4096
 # What the refused sign-in page changes in the static page: the form and its error are shown.
 _REFUSED_EDITS = ((b'<main id="sign-in" class="narrow" hidden>', b'<main id="sign-in" class="narrow">'),
@@ -82,13 +85,17 @@ class Dashboard:
         self.relay = relay
         self.sessions = sessions
         self.refresh_seconds = refresh_seconds
-        self.presign = getattr(relay.blobs, "presign", None)
-        self.page_headers = {"Content-Security-Policy": content_security_policy(presigned_media=callable(self.presign)),
-                             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-                             "Cache-Control": "no-cache"}
         self.page = (STATIC / "dashboard.html").read_bytes()
         self.refused = refused_page(self.page)
         self.assets = {name: (STATIC / name).read_bytes() for name in ASSETS}
+
+    @cached_property
+    def page_headers(self) -> dict[str, str]:
+        """The page's headers, decided on first use (not at a Lambda's cold start): whether the store
+        presigns decides where videos may play from."""
+        presigned = self.relay.blobs.presign(_PROBE_KEY, PRESIGN_SECONDS) is not None
+        return {"Content-Security-Policy": content_security_policy(presigned_media=presigned),
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin", "Cache-Control": "no-cache"}
 
     def routes(self) -> list[Route]:
         return [
@@ -148,8 +155,8 @@ class Dashboard:
         if index >= len(job.outputs):
             raise NotFound(f"job {job.id!r} has no output {index}")
         key = job.outputs[index].key
-        if callable(self.presign):
-            url = await run_in_threadpool(self.presign, key, PRESIGN_SECONDS)
+        url = await run_in_threadpool(self.relay.blobs.presign, key, PRESIGN_SECONDS)
+        if url is not None:
             return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
         return await stored_file(self.relay.blobs, key)
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
@@ -127,9 +125,9 @@ async def stored_file(blobs: BlobStore, key: str) -> Response:
                "Content-Security-Policy": "default-src 'none'; sandbox",
                "Content-Disposition": "inline" if playable else "attachment"}
     media_type = stored.content_type if playable else "application/octet-stream"
-    location = urlsplit(blobs.uri(key))
-    if location.scheme == "file":
-        return MediaFileResponse(url2pathname(location.path), media_type=media_type, headers=headers)
+    path = blobs.local_path(key)
+    if path is not None:
+        return MediaFileResponse(path, media_type=media_type, headers=headers)
     chunks = await run_in_threadpool(blobs.read, key)
     return StreamingResponse(chunks, media_type=media_type,
                              headers={**headers, "Accept-Ranges": "none", "Content-Length": str(stored.size)})

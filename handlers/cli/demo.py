@@ -13,6 +13,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from handlers.adapters.local import SqliteEventBus
 from handlers.app.runtime import LocalRuntime
 from handlers.app.settings import Settings
 from handlers.base.logs import configure
@@ -94,10 +95,16 @@ def _report(job: dict[str, Any], runtime: LocalRuntime, console: Console) -> Non
     console.print(f"job {job['id']}: [bold]{job['status']}[/]" + (f" ({job['error']})" if job["error"] else ""))
     for output in job["outputs"]:
         console.print(f"video  {output['uri']}  ({output['size']:,} bytes, sha256 {output['sha256'][:16]}…)")
-    assert runtime.relay is not None
-    events = [e for _, e in runtime.relay.bus.events(limit=1000)  # type: ignore[attr-defined]
-              if e["subject"] == job["id"]]
     database = runtime.settings.data_dir / "relay.sqlite3"
-    for event in events:
+    for event in _job_events(database, job["id"]):
         console.print(f"event  {event['type']} id={event['id']} on the local bus ({database})")
         click.echo(json.dumps(event, indent=2))
+
+
+def _job_events(database: Path, job_id: str) -> list[dict[str, Any]]:
+    """The events published about ``job_id``, read from the local bus's log (the demo always runs locally)."""
+    log = SqliteEventBus(database, {})
+    try:
+        return [event for _, event in log.events(limit=1000) if event["subject"] == job_id]
+    finally:
+        log.close()

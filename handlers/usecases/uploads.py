@@ -1,8 +1,8 @@
 """Local files for references: stored in the blob store, handed to the provider as short-lived URLs.
 
 An upload is content-addressed (``uploads/<sha256><ext>``), so sending the same file twice
-stores it once. The URL the provider gets is an S3 presigned GET on AWS, or a relay URL
-signed with the callback keys (purpose ``upload-url``) when the blob store is a folder.
+stores it once. The URL the provider gets is the store's own presigned GET when it can make
+one (S3), or else a relay URL signed with the callback keys (purpose ``upload-url``).
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ def store_upload(relay: Relay, data: bytes, content_type: str, *, ttl: int) -> U
 def upload_url(relay: Relay, key: str, *, ttl: int) -> tuple[str, int]:
     """A URL the provider can fetch ``key`` from until the returned expiry (unix seconds)."""
     expires = int(relay.clock()) + ttl
-    presign = getattr(relay.blobs, "presign", None)
-    if callable(presign):
-        return str(presign(key, ttl)), expires
+    presigned = relay.blobs.presign(key, ttl)
+    if presigned is not None:
+        return presigned, expires
     name = key.removeprefix("uploads/")
     token = relay.signer.sign(f"{name}:{expires}", purpose=UPLOAD_URL)
     return f"{relay.callback_base}/v1/uploads/{name}?{urlencode({'expires': expires, 'sig': token})}", expires

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -98,6 +99,36 @@ def test_keys_that_could_leave_the_store_are_refused(blob_store: BlobStore, key:
         blob_store.put_stream(key, [b"x"], content_type="text/plain")
     with pytest.raises(StorageError, match="refused"):
         blob_store.head(key)
+
+
+@pytest.mark.parametrize("key", ["../escape.mp4", "/etc/passwd", "jobs/job_x/output-0.mp4.meta.json"])
+def test_the_optional_abilities_refuse_unsafe_keys_too(blob_store: BlobStore, key: str) -> None:
+    """``presign`` and ``local_path`` check the key as every other call does, even where they answer ``None``."""
+    with pytest.raises(StorageError, match="refused"):
+        blob_store.presign(key, 60)
+    with pytest.raises(StorageError, match="refused"):
+        blob_store.local_path(key)
+
+
+def test_every_store_offers_a_url_or_a_local_file_with_the_bytes(blob_store: BlobStore) -> None:
+    """Callers need no store type: one of the two abilities always reaches the object's bytes."""
+    blob_store.put_stream(KEY, [b"frames"], content_type="video/mp4")
+    url, path = blob_store.presign(KEY, 60), blob_store.local_path(KEY)
+    assert (url is None) != (path is None)
+    if url is not None:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.read() == b"frames"
+    else:
+        assert path is not None and path.read_bytes() == b"frames"
+
+
+def test_local_store_presigns_nothing_and_names_the_file_with_the_bytes(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path / "blobs")
+    stored = store.put_stream(KEY, [b"frames"], content_type="video/mp4")
+    path = store.local_path(KEY)
+    assert store.presign(KEY, 60) is None
+    assert path.is_absolute() and path.is_file() and path.read_bytes() == b"frames"
+    assert path.as_uri() == stored.uri
 
 
 def test_local_uri_is_an_absolute_file_uri_of_the_bytes(tmp_path: Path) -> None:

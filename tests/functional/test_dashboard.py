@@ -414,9 +414,13 @@ class PresigningBlobs:
 
 
 class ElsewhereBlobs(PresigningBlobs):
-    """A store that is neither a folder nor presigning (its URIs are not ``file:``)."""
+    """A store that neither presigns nor has local files (its URIs are not ``file:``)."""
 
-    presign = None  # type: ignore[assignment]
+    def presign(self, key: str, expires_in: int) -> None:  # type: ignore[override]
+        return None
+
+    def local_path(self, key: str) -> None:
+        return None
 
     def uri(self, key: str) -> str:
         return f"mem://{key}"

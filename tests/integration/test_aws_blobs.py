@@ -414,9 +414,14 @@ def test_read_streams_the_body_in_64_kib_chunks(store: S3BlobStore) -> None:
 def test_a_presigned_url_downloads_the_object_without_credentials(store: S3BlobStore) -> None:
     store.put_stream(KEY, [b"frames"], content_type="video/mp4")
     url = store.presign(KEY, expires_in=60)
-    assert "X-Amz-Signature=" in url
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=60" in url
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.read() == b"frames"
+
+
+def test_an_s3_object_has_no_local_path(store: S3BlobStore) -> None:
+    store.put_stream(KEY, [b"frames"], content_type="video/mp4")
+    assert store.local_path(KEY) is None
 
 
 def test_a_missing_bucket_is_a_storage_error_with_the_aws_code(clients: AwsClients) -> None:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -168,6 +169,12 @@ class FaultyBlobStore:
 
     def uri(self, key: str) -> str:
         return self.inner.uri(key)
+
+    def presign(self, key: str, expires_in: int) -> str | None:
+        return self.inner.presign(key, expires_in)
+
+    def local_path(self, key: str) -> Path | None:
+        return self.inner.local_path(key)
 
 
 class QueueWrapper:

@@ -178,6 +178,11 @@ class S3BlobStore:
             return self._client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_in)
 
+    def local_path(self, key: str) -> None:
+        """Objects live in the bucket, never on this machine."""
+        check_key(key)
+        return None
+
     def encryption(self) -> dict[str, Any]:
         """The server-side encryption arguments every write carries."""
         if self.kms_key_id:

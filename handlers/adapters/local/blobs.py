@@ -83,6 +83,14 @@ class FolderBlobStore:
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
 
+    def presign(self, key: str, expires_in: int) -> None:
+        """A folder makes no URLs of its own: the relay serves its objects."""
+        self._path(key)
+        return None
+
+    def local_path(self, key: str) -> Path:
+        return self._path(key)
+
     def close(self) -> None:
         """Nothing to release: files are opened and closed per call."""
 
