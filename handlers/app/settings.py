@@ -1,160 +1,76 @@
-"""Settings, read once from the environment into an immutable object.
+"""Settings: the one typed list of every knob, read once from the environment into an immutable object.
 
-Precedence everywhere: explicit argument > environment > default. Nothing below the
-entry points reads ``os.environ``; they build a :class:`Settings` and pass it down.
+Each field of :class:`Settings` is declared with :func:`~handlers.app.knobs.knob`: its
+environment variable, its default and its help text. ``Settings.from_env`` reads them all,
+the unknown-``RELAY_*`` warning knows them all, and :func:`configuration_table` renders the
+README's table from them. Precedence everywhere: explicit argument > environment > default.
+Nothing below the entry points reads ``os.environ``; they build a :class:`Settings` and pass it down.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import Field, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from handlers.app.emf import DEFAULT_NAMESPACE, DEFAULT_SERVICE
+from handlers.app.knobs import (
+    Knob,
+    bounded,
+    choice,
+    default_of,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    knob,
+    knob_of,
+    number,
+    path,
+    positive,
+    text,
+    url,
+    whole,
+    words,
+)
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import FORMATS
 
 __all__ = [
+    "DEFAULT_EVOLINK_URL",
+    "DEFAULT_RELAY_URL",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "PARAM_SUFFIX",
+    "SECRET_VARIABLE_PREFIX",
     "VARIABLES",
+    "WEBHOOKS_VARIABLE",
     "Settings",
+    "configuration_table",
     "env_bool",
     "env_float",
     "env_int",
     "env_list",
+    "knobs",
     "known_variables",
     "parse_subscribers",
+    "parse_webhooks",
+    "secret_variable",
     "unknown_variables",
 ]
 
-T = TypeVar("T")
-
 DEFAULT_EVOLINK_URL = "https://api.evolink.ai"
+DEFAULT_RELAY_URL = "http://127.0.0.1:8000"
 LOG_FORMATS = FORMATS
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 BACKENDS = ("local", "aws")
-
-# The variables Settings.from_env reads, by field.
-VARIABLES = {
-    "evolink_api_key": "EVOLINK_API_KEY", "evolink_base_url": "EVOLINK_BASE_URL",
-    "public_url": "RELAY_PUBLIC_URL", "callback_secrets": "RELAY_CALLBACK_SECRET", "api_keys": "RELAY_API_KEYS",
-    "data_dir": "RELAY_DATA_DIR", "backend": "RELAY_BACKEND", "host": "RELAY_HOST", "port": "RELAY_PORT",
-    "reconcile_every": "RELAY_RECONCILE_EVERY", "reconcile_grace": "RELAY_RECONCILE_GRACE",
-    "expire_after": "RELAY_EXPIRE_AFTER", "worker_concurrency": "RELAY_WORKERS",
-    "upload_url_ttl": "RELAY_UPLOAD_URL_TTL", "queue_visibility_timeout": "RELAY_QUEUE_VISIBILITY_TIMEOUT",
-    "queue_max_receives": "RELAY_QUEUE_MAX_RECEIVES", "ingest_lease": "RELAY_INGEST_LEASE",
-    "subscribers": "RELAY_SUBSCRIBERS", "log_level": "RELAY_LOG_LEVEL", "log_format": "RELAY_LOG_FORMAT",
-    "max_header_bytes": "RELAY_MAX_HEADER_BYTES", "max_headers": "RELAY_MAX_HEADERS",
-    "header_timeout": "RELAY_HEADER_TIMEOUT", "body_timeout": "RELAY_BODY_TIMEOUT",
-    "max_connections": "RELAY_MAX_CONNECTIONS",
-}
-# Read from ``Settings.extra`` by the modules that own them (AWS names, webhooks, the CLI client).
-_VARIABLES_ELSEWHERE = (
-    "RELAY_URL", "RELAY_API_KEY",  # handlers/cli/remote.py
-    "RELAY_TABLE", "RELAY_BUCKET", "RELAY_INGEST_QUEUE", "RELAY_REQUESTS_QUEUE", "RELAY_TOPIC",
-    "RELAY_SUBSCRIBER_QUEUE_PREFIX", "RELAY_KMS_KEY_ID",  # handlers/adapters/aws/names.py
-    "RELAY_WEBHOOKS", "RELAY_WEBHOOK_TIMEOUT", "RELAY_WEBHOOK_MAX_BACKOFF",  # handlers/webhooks
-    "RELAY_WEBHOOK_TARGET",  # handlers/lambdas/webhooks.py
-)
-_SECRET_PARAMETERS = ("EVOLINK_API_KEY", "RELAY_CALLBACK_SECRET", "RELAY_API_KEYS")  # NAME_PARAM: an SSM name
-_VARIABLE_PREFIXES = ("RELAY_WEBHOOK_SECRET_",)  # RELAY_WEBHOOK_SECRET_<NAME>[_PARAM]
-
-
-def known_variables() -> frozenset[str]:
-    """Every ``RELAY_*`` (and ``EVOLINK_*``) variable some part of the relay reads by exact name."""
-    names = {*VARIABLES.values(), *_VARIABLES_ELSEWHERE}
-    return frozenset(names | {f"{name}_PARAM" for name in _SECRET_PARAMETERS})
-
-
-def unknown_variables(env: Mapping[str, str]) -> list[str]:
-    """One sentence per ``RELAY_*`` variable in ``env`` that no setting reads, with a likely meant one."""
-    known = known_variables()
-    sentences = []
-    for name in sorted(env):
-        if not name.startswith("RELAY_") or name in known or name.startswith(_VARIABLE_PREFIXES):
-            continue
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
-        hint = f"; did you mean {close[0]}?" if close else " (it is ignored)"
-        sentences.append(f"{name} is not a setting{hint}")
-    return sentences
-
-
-def _parse(env: Mapping[str, str], name: str, default: T, cast: Callable[[str], T]) -> T:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return cast(raw.strip())
-    except ValueError as exc:
-        raise ConfigurationError(f"{name}={raw!r} is not valid: {exc}") from exc
-
-
-def _whole(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError("expected a whole number") from None
-
-
-def _number(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a number") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError("expected a finite number")
-    return value
-
-
-def _bounded_int(env: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
-    value = env_int(env, name, default)
-    if value < low or (high is not None and value > high):
-        accepted = f"{low} to {high}" if high is not None else f"at least {low}"
-        raise ConfigurationError(f"{name}={value} is out of range: expected {accepted}")
-    return value
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    value = env_float(env, name, default)
-    if value <= 0:
-        raise ConfigurationError(f"{name}={value:g} is out of range: expected a number of seconds above 0")
-    return value
-
-
-def _choice(env: Mapping[str, str], name: str, default: str, accepted: tuple[str, ...]) -> str:
-    value = (env.get(name) or "").strip().lower() or default
-    if value not in accepted:
-        raise ConfigurationError(f"{name}={env.get(name)!r} is not valid: expected one of {', '.join(accepted)}")
-    return value
-
-
-def _bool(raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true/false")
-
-
-def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    return _parse(env, name, default, _bool)
-
-
-def env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    return _parse(env, name, default, _whole)
-
-
-def env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    return _parse(env, name, default, _number)
-
-
-def env_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    raw = env.get(name, "")
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
+DEFAULT_DATA_DIR = Path(".relay")
+WEBHOOKS_VARIABLE = "RELAY_WEBHOOKS"
+SECRET_VARIABLE_PREFIX = "RELAY_WEBHOOK_SECRET_"  # noqa: S105 (a variable name)
+PARAM_SUFFIX = "_PARAM"
 
 
 def parse_subscribers(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -173,46 +89,150 @@ def parse_subscribers(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(parsed)
 
 
+def parse_webhooks(raw: str) -> tuple[tuple[str, str], ...]:
+    """``name=url`` pairs, comma-separated, in order; names unique."""
+    pairs: list[tuple[str, str]] = []
+    for entry in (part.strip() for part in raw.split(",") if part.strip()):
+        name, equals, target = (piece.strip() for piece in entry.partition("="))
+        if not equals or not target or not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigurationError(f"{WEBHOOKS_VARIABLE}: expected name=url, got {entry!r}")
+        if name in (seen for seen, _ in pairs):
+            raise ConfigurationError(f"{WEBHOOKS_VARIABLE}: webhook {name!r} is listed twice")
+        pairs.append((name, target))
+    return tuple(pairs)
+
+
+def secret_variable(name: str) -> str:
+    """``RELAY_WEBHOOK_SECRET_<NAME>`` for webhook ``name`` (``my-hook`` → ``..._MY_HOOK``)."""
+    return SECRET_VARIABLE_PREFIX + name.upper().replace("-", "_")
+
+
+def _subscribers(env: Mapping[str, str], name: str, default: Any) -> Any:
+    return parse_subscribers(env[name]) if (env.get(name) or "").strip() else default
+
+
+def _webhooks(env: Mapping[str, str], name: str, default: Any) -> Any:
+    return parse_webhooks(env.get(name) or "") or default
+
+
+_AWS = "AWS resource"
+_SSM = "Lambda: the SSM SecureString parameter that holds {0} (read at cold start; a set {0} wins)"
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the relay needs to know about its environment."""
+    """Everything the relay needs to know about its environment, in the README's order."""
 
-    evolink_api_key: str | None = None
-    evolink_base_url: str = DEFAULT_EVOLINK_URL
-    public_url: str | None = None
-    callback_secrets: tuple[str, ...] = ()
-    api_keys: tuple[str, ...] = ()
-    data_dir: Path = Path(".relay")
-    backend: str = "local"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    reconcile_every: float = 300.0
-    reconcile_grace: float = 120.0
-    expire_after: float = 48 * 3600.0
-    worker_concurrency: int = 2
-    subscribers: tuple[tuple[str, tuple[str, ...]], ...] = (("default", ("*",)),)
-    queue_visibility_timeout: float = 900.0
-    ingest_lease: float = 90.0
-    queue_max_receives: int = 8
-    callback_max_bytes: int = 256 * 1024
-    download_max_bytes: int = 2 * 1024**3
-    upload_url_ttl: float = 6 * 3600.0
-    log_level: str = "info"
-    log_format: str = "auto"
-    max_header_bytes: int = 32 * 1024
-    max_headers: int = 100
-    header_timeout: float = 10.0
-    body_timeout: float = 300.0
-    max_connections: int = 512
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    evolink_api_key: str | None = knob("EVOLINK_API_KEY", None, "EvoLink key. Without it, the sandbox is the "
+                                       "provider", text, secret=True)
+    evolink_api_key_param: str | None = knob("EVOLINK_API_KEY_PARAM", None, _SSM.format("`EVOLINK_API_KEY`"), text)
+    evolink_base_url: str = knob("EVOLINK_BASE_URL", DEFAULT_EVOLINK_URL, "EvoLink's base URL. With no key, a "
+                                 "non-default URL names a sandbox already running (`seedance-relay sandbox`)", url)
+    public_url: str | None = knob("RELAY_PUBLIC_URL", None, "base of callback URLs. Must be https when the provider "
+                                  "is EvoLink", url, shown="`http://127.0.0.1:$RELAY_PORT`")
+    callback_secrets: tuple[str, ...] = knob(
+        "RELAY_CALLBACK_SECRET", (), "`kid:secret` pairs, comma-separated; the first signs, all verify (rotation)",
+        words, shown="generated into `$RELAY_DATA_DIR/callback-secret`", secret=True)
+    callback_secret_param: str | None = knob("RELAY_CALLBACK_SECRET_PARAM", None,
+                                             _SSM.format("`RELAY_CALLBACK_SECRET`"), text)
+    api_keys: tuple[str, ...] = knob("RELAY_API_KEYS", (), "bearer keys of the HTTP API, comma-separated", words,
+                                     shown="generated into `$RELAY_DATA_DIR/api-key`", secret=True)
+    api_keys_param: str | None = knob("RELAY_API_KEYS_PARAM", None, _SSM.format("`RELAY_API_KEYS`"), text)
+    data_dir: Path = knob(  # noqa: RUF009 (knob() declares a field, as dataclasses.field does)
+        "RELAY_DATA_DIR", DEFAULT_DATA_DIR, "SQLite database, blobs, sandbox state", path,
+        shown="`./.relay`")
+    backend: str = knob("RELAY_BACKEND", "local", "`local` or `aws`", choice(BACKENDS))
+    aws_table: str = knob("RELAY_TABLE", "seedance-relay-jobs", f"{_AWS}: the DynamoDB table of jobs", text)
+    aws_bucket: str = knob("RELAY_BUCKET", "seedance-relay-videos", f"{_AWS}: the S3 bucket of videos", text)
+    aws_ingest_queue: str = knob("RELAY_INGEST_QUEUE", "seedance-relay-ingest",
+                                 f"{_AWS}: the ingest queue, by name or URL", text)
+    aws_requests_queue: str = knob("RELAY_REQUESTS_QUEUE", "seedance-relay-requests",
+                                   f"{_AWS}: the queue of submitted requests, by name or URL", text)
+    aws_topic: str = knob("RELAY_TOPIC", "seedance-relay-events", f"{_AWS}: the SNS topic of events, by name or ARN",
+                          text)
+    aws_subscriber_queue_prefix: str = knob(
+        "RELAY_SUBSCRIBER_QUEUE_PREFIX", "seedance-relay-sub-",
+        f"{_AWS}: each subscriber's queue is this prefix and its name (a URL prefix works too)", text)
+    aws_kms_key_id: str | None = knob("RELAY_KMS_KEY_ID", None, "SSE-KMS for the bucket instead of AES256", text)
+    aws_region: str = knob("AWS_REGION", "us-east-1", "the AWS region (`AWS_DEFAULT_REGION` is read when it is "
+                           "unset)", text, also=("AWS_DEFAULT_REGION",))
+    aws_endpoint_url: str | None = knob("AWS_ENDPOINT_URL", None, "an AWS-compatible endpoint (moto, LocalStack, "
+                                        "MinIO for S3)", text)
+    metrics_namespace: str = knob("POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE,
+                                  "Lambda: the CloudWatch namespace of the relay's metrics", text)
+    metrics_service: str = knob("POWERTOOLS_SERVICE_NAME", DEFAULT_SERVICE,
+                                "Lambda: the `service` dimension of the relay's metrics", text)
+    upload_url_ttl: float = knob("RELAY_UPLOAD_URL_TTL", 6 * 3600.0,
+                                 "seconds an uploaded reference's URL stays valid", number)
+    queue_visibility_timeout: float = knob("RELAY_QUEUE_VISIBILITY_TIMEOUT", 900.0,
+                                           "seconds a received message stays hidden", number)
+    queue_max_receives: int = knob("RELAY_QUEUE_MAX_RECEIVES", 8, "receives before a message is dead-lettered",
+                                   whole)
+    ingest_lease: float = knob("RELAY_INGEST_LEASE", 90.0, "seconds a worker's claim on a job's copy lasts "
+                               "(renewed every third of it while the copy runs)", number)
+    webhooks: tuple[tuple[str, str], ...] = knob(
+        WEBHOOKS_VARIABLE, (), "outgoing webhooks: `name=https://…` pairs, comma-separated; each name is also "
+        "a subscriber", _webhooks)
+    webhook_secrets: Mapping[str, str] = knob(
+        SECRET_VARIABLE_PREFIX + "<NAME>", {}, "each webhook's `whsec_` secrets, space-separated, newest first "
+        "(`<NAME>` is the webhook's name in upper case, `-` as `_`)", secret=True)
+    webhook_secret_params: Mapping[str, str] = knob(
+        SECRET_VARIABLE_PREFIX + "<NAME>" + PARAM_SUFFIX, {},
+        "Lambda: the SSM SecureString parameter that holds a webhook's secrets (read by its webhooks function; "
+        f"a set `{SECRET_VARIABLE_PREFIX}<NAME>` wins)")
+    webhook_target: str | None = knob("RELAY_WEBHOOK_TARGET", None,
+                                      "Lambda: the webhook a webhooks function delivers to", text)
+    webhook_timeout: float = knob("RELAY_WEBHOOK_TIMEOUT", 15.0, "seconds per webhook attempt", positive)
+    webhook_max_backoff: float = knob("RELAY_WEBHOOK_MAX_BACKOFF", 3600.0,
+                                      "the cap, in seconds, on the webhook retry schedule", positive)
+    relay_url: str = knob("RELAY_URL", DEFAULT_RELAY_URL, "where `submit` and `jobs` find a running relay", url)
+    relay_api_key: str | None = knob("RELAY_API_KEY", None, "the key `submit` and `jobs` send", text,
+                                     shown="`$RELAY_DATA_DIR/api-key`", secret=True)
+    host: str = knob("RELAY_HOST", "127.0.0.1", "bind address (loopback by default)", text)
+    port: int = knob("RELAY_PORT", 8000, "bind port", bounded(1, 65535))
+    reconcile_every: float = knob("RELAY_RECONCILE_EVERY", 300.0, "seconds between reconciler passes", number)
+    reconcile_grace: float = knob("RELAY_RECONCILE_GRACE", 120.0,
+                                  "seconds past `estimated_time` before the reconciler reads a task", number)
+    expire_after: float = knob("RELAY_EXPIRE_AFTER", 48 * 3600.0,
+                               "seconds after which an unfinished job expires", number)
+    worker_concurrency: int = knob("RELAY_WORKERS", 2, "ingest worker threads", bounded(1))
+    subscribers: tuple[tuple[str, tuple[str, ...]], ...] = knob(
+        "RELAY_SUBSCRIBERS", (("default", ("*",)),),
+        "subscribers and their filters: `archive:*,notify:completed+failed`", _subscribers, shown="`default:*`")
+    log_level: str = knob("RELAY_LOG_LEVEL", "info", "`debug`, `info`, `warning`, `error` or `critical`. Anything "
+                          "else is refused at start", choice(LOG_LEVELS))
+    log_format: str = knob("RELAY_LOG_FORMAT", "auto", "`auto` (JSON off a terminal and in Lambda, readable text "
+                           "on a terminal), `json` or `console`. Anything else is refused at start",
+                           choice(LOG_FORMATS))
+    max_header_bytes: int = knob("RELAY_MAX_HEADER_BYTES", 32 * 1024, "a request head over it is answered `431` and "
+                                 "the connection closed", bounded(1024))
+    max_headers: int = knob("RELAY_MAX_HEADERS", 100, "a request with more header lines is answered `431` and the "
+                            "connection closed", bounded(10))
+    header_timeout: float = knob("RELAY_HEADER_TIMEOUT", 10.0, "seconds for a request's head to arrive, else `408`",
+                                 positive)
+    body_timeout: float = knob("RELAY_BODY_TIMEOUT", 300.0, "seconds for a request's whole body after its head, "
+                               "else `408`", positive)
+    max_connections: int = knob("RELAY_MAX_CONNECTIONS", 512, "connections beyond it are answered `503` and closed",
+                                bounded(1))
+    callback_max_bytes: int = knob("RELAY_CALLBACK_MAX_BYTES", 256 * 1024, "the largest provider callback body "
+                                   "accepted, in bytes; a larger one is answered `413`", bounded(1024))
+    download_max_bytes: int = knob("RELAY_DOWNLOAD_MAX_BYTES", 2 * 1024**3, "the largest result video copied, "
+                                   "in bytes; a larger one fails the job", bounded(1))
 
     def __repr__(self) -> str:  # never print secrets
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _HIDDEN}
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if not knob_of(f).secret}
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     @property
     def uses_sandbox(self) -> bool:
         return not self.evolink_api_key
+
+    @property
+    def has_secret_parameters(self) -> bool:
+        """Whether a secret is given only as an SSM parameter (``*_PARAM``) still to be read."""
+        return any(param and not value for param, value in (
+            (self.evolink_api_key_param, self.evolink_api_key), (self.callback_secret_param, self.callback_secrets),
+            (self.api_keys_param, self.api_keys)))
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -220,37 +240,58 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = dict(os.environ if env is None else env)
-        backend = _choice(env, "RELAY_BACKEND", "local", BACKENDS)
-        values: dict[str, Any] = {
-            "evolink_api_key": env.get("EVOLINK_API_KEY") or None,
-            "evolink_base_url": (env.get("EVOLINK_BASE_URL") or DEFAULT_EVOLINK_URL).rstrip("/"),
-            "public_url": (env.get("RELAY_PUBLIC_URL") or "").rstrip("/") or None,
-            "callback_secrets": env_list(env, "RELAY_CALLBACK_SECRET"),
-            "api_keys": env_list(env, "RELAY_API_KEYS"),
-            "data_dir": Path(env.get("RELAY_DATA_DIR") or ".relay"),
-            "backend": backend,
-            "host": env.get("RELAY_HOST") or "127.0.0.1",
-            "port": _bounded_int(env, "RELAY_PORT", 8000, 1, 65535),
-            "reconcile_every": env_float(env, "RELAY_RECONCILE_EVERY", 300.0),
-            "reconcile_grace": env_float(env, "RELAY_RECONCILE_GRACE", 120.0),
-            "expire_after": env_float(env, "RELAY_EXPIRE_AFTER", 48 * 3600.0),
-            "worker_concurrency": _bounded_int(env, "RELAY_WORKERS", 2, 1),
-            "upload_url_ttl": env_float(env, "RELAY_UPLOAD_URL_TTL", 6 * 3600.0),
-            "queue_visibility_timeout": env_float(env, "RELAY_QUEUE_VISIBILITY_TIMEOUT", 900.0),
-            "queue_max_receives": env_int(env, "RELAY_QUEUE_MAX_RECEIVES", 8),
-            "ingest_lease": env_float(env, "RELAY_INGEST_LEASE", 90.0),
-            "subscribers": parse_subscribers(env.get("RELAY_SUBSCRIBERS") or "default:*"),
-            "log_level": _choice(env, "RELAY_LOG_LEVEL", "info", LOG_LEVELS),
-            "log_format": _choice(env, "RELAY_LOG_FORMAT", "auto", LOG_FORMATS),
-            "max_header_bytes": _bounded_int(env, "RELAY_MAX_HEADER_BYTES", 32 * 1024, 1024),
-            "max_headers": _bounded_int(env, "RELAY_MAX_HEADERS", 100, 10),
-            "header_timeout": _positive(env, "RELAY_HEADER_TIMEOUT", 10.0),
-            "body_timeout": _positive(env, "RELAY_BODY_TIMEOUT", 300.0),
-            "max_connections": _bounded_int(env, "RELAY_MAX_CONNECTIONS", 512, 1),
-            "extra": env,
-        }
+        values = {f.name: knob_of(f).value(env, default_of(f)) for f in fields(cls) if not knob_of(f).pattern}
+        values.update(_webhook_secrets(env, values["webhooks"]))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
 
-_HIDDEN = frozenset({"evolink_api_key", "callback_secrets", "api_keys", "extra"})
+def _webhook_secrets(env: Mapping[str, str], webhooks: tuple[tuple[str, str], ...]) -> dict[str, dict[str, str]]:
+    """``RELAY_WEBHOOK_SECRET_<NAME>`` and its ``_PARAM``, for each listed webhook that has one."""
+    secrets = {name: env[v] for name, _ in webhooks if (env.get(v := secret_variable(name)) or "").strip()}
+    params = {name: env[v] for name, _ in webhooks if env.get(v := secret_variable(name) + PARAM_SUFFIX)}
+    return {"webhook_secrets": secrets, "webhook_secret_params": params}
+
+
+def knobs() -> Iterator[tuple[Field[Any], Knob]]:
+    """Every setting, in order: its field and its knob."""
+    for f in fields(Settings):
+        yield f, knob_of(f)
+
+
+# The variable Settings.from_env reads, by field (patterns such as RELAY_WEBHOOK_SECRET_<NAME> included).
+VARIABLES = {f.name: k.env for f, k in knobs()}
+
+
+def known_variables() -> frozenset[str]:
+    """Every variable some setting reads by exact name (patterns are matched by their prefix)."""
+    return frozenset(name for _, k in knobs() if not k.pattern for name in (k.env, *k.also))
+
+
+def unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """One sentence per ``RELAY_*`` variable in ``env`` that no setting reads, with a likely meant one."""
+    known = known_variables()
+    prefixes = tuple(k.prefix for _, k in knobs() if k.pattern)
+    sentences = []
+    for name in sorted(env):
+        if not name.startswith("RELAY_") or name in known or name.startswith(prefixes):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else " (it is ignored)"
+        sentences.append(f"{name} is not a setting{hint}")
+    return sentences
+
+
+def configuration_table() -> str:
+    """The README's configuration table, in Markdown: one row per variable, in the order of :class:`Settings`."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{k.env}` | {k.shown or _shown(default_of(f))} | {k.help} |" for f, k in knobs()]
+    return "\n".join(rows) + "\n"
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == () or value == {}:
+        return "—"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"`{value}`"

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from handlers.app.metrics import FigureSink, MeteredProvider, RelayMetrics, StoreCollector
@@ -21,8 +22,11 @@ from handlers.net.netguard import AddressPolicy
 from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
 from handlers.provider.evolink.client import EvoLinkClient
 
-__all__ = ["SANDBOX_KEY", "build_ports", "build_relay", "local_secret", "result_policy", "subscriber_filters",
-           "watched_queues"]
+if TYPE_CHECKING:
+    from handlers.adapters.aws.names import AwsNames
+
+__all__ = ["SANDBOX_KEY", "aws_names", "build_ports", "build_relay", "local_secret", "result_policy",
+           "subscriber_filters", "watched_queues"]
 
 SANDBOX_KEY = "sk-evo-sandbox-local"
 
@@ -122,11 +126,20 @@ def _local_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
 
 
 def _aws_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
-    from handlers.adapters.aws import AwsNames, aws_clients, build_aws_adapters
+    from handlers.adapters.aws import aws_clients, build_aws_adapters
 
-    names = AwsNames.from_env(settings.extra)
+    names = aws_names(settings)
     jobs, blobs, queue, bus = build_aws_adapters(
-        aws_clients(names, endpoint_url=settings.extra.get("AWS_ENDPOINT_URL") or None, env=settings.extra),
-        names, subscriber_filters(settings), clock=clock,
+        aws_clients(names, endpoint_url=settings.aws_endpoint_url), names, subscriber_filters(settings), clock=clock,
         max_receives=settings.queue_max_receives, visibility_timeout=int(settings.queue_visibility_timeout))
     return jobs, blobs, queue, bus, []
+
+
+def aws_names(settings: Settings) -> AwsNames:
+    """Where the AWS resources are, as ``RELAY_TABLE`` … ``RELAY_KMS_KEY_ID`` and ``AWS_REGION`` say."""
+    from handlers.adapters.aws.names import AwsNames
+
+    return AwsNames(table=settings.aws_table, bucket=settings.aws_bucket, ingest_queue=settings.aws_ingest_queue,
+                    requests_queue=settings.aws_requests_queue, topic=settings.aws_topic,
+                    subscriber_prefix=settings.aws_subscriber_queue_prefix, kms_key_id=settings.aws_kms_key_id,
+                    region=settings.aws_region)

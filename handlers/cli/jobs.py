@@ -15,8 +15,8 @@ from handlers.ports import WorkQueue
 
 __all__ = ["dlq", "jobs"]
 
-_relay_url = click.option("--relay-url", envvar="RELAY_URL", help="The relay [env RELAY_URL].")
-_api_key = click.option("--api-key", envvar="RELAY_API_KEY", help="Bearer key [env RELAY_API_KEY].")
+_relay_url = click.option("--relay-url", help="The relay [env RELAY_URL, default http://127.0.0.1:8000].")
+_api_key = click.option("--api-key", help="Bearer key [env RELAY_API_KEY].")
 
 
 @click.group(short_help="Look at jobs on a running relay.")

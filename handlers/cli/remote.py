@@ -10,11 +10,11 @@ import click
 import httpx
 
 from handlers import __version__
-from handlers.app.settings import Settings
+from handlers.app.settings import DEFAULT_RELAY_URL, Settings
 
 __all__ = ["RelayClient", "relay_client"]
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = DEFAULT_RELAY_URL
 
 
 class RelayClient:
@@ -61,9 +61,9 @@ class RelayAnswer(click.ClickException):
 
 
 def relay_client(url: str | None, key: str | None) -> RelayClient:
-    settings = Settings.from_env()
-    url = url or settings.extra.get("RELAY_URL") or DEFAULT_URL
-    key = key or settings.extra.get("RELAY_API_KEY") or _local_key(settings)
+    """A client for the relay at ``url`` with ``key``: flag, else ``RELAY_URL``/``RELAY_API_KEY``, else defaults."""
+    settings = Settings.from_env(relay_url=url, relay_api_key=key)
+    url, key = settings.relay_url, settings.relay_api_key or _local_key(settings)
     if not key:
         raise click.UsageError("no API key: set RELAY_API_KEY (or run `seedance-relay serve` here, which "
                                f"writes {settings.data_dir / 'api-key'})")

@@ -124,8 +124,8 @@ def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) ->
 @click.option("--idempotency-key", help="Repeat-safe key; a repeat returns the same job.")
 @click.option("--wait", is_flag=True, help="Follow the job (generation, then copy) until it is final.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines; the last one is the final job.")
-@click.option("--relay-url", envvar="RELAY_URL", help="The relay [env RELAY_URL, default http://127.0.0.1:8000].")
-@click.option("--api-key", envvar="RELAY_API_KEY", help="Bearer key [env RELAY_API_KEY].")
+@click.option("--relay-url", help="The relay [env RELAY_URL, default http://127.0.0.1:8000].")
+@click.option("--api-key", help="Bearer key [env RELAY_API_KEY].")
 def submit(file: Path | None, wait: bool, as_json: bool, relay_url: str | None, api_key: str | None,
            idempotency_key: str | None, **options: Any) -> None:
     """Submit a generation job (FILE, flags, or both; flags win) to a running relay.

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from functools import cache
 
+from handlers.adapters.aws.clients import aws_client
 from handlers.adapters.aws.secrets import with_secrets
-from handlers.app.emf import DEFAULT_NAMESPACE, DEFAULT_SERVICE, EmfBuffer
+from handlers.app.emf import EmfBuffer
 from handlers.app.relay import Relay
 from handlers.app.settings import Settings
 from handlers.base.logs import configure
@@ -21,16 +22,18 @@ __all__ = ["emf", "flush_metrics", "relay", "settings"]
 
 @cache
 def settings() -> Settings:
-    resolved = Settings.from_env(with_secrets(os.environ))
+    """The settings, with each secret that only a ``*_PARAM`` names read from SSM (one client, built if needed)."""
+    resolved = Settings.from_env(os.environ)
+    if resolved.has_secret_parameters:
+        ssm = aws_client("ssm", resolved.aws_region, endpoint_url=resolved.aws_endpoint_url)
+        resolved = Settings.from_env(with_secrets(os.environ, ssm))
     configure(resolved.log_level, "json")
     return resolved
 
 
 @cache
 def emf() -> EmfBuffer:
-    env = settings().extra
-    return EmfBuffer(namespace=env.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
-                     service=env.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE)
+    return EmfBuffer(namespace=settings().metrics_namespace, service=settings().metrics_service)
 
 
 @cache

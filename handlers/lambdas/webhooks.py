@@ -4,9 +4,9 @@
 ``RELAY_SUBSCRIBERS``). Its secret comes from ``RELAY_WEBHOOK_SECRET_<NAME>`` or, in
 Lambda, from the SSM SecureString that ``RELAY_WEBHOOK_SECRET_<NAME>_PARAM`` names (read
 once per container, with decryption). Record bodies may be the raw event JSON or an SNS
-envelope. A failed delivery is reported in ``batchItemFailures``; when the subscriber
-queue's URL is known (``RELAY_SUBSCRIBER_QUEUE_PREFIX``) its visibility is also set to the
-backoff delay, otherwise the queue's visibility timeout spaces the retries. After the
+envelope. A failed delivery is reported in ``batchItemFailures``; on the ``aws`` backend the
+subscriber queue (``RELAY_SUBSCRIBER_QUEUE_PREFIX`` and the name) also gets its visibility set
+to the backoff delay, otherwise the queue's visibility timeout spaces the retries. After the
 queue's ``maxReceiveCount`` SQS moves the message to the subscriber's DLQ.
 """
 
@@ -23,10 +23,11 @@ from handlers.base.errors import ConfigurationError, InvalidRequest, QueueError
 from handlers.base.logs import configure, get_logger, register_secret
 from handlers.consumer import unwrap
 from handlers.ports import WorkQueue
-from handlers.webhooks.config import PARAM_SUFFIX, secret_parameters
+from handlers.webhooks.config import PARAM_SUFFIX, secret_parameters, secret_variable
 from handlers.webhooks.delivery import WebhookDeliverer, build_deliverer
 
-__all__ = ["TARGET_VARIABLE", "WebhookHandler", "build_handler", "handler", "with_webhook_secrets"]
+__all__ = ["TARGET_VARIABLE", "WebhookHandler", "build_handler", "handler", "handler_for",
+           "with_webhook_secrets"]
 
 log = get_logger(__name__)
 TARGET_VARIABLE = "RELAY_WEBHOOK_TARGET"
@@ -73,18 +74,20 @@ class WebhookHandler:
                         code=exc.code, error=exc.message)
 
 
-def with_webhook_secrets(env: Mapping[str, str], names: Collection[str], ssm: Any | None = None) -> dict[str, str]:
-    """``env`` plus each webhook secret of ``names`` that only a ``*_PARAM`` (SSM parameter) gives."""
-    resolved = dict(env)
-    wanted = secret_parameters(env, names)
-    if wanted and ssm is None:
-        import boto3
+def with_webhook_secrets(settings: Settings, names: Collection[str], ssm: Any | None = None) -> Settings:
+    """``settings`` plus each webhook secret of ``names`` that only a ``*_PARAM`` (SSM parameter) gives."""
+    wanted = secret_parameters(settings, names)
+    if not wanted:
+        return settings
+    if ssm is None:
+        from handlers.adapters.aws.clients import aws_client
 
-        ssm = boto3.client("ssm")
-    for variable, parameter in wanted.items():
-        resolved[variable] = _read_parameter(ssm, variable, parameter)
-        register_secret(resolved[variable], *resolved[variable].split())
-    return resolved
+        ssm = aws_client("ssm", settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+    resolved = dict(settings.webhook_secrets)
+    for name, parameter in wanted.items():
+        resolved[name] = _read_parameter(ssm, secret_variable(name), parameter)
+        register_secret(resolved[name], *resolved[name].split())
+    return settings.with_(webhook_secrets=resolved)
 
 
 def _read_parameter(ssm: Any, variable: str, parameter: str) -> str:
@@ -98,30 +101,34 @@ def _read_parameter(ssm: Any, variable: str, parameter: str) -> str:
 
 def build_handler(env: Mapping[str, str], *, ssm: Any | None = None,
                   queue: Callable[[], WorkQueue] | None = None) -> WebhookHandler:
-    """The handler for the webhook ``RELAY_WEBHOOK_TARGET`` names, from ``env``.
+    """The handler for the webhook ``RELAY_WEBHOOK_TARGET`` names, from the environment ``env``.
 
-    ``queue`` defaults to the SQS subscriber queue when ``RELAY_SUBSCRIBER_QUEUE_PREFIX`` is set.
+    ``queue`` defaults to the SQS subscriber queue on the ``aws`` backend (``RELAY_BACKEND``).
     """
-    target = (env.get(TARGET_VARIABLE) or "").strip()
+    return handler_for(Settings.from_env(env), ssm=ssm, queue=queue)
+
+
+def handler_for(settings: Settings, *, ssm: Any | None = None,
+                queue: Callable[[], WorkQueue] | None = None) -> WebhookHandler:
+    """:func:`build_handler` from settings already read."""
+    target = (settings.webhook_target or "").strip()
     if not target:
         raise ConfigurationError(f"{TARGET_VARIABLE} is not set: name the webhook this function delivers to")
-    resolved = with_webhook_secrets(env, [target], ssm)
-    deliverer = build_deliverer(Settings.from_env(resolved), names=[target])
-    if queue is None and resolved.get("RELAY_SUBSCRIBER_QUEUE_PREFIX"):
-        queue = _sqs_queue_factory(resolved, target)
+    settings = with_webhook_secrets(settings, [target], ssm)
+    deliverer = build_deliverer(settings, names=[target])
+    if queue is None and settings.backend == "aws":
+        queue = _sqs_queue_factory(settings, target)
     return WebhookHandler(deliverer, target, queue=queue)
 
 
-def _sqs_queue_factory(env: Mapping[str, str], target: str) -> Callable[[], WorkQueue]:
+def _sqs_queue_factory(settings: Settings, target: str) -> Callable[[], WorkQueue]:
     def make() -> WorkQueue:
-        import boto3
-
-        from handlers.adapters.aws.names import AwsNames
+        from handlers.adapters.aws.clients import aws_client
         from handlers.adapters.aws.queue import SqsWorkQueue
+        from handlers.app.wiring import aws_names
 
-        names = AwsNames.from_env(env)
-        where = names.subscriber_queue(target)
-        sqs = boto3.session.Session(region_name=names.region).client("sqs")
+        where = aws_names(settings).subscriber_queue(target)
+        sqs = aws_client("sqs", settings.aws_region, endpoint_url=settings.aws_endpoint_url)
         if where.startswith(("https://", "http://")):
             return SqsWorkQueue(sqs, where)
         return SqsWorkQueue.from_name(sqs, where)
@@ -131,8 +138,9 @@ def _sqs_queue_factory(env: Mapping[str, str], target: str) -> Callable[[], Work
 
 @cache
 def _handler() -> WebhookHandler:
-    configure(os.environ.get("RELAY_LOG_LEVEL") or "info", "json")
-    return build_handler(os.environ)
+    settings = Settings.from_env(os.environ)
+    configure(settings.log_level, "json")
+    return handler_for(settings)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

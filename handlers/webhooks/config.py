@@ -1,4 +1,4 @@
-"""Webhook targets, read from the environment mapping in :attr:`Settings.extra`.
+"""Webhook targets, from the settings ``RELAY_WEBHOOKS`` and ``RELAY_WEBHOOK_SECRET_<NAME>`` give.
 
 ::
 
@@ -11,18 +11,18 @@ A webhook is a subscriber: its name must also be in ``RELAY_SUBSCRIBERS``, whose
 decides which event types it gets. The secret variable's name is the webhook's name in
 upper case with ``-`` turned into ``_``. URLs must be https; plain http is allowed only to
 a loopback host (local use). Every secret is registered with :func:`register_secret`, so
-no log line can print it. ``*_PARAM`` variables are resolved by the webhooks Lambda
+no log line can print it. ``*_PARAM`` parameters are resolved by the webhooks Lambda
 (:mod:`handlers.lambdas.webhooks`), never here: this module makes no network calls.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from handlers.app.settings import Settings
+from handlers.app.settings import PARAM_SUFFIX, WEBHOOKS_VARIABLE, Settings, parse_webhooks, secret_variable
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import register_secret
 from handlers.webhooks.signing import SECRET_PREFIX, WebhookSecret
@@ -30,9 +30,6 @@ from handlers.webhooks.signing import SECRET_PREFIX, WebhookSecret
 __all__ = ["MIN_SECRET_BYTES", "PARAM_SUFFIX", "WEBHOOKS_VARIABLE", "WebhookTarget", "load_targets",
            "parse_webhooks", "secret_parameters", "secret_variable"]
 
-WEBHOOKS_VARIABLE = "RELAY_WEBHOOKS"
-SECRET_VARIABLE_PREFIX = "RELAY_WEBHOOK_SECRET_"  # noqa: S105 (a variable name)
-PARAM_SUFFIX = "_PARAM"
 MIN_SECRET_BYTES = 24
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -50,28 +47,9 @@ class WebhookTarget:
         return urlsplit(self.url).hostname or ""
 
 
-def secret_variable(name: str) -> str:
-    """``RELAY_WEBHOOK_SECRET_<NAME>`` for webhook ``name`` (``my-hook`` → ``..._MY_HOOK``)."""
-    return SECRET_VARIABLE_PREFIX + name.upper().replace("-", "_")
-
-
-def parse_webhooks(raw: str) -> tuple[tuple[str, str], ...]:
-    """``name=url`` pairs, comma-separated, in order; names unique."""
-    pairs: list[tuple[str, str]] = []
-    for entry in (part.strip() for part in raw.split(",") if part.strip()):
-        name, equals, url = (piece.strip() for piece in entry.partition("="))
-        if not equals or not url or not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigurationError(f"{WEBHOOKS_VARIABLE}: expected name=url, got {entry!r}")
-        if name in (seen for seen, _ in pairs):
-            raise ConfigurationError(f"{WEBHOOKS_VARIABLE}: webhook {name!r} is listed twice")
-        pairs.append((name, url))
-    return tuple(pairs)
-
-
 def load_targets(settings: Settings, *, names: Collection[str] | None = None) -> tuple[WebhookTarget, ...]:
     """Every webhook in ``RELAY_WEBHOOKS`` (or only ``names``), checked; ``ConfigurationError`` names the variable."""
-    env = settings.extra
-    pairs = parse_webhooks(env.get(WEBHOOKS_VARIABLE, ""))
+    pairs = settings.webhooks
     _check_variables_distinct(pairs)
     listed = {name for name, _ in pairs}
     missing = sorted(set(names or ()) - listed)
@@ -79,23 +57,22 @@ def load_targets(settings: Settings, *, names: Collection[str] | None = None) ->
         raise ConfigurationError(f"{WEBHOOKS_VARIABLE}: no webhook named {', '.join(map(repr, missing))}")
     subscribers = {name for name, _ in settings.subscribers}
     chosen = [(name, url) for name, url in pairs if names is None or name in names]
-    return tuple(_target(env, name, url, subscribers) for name, url in chosen)
+    return tuple(_target(settings, name, url, subscribers) for name, url in chosen)
 
 
-def secret_parameters(env: Mapping[str, str], names: Collection[str]) -> dict[str, str]:
-    """``{secret variable: SSM parameter name}`` for each of ``names`` with a ``_PARAM`` and no value."""
-    wanted = {secret_variable(name) for name in names}
-    return {variable: env[variable + PARAM_SUFFIX] for variable in sorted(wanted)
-            if env.get(variable + PARAM_SUFFIX) and not env.get(variable, "").strip()}
+def secret_parameters(settings: Settings, names: Collection[str]) -> dict[str, str]:
+    """``{webhook name: SSM parameter name}`` for each of ``names`` with a ``_PARAM`` and no secret."""
+    return {name: settings.webhook_secret_params[name] for name in sorted(names)
+            if name in settings.webhook_secret_params and name not in settings.webhook_secrets}
 
 
-def _target(env: Mapping[str, str], name: str, url: str, subscribers: Collection[str]) -> WebhookTarget:
+def _target(settings: Settings, name: str, url: str, subscribers: Collection[str]) -> WebhookTarget:
     if name not in subscribers:
         raise ConfigurationError(
             f"{WEBHOOKS_VARIABLE}: webhook {name!r} is not a subscriber; add '{name}:<filter>' "
             f"(e.g. '{name}:completed' or '{name}:*') to RELAY_SUBSCRIBERS")
     _check_url(name, url)
-    return WebhookTarget(name=name, url=url, secrets=_secrets(env, name))
+    return WebhookTarget(name=name, url=url, secrets=_secrets(settings, name))
 
 
 def _check_variables_distinct(pairs: tuple[tuple[str, str], ...]) -> None:
@@ -133,13 +110,14 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _secrets(env: Mapping[str, str], name: str) -> tuple[WebhookSecret, ...]:
+def _secrets(settings: Settings, name: str) -> tuple[WebhookSecret, ...]:
     variable = secret_variable(name)
-    tokens = env.get(variable, "").split()
-    register_secret(env.get(variable), *tokens, *(t.removeprefix(SECRET_PREFIX) for t in tokens))
+    raw = settings.webhook_secrets.get(name)
+    tokens = (raw or "").split()
+    register_secret(raw, *tokens, *(t.removeprefix(SECRET_PREFIX) for t in tokens))
     if not tokens:
         where = (f" ({variable}{PARAM_SUFFIX} names an SSM parameter: only the webhooks Lambda reads it)"
-                 if env.get(variable + PARAM_SUFFIX) else "")
+                 if name in settings.webhook_secret_params else "")
         raise ConfigurationError(f"{variable} is not set: webhook {name!r} needs a signing secret "
                                  f"({SECRET_PREFIX}<base64>){where}")
     return tuple(_secret(variable, index, token) for index, token in enumerate(tokens, start=1))

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 from handlers import __version__
-from handlers.app.settings import Settings, env_float
+from handlers.app.settings import Settings
 from handlers.base.errors import NotFound, UnsafeURL
 from handlers.base.logs import get_logger
 from handlers.ports import Message, WorkQueue
@@ -43,8 +43,8 @@ __all__ = ["DEFAULT_MAX_BACKOFF", "DEFAULT_TIMEOUT", "RETRY_SCHEDULE", "USER_AGE
 log = get_logger(__name__)
 
 USER_AGENT = f"seedance-relay/{__version__} (+webhooks)"
-DEFAULT_TIMEOUT = 15.0
-DEFAULT_MAX_BACKOFF = 3600.0
+DEFAULT_TIMEOUT = Settings().webhook_timeout  # RELAY_WEBHOOK_TIMEOUT's default
+DEFAULT_MAX_BACKOFF = Settings().webhook_max_backoff  # RELAY_WEBHOOK_MAX_BACKOFF's default
 #: Seconds to wait after failed attempt n (n = the message's receive count), from the spec's
 #: example: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, then 24 h; capped at ``max_backoff``.
 RETRY_SCHEDULE: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0)
@@ -214,12 +214,7 @@ def run_webhook_loop(deliverer: WebhookDeliverer, target: str, queue: WorkQueue,
 
 def build_deliverer(settings: Settings, *, names: Collection[str] | None = None, client: httpx.Client | None = None,
                     clock: Callable[[], float] = time.time) -> WebhookDeliverer:
-    """The deliverer for every configured webhook (or ``names``), from ``settings``.
-
-    ``RELAY_WEBHOOK_TIMEOUT`` (seconds per attempt, default 15) and
-    ``RELAY_WEBHOOK_MAX_BACKOFF`` (longest wait between attempts, default 3600).
-    """
-    env = settings.extra
+    """The deliverer for every configured webhook (or ``names``), from ``settings``: its
+    ``webhook_timeout`` per attempt and ``webhook_max_backoff`` as the longest wait between attempts."""
     return WebhookDeliverer(load_targets(settings, names=names), client=client, clock=clock,
-                            timeout=env_float(env, "RELAY_WEBHOOK_TIMEOUT", DEFAULT_TIMEOUT),
-                            max_backoff=env_float(env, "RELAY_WEBHOOK_MAX_BACKOFF", DEFAULT_MAX_BACKOFF))
+                            timeout=settings.webhook_timeout, max_backoff=settings.webhook_max_backoff)

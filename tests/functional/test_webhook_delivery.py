@@ -500,7 +500,7 @@ def test_lambda_handler_refuses_an_unknown_target() -> None:
 @pytest.mark.integration
 def test_lambda_hides_a_failed_message_for_the_backoff_on_sqs(moto_server: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """With ``RELAY_SUBSCRIBER_QUEUE_PREFIX`` set, a failed record's visibility becomes the backoff delay."""
+    """On the aws backend, a failed record's visibility on its subscriber queue becomes the backoff delay."""
     import uuid
 
     import boto3
@@ -514,6 +514,6 @@ def test_lambda_hides_a_failed_message_for_the_backoff_on_sqs(moto_server: str,
     event = sqs_event(received["Body"])
     event["Records"][0].update(messageId=received["MessageId"], receiptHandle=received["ReceiptHandle"])
     with running_hook(NEW, plan=[500]) as hook:
-        handler = build_handler(lambda_env(hook, RELAY_SUBSCRIBER_QUEUE_PREFIX=url.removesuffix("crm")))
+        handler = build_handler(lambda_env(hook, RELAY_BACKEND="aws", RELAY_SUBSCRIBER_QUEUE_PREFIX=url.removesuffix("crm")))
         assert handler(event) == {"batchItemFailures": [{"itemIdentifier": received["MessageId"]}]}
     assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []

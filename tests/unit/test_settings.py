@@ -9,14 +9,18 @@ from pathlib import Path
 import pytest
 
 import handlers
+from handlers.adapters.aws.names import AwsNames
 from handlers.app.settings import (
     LOG_FORMATS,
     VARIABLES,
     Settings,
+    configuration_table,
+    knobs,
     known_variables,
     parse_subscribers,
     unknown_variables,
 )
+from handlers.app.wiring import aws_names
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import configure
 from handlers.sandbox.settings import SWITCHES, SandboxSettings
@@ -140,5 +144,75 @@ def test_every_relay_variable_the_code_names_is_known() -> None:
              for match in re.findall(r"\bRELAY_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())}
     assert named, "no RELAY_ names found: the scan is broken"
     assert unknown_variables(dict.fromkeys(named, "x")) == []
-    assert set(VARIABLES) <= {f.name for f in fields(Settings)}
-    assert set(VARIABLES.values()) <= known_variables()
+    assert set(VARIABLES) == {f.name for f in fields(Settings)}
+    assert {k.env for _, k in knobs() if not k.pattern} <= known_variables()
+
+
+def test_every_setting_has_a_variable_and_help() -> None:
+    """Each Settings field is declared with its environment variable and a help text; no field is unlisted."""
+    declared = list(knobs())
+    assert [f.name for f, _ in declared] == [f.name for f in fields(Settings)]
+    for f, k in declared:
+        assert re.fullmatch(r"[A-Z][A-Z0-9_]*(<NAME>[A-Z0-9_]*)?", k.env), f.name
+        assert k.help.strip() and "|" not in k.help, f.name
+    assert len({k.env for _, k in declared}) == len(declared), "two settings share a variable"
+
+
+def test_the_configuration_table_lists_every_variable_once() -> None:
+    """The README table has one row per setting, in the order of Settings, naming its variable and default."""
+    lines = configuration_table().splitlines()
+    assert lines[:2] == ["| variable | default | meaning |", "|---|---|---|"]
+    rows = [line.split(" | ") for line in lines[2:]]
+    assert [row[0].removeprefix("| ") for row in rows] == [f"`{k.env}`" for _, k in knobs()]
+    assert all(line.count(" | ") == 2 and line.endswith(" |") for line in lines[2:])
+    assert "| `RELAY_PORT` | `8000` | bind port |" in lines
+    assert "| `RELAY_EXPIRE_AFTER` | `172800` | seconds after which an unfinished job expires |" in lines
+    assert any(line.startswith("| `RELAY_WEBHOOK_SECRET_<NAME>` | — |") for line in lines)
+
+
+def test_a_mistyped_variable_is_matched_against_the_one_list() -> None:
+    """The warning knows settings that used to live outside Settings (webhooks, AWS names, the CLI client)."""
+    env = {"RELAY_WEBHOOK_TIMEOT": "5", "RELAY_BUCKT": "b", "RELAY_URLS": "x", "RELAY_WEBHOOK_SECRET_ANY": "s"}
+    assert unknown_variables(env) == ["RELAY_BUCKT is not a setting; did you mean RELAY_BUCKET?",
+                                      "RELAY_URLS is not a setting; did you mean RELAY_URL?",
+                                      "RELAY_WEBHOOK_TIMEOT is not a setting; did you mean RELAY_WEBHOOK_TIMEOUT?"]
+
+
+def test_aws_names_come_from_settings_with_the_adapters_defaults() -> None:
+    """RELAY_TABLE … AWS_REGION are settings; unset, they give the AWS adapters' own default names."""
+    assert aws_names(Settings.from_env({})) == AwsNames()
+    env = {"RELAY_TABLE": "t", "RELAY_BUCKET": "b", "RELAY_INGEST_QUEUE": "i", "RELAY_REQUESTS_QUEUE": "r",
+           "RELAY_TOPIC": "arn:aws:sns:eu-west-1:1:t", "RELAY_SUBSCRIBER_QUEUE_PREFIX": "s-",
+           "RELAY_KMS_KEY_ID": "k", "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert aws_names(Settings.from_env(env)) == AwsNames.from_env(env)
+    assert Settings.from_env({**env, "AWS_REGION": "eu-north-1"}).aws_region == "eu-north-1"
+
+
+def test_client_and_webhook_settings_keep_the_precedence() -> None:
+    """RELAY_URL, RELAY_WEBHOOK_TIMEOUT and friends: explicit argument > environment > default."""
+    env = {"RELAY_URL": "http://relay.example:9000/", "RELAY_WEBHOOK_TIMEOUT": "3"}
+    assert Settings.from_env({}).relay_url == "http://127.0.0.1:8000"
+    assert Settings.from_env(env).relay_url == "http://relay.example:9000"
+    assert Settings.from_env(env, relay_url="http://other.example").relay_url == "http://other.example"
+    assert (Settings.from_env(env).webhook_timeout, Settings.from_env({}).webhook_timeout) == (3.0, 15.0)
+    with pytest.raises(ConfigurationError, match=r"^RELAY_WEBHOOK_MAX_BACKOFF=0 is out of range"):
+        Settings.from_env({"RELAY_WEBHOOK_MAX_BACKOFF": "0"})
+
+
+def test_webhook_secrets_are_read_once_for_each_listed_webhook() -> None:
+    """RELAY_WEBHOOK_SECRET_<NAME>[_PARAM] become mappings by webhook name; other names are not read."""
+    env = {"RELAY_WEBHOOKS": "crm=https://c.example,my-hook=https://m.example",
+           "RELAY_WEBHOOK_SECRET_CRM": "whsec_topsecret", "RELAY_WEBHOOK_SECRET_MY_HOOK": " ",
+           "RELAY_WEBHOOK_SECRET_MY_HOOK_PARAM": "/p/my-hook", "RELAY_WEBHOOK_SECRET_GONE": "whsec_old"}
+    settings = Settings.from_env(env)
+    assert settings.webhooks == (("crm", "https://c.example"), ("my-hook", "https://m.example"))
+    assert settings.webhook_secrets == {"crm": "whsec_topsecret"}
+    assert settings.webhook_secret_params == {"my-hook": "/p/my-hook"}
+    assert "topsecret" not in repr(settings)
+
+
+def test_secret_parameters_are_settings() -> None:
+    """``NAME_PARAM`` names an SSM parameter; it is pending only while ``NAME`` itself is unset."""
+    assert not Settings.from_env({}).has_secret_parameters
+    assert Settings.from_env({"RELAY_API_KEYS_PARAM": "/p/keys"}).has_secret_parameters
+    assert not Settings.from_env({"RELAY_API_KEYS_PARAM": "/p/keys", "RELAY_API_KEYS": "k"}).has_secret_parameters

@@ -330,6 +330,7 @@ def test_loaded_secrets_are_redacted_from_log_events() -> None:
 
 def test_secret_parameters_lists_only_unresolved_params() -> None:
     """Only secrets given solely as an SSM parameter need resolving."""
-    env = {"RELAY_WEBHOOK_SECRET_CRM_PARAM": "/p/crm", "RELAY_WEBHOOK_SECRET_OTHER": NEW,
-           "RELAY_WEBHOOK_SECRET_OTHER_PARAM": "/p/other"}
-    assert secret_parameters(env, ["crm", "other", "third"]) == {"RELAY_WEBHOOK_SECRET_CRM": "/p/crm"}
+    configured = settings(RELAY_WEBHOOKS="crm=https://c.example,other=https://o.example,third=https://t.example",
+                          RELAY_WEBHOOK_SECRET_CRM="", RELAY_WEBHOOK_SECRET_CRM_PARAM="/p/crm",
+                          RELAY_WEBHOOK_SECRET_OTHER=NEW, RELAY_WEBHOOK_SECRET_OTHER_PARAM="/p/other")
+    assert secret_parameters(configured, ["crm", "other", "third"]) == {"crm": "/p/crm"}
