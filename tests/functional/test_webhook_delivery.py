@@ -514,6 +514,7 @@ def test_lambda_hides_a_failed_message_for_the_backoff_on_sqs(moto_server: str,
     event = sqs_event(received["Body"])
     event["Records"][0].update(messageId=received["MessageId"], receiptHandle=received["ReceiptHandle"])
     with running_hook(NEW, plan=[500]) as hook:
-        handler = build_handler(lambda_env(hook, RELAY_BACKEND="aws", RELAY_SUBSCRIBER_QUEUE_PREFIX=url.removesuffix("crm")))
+        env = lambda_env(hook, RELAY_BACKEND="aws", RELAY_SUBSCRIBER_QUEUE_PREFIX=url.removesuffix("crm"))
+        handler = build_handler(env)
         assert handler(event) == {"batchItemFailures": [{"itemIdentifier": received["MessageId"]}]}
     assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []

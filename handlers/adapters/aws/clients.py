@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from handlers.adapters.aws.names import AwsNames
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["CONNECT_TIMEOUT", "MAX_POOL_CONNECTIONS", "READ_TIMEOUT", "AwsClients", "aws_clients"]
+__all__ = ["CONNECT_TIMEOUT", "MAX_POOL_CONNECTIONS", "READ_TIMEOUT", "AwsClients", "aws_client", "aws_clients"]
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -49,9 +49,7 @@ def aws_clients(names: AwsNames, *, endpoint_url: str | None = None,
 
     env = os.environ if env is None else env
     custom_s3 = bool(endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"))
-    base = Config(region_name=names.region, retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-                  connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-                  max_pool_connections=MAX_POOL_CONNECTIONS)
+    base = _config(names.region)
     s3_config = base.merge(Config(signature_version="s3v4",
                                   s3={"addressing_style": "path" if custom_s3 else "auto"}))
     options: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
@@ -62,3 +60,18 @@ def aws_clients(names: AwsNames, *, endpoint_url: str | None = None,
         sqs=session.client("sqs", config=base, **options),
         sns=session.client("sns", config=base, **options),
     )
+
+
+def aws_client(service: Literal["ssm", "sqs"], region: str, *, endpoint_url: str | None = None) -> Any:
+    """One more client (``ssm``, or ``sqs`` alone) with the retries, timeouts and pool of :func:`aws_clients`."""
+    import boto3
+
+    options: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    return boto3.session.Session(region_name=region).client(service, config=_config(region), **options)
+
+
+def _config(region: str) -> Any:
+    from botocore.config import Config
+
+    return Config(region_name=region, retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+                  connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, max_pool_connections=MAX_POOL_CONNECTIONS)
