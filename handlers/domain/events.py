@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from handlers.domain.jobs import Job, rfc3339
+from handlers.domain.jobs import Job, Outcome, rfc3339
 
 __all__ = ["EVENT_TYPES", "SOURCE", "TYPE_PREFIX", "build_event", "event_id", "event_type"]
 
 SOURCE = "urn:seedance-relay"
 TYPE_PREFIX = "io.seedance-relay.job."
-OUTCOMES = ("completed", "failed", "cancelled", "expired", "rejected")
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
 EVENT_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
 
 
@@ -34,11 +34,12 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
     """The CloudEvent for a job whose ``outcome`` is known."""
     if job.outcome is None:
         raise ValueError(f"job {job.id} has no outcome yet")
+    outcome = Outcome(job.outcome).value
     data: dict[str, Any] = {
         "job_id": job.id,
         "task_id": job.task_id,
         "model": job.model,
-        "outcome": job.outcome,
+        "outcome": outcome,
         "outputs": [o.as_dict() for o in job.outputs],
         "duration": _duration(job.request.get("duration")),
         "metadata": dict(job.metadata),
@@ -49,9 +50,9 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
         data["error"] = dict(job.error)
     return {
         "specversion": "1.0",
-        "id": event_id(job.id, job.outcome),
+        "id": event_id(job.id, outcome),
         "source": source,
-        "type": event_type(job.outcome),
+        "type": event_type(outcome),
         "subject": job.id,
         "time": rfc3339(now),
         "datacontenttype": "application/json",

@@ -1,15 +1,11 @@
 """The job: one generation request, its provider task, its stored outputs and its events.
 
-States::
-
-    accepted ─▶ submitted ─▶ processing ─▶ stored ─▶ published
-        │            │             │
-        ├─▶ rejected ├─▶ failed / cancelled / expired (each publishes its event)
-
-``status`` says where the job is; ``outcome`` (completed, failed, cancelled, expired,
-rejected) is set once the provider's answer is known and decides the event;
-``check_at`` is set while the job still needs work (the reconciler's index) and cleared
-once its event is published. Every change is a conditional write on ``version``.
+A job changes only through its named transitions (``claimed``, ``submitted``, ``progressed``,
+``leased``, ``stored``, ``concluded``, ``published``…), each stamped with the time it happened and
+each checked against the lifecycle table (:mod:`handlers.domain.lifecycle`), which refuses a move it
+does not list with :class:`~handlers.domain.lifecycle.InvalidTransition`. ``check_at`` is set while
+the job still needs work (the reconciler's index) and cleared once its event is published. The store
+writes every change conditionally on ``version``.
 """
 
 from __future__ import annotations
@@ -19,31 +15,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["TERMINAL", "Job", "JobStatus", "Output", "derive_job_id", "output_url", "request_fingerprint",
-           "rfc3339"]
+from handlers.domain.lifecycle import OUTCOME_STATUS, TERMINAL, InvalidTransition, JobStatus, Outcome, Step, find_move
 
-
-class JobStatus(StrEnum):
-    ACCEPTED = "accepted"
-    SUBMITTED = "submitted"
-    PROCESSING = "processing"
-    STORED = "stored"
-    PUBLISHED = "published"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-
-
-TERMINAL = frozenset({JobStatus.PUBLISHED, JobStatus.FAILED, JobStatus.CANCELLED,
-                      JobStatus.REJECTED, JobStatus.EXPIRED})
-OUTCOME_STATUS = {"completed": JobStatus.PUBLISHED, "failed": JobStatus.FAILED,
-                  "cancelled": JobStatus.CANCELLED, "expired": JobStatus.EXPIRED,
-                  "rejected": JobStatus.REJECTED}
+__all__ = ["OUTCOME_STATUS", "TERMINAL", "Job", "JobStatus", "Outcome", "Output", "derive_job_id", "output_url",
+           "request_fingerprint", "rfc3339"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +86,7 @@ class Job:
     credits_reserved: float | None = None
     submitted_at: float | None = None
     finished_at: float | None = None
-    outcome: str | None = None
+    outcome: Outcome | None = None
     error: Mapping[str, Any] | None = None
     outputs: tuple[Output, ...] = ()
     event_ids: tuple[str, ...] = ()
@@ -125,28 +103,113 @@ class Job:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def evolve(self, now: float, **changes: Any) -> Job:
-        """A copy with ``changes``, stamped ``now``; the store bumps ``version``."""
-        return replace(self, updated_at=now, **changes)
-
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
         record["status"] = self.status.value
+        record["outcome"] = None if self.outcome is None else Outcome(self.outcome).value
         return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Job:
         data = dict(record)
         data["status"] = JobStatus(data["status"])
+        data["outcome"] = None if data.get("outcome") is None else Outcome(data["outcome"])
         data["outputs"] = tuple(Output(**o) for o in data.get("outputs") or ())
         for name in ("event_ids", "other_tasks"):
             data[name] = tuple(data.get(name) or ())
         return cls(**data)
 
+    # --- transitions (the rows of handlers.domain.lifecycle.MOVES) -------------------------------
+
+    def _check(self, step: Step, *, to: JobStatus | None = None, records: Outcome | None = None) -> None:
+        """Raise ``InvalidTransition`` unless the table allows ``step`` (to ``to``, recording ``records``) now."""
+        if find_move(step, self.status, self.outcome, target=to, records=records) is None:
+            raise InvalidTransition(self.id, step, self.status, to or self.status, self.outcome)
+
+    def claimed(self, now: float) -> Job:
+        """A submitter claims the accepted job just before it calls the provider (one more attempt)."""
+        self._check(Step.CLAIMED)
+        return replace(self, updated_at=now, submit_claimed_at=now, attempts=self.attempts + 1)
+
+    def deferred(self, now: float, error: Mapping[str, Any], retry_at: float) -> Job:
+        """The provider could not take the job now: drop the claim and try again at ``retry_at``."""
+        self._check(Step.DEFERRED)
+        return replace(self, updated_at=now, submit_claimed_at=None, error=dict(error), check_at=retry_at)
+
+    def submitted(self, now: float, task_id: str, *, estimated_time: int | None, credits_reserved: float | None,
+                  check_at: float) -> Job:
+        """The provider created task ``task_id``; look again at ``check_at`` if no callback came."""
+        self._check(Step.SUBMITTED, to=JobStatus.SUBMITTED)
+        return replace(self, updated_at=now, status=JobStatus.SUBMITTED, task_id=task_id, submitted_at=now,
+                       error=None, estimated_time=estimated_time, credits_reserved=credits_reserved,
+                       check_at=check_at)
+
+    def unconfirmed(self, now: float, reason: str, *, check_at: float) -> Job:
+        """The provider may or may not have a task: wait for its callback (never resubmit blindly)."""
+        self._check(Step.UNCONFIRMED, to=JobStatus.SUBMITTED)
+        return replace(self, updated_at=now, status=JobStatus.SUBMITTED, unknown_outcome=True, submitted_at=now,
+                       error={"code": "unknown_outcome", "message": reason}, check_at=check_at)
+
+    def resolved(self, now: float, task_id: str, *, estimated_time: int | None) -> Job:
+        """A callback named the task of this unconfirmed job, and the provider confirmed it."""
+        self._check(Step.RESOLVED)
+        return replace(self, updated_at=now, task_id=task_id, unknown_outcome=False, error=None,
+                       estimated_time=estimated_time)
+
+    def progressed(self, now: float, progress: int, *, processing: bool) -> Job:
+        """The provider reports ``progress``; ``processing`` when it says the task is processing."""
+        to = JobStatus.PROCESSING if processing and self.status is not JobStatus.PROCESSING else None
+        self._check(Step.PROGRESSED, to=to)
+        return replace(self, updated_at=now, status=to or self.status, progress=progress)
+
+    def leased(self, now: float, worker: str, until: float) -> Job:
+        """``worker`` takes (or renews) the lease to copy the result, until ``until``."""
+        self._check(Step.LEASED)
+        return replace(self, updated_at=now, lease_owner=worker, lease_until=until)
+
+    def released(self, now: float) -> Job:
+        """The lease is given up so that the next worker may start at once."""
+        self._check(Step.RELEASED)
+        return replace(self, updated_at=now, lease_owner=None, lease_until=None)
+
+    def stored(self, now: float, outputs: tuple[Output, ...]) -> Job:
+        """The result is copied: the outcome is ``completed``, and its event is due at once."""
+        self._check(Step.STORED, to=JobStatus.STORED, records=Outcome.COMPLETED)
+        return replace(self, updated_at=now, status=JobStatus.STORED, outcome=Outcome.COMPLETED, outputs=outputs,
+                       progress=100, finished_at=now, error=None, check_at=now)
+
+    def concluded(self, now: float, outcome: Outcome, error: Mapping[str, Any] | None) -> Job:
+        """The job ends without outputs (``outcome`` and ``error``); it keeps its status until it is published."""
+        self._check(Step.CONCLUDED, records=outcome)
+        return replace(self, updated_at=now, outcome=outcome, error=dict(error or {}) or None, finished_at=now,
+                       check_at=now, lease_owner=None, lease_until=None)
+
+    def published(self, now: float, event_id: str) -> Job:
+        """The outcome's event ``event_id`` is out: the job takes its final status."""
+        final = None if self.outcome is None else OUTCOME_STATUS[Outcome(self.outcome)]
+        self._check(Step.PUBLISHED, to=final or self.status)
+        return replace(self, updated_at=now, status=final or self.status, event_ids=(*self.event_ids, event_id),
+                       check_at=None, lease_owner=None, lease_until=None)
+
+    def noted_other_task(self, now: float, task_id: str) -> Job:
+        """A callback named ``task_id``, another task than the job's own: keep it on record."""
+        self._check(Step.NOTED_OTHER_TASK)
+        return replace(self, updated_at=now, other_tasks=(*self.other_tasks, task_id))
+
+    def rescheduled(self, now: float, check_at: float) -> Job:
+        """The reconciler looks at the job again at ``check_at``."""
+        self._check(Step.RESCHEDULED)
+        return replace(self, updated_at=now, check_at=check_at)
+
+    def evolve(self, now: float, **changes: Any) -> Job:
+        """Test fixtures only: a copy with ``changes``, unchecked. The relay itself moves jobs by the transitions."""
+        return replace(self, updated_at=now, **changes)
+
     def public(self) -> dict[str, Any]:
         """The job as the HTTP API shows it: times in RFC 3339 UTC, each output with its route's ``url``."""
         return {
-            "id": self.id, "status": self.status.value, "outcome": self.outcome,
+            "id": self.id, "status": self.status.value,
+            "outcome": None if self.outcome is None else Outcome(self.outcome).value,
             "task_id": self.task_id, "model": self.model, "progress": self.progress,
             "created_at": rfc3339(self.created_at), "updated_at": rfc3339(self.updated_at),
             "submitted_at": _rfc3339_or_none(self.submitted_at),

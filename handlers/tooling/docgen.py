@@ -39,7 +39,7 @@ from handlers.domain.contract import (
     MediaLimits,
 )
 from handlers.domain.events import EVENT_TYPES, TYPE_PREFIX, build_event
-from handlers.domain.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
+from handlers.domain.jobs import Job, JobStatus, Outcome, Output, derive_job_id, request_fingerprint
 from handlers.tooling.event_schemas import all_event_schemas, event_schema
 
 __all__ = ["LIMITS_END", "LIMITS_START", "TIME_CONVENTION", "api_reference", "event_catalogue", "evolink_limits",
@@ -240,7 +240,7 @@ def api_reference(openapi: Mapping[str, Any]) -> str:
 _T0 = 1_795_630_973.87
 
 
-def _example_job(outcome: str) -> Job:
+def _example_job(outcome: Outcome) -> Job:
     model = "seedance-2.0-reference-to-video"
     request: dict[str, Any] = {"model": model, "duration": 5,
                "prompt": "Use image 1 as the first frame, audio 1 as the soundtrack",
@@ -275,7 +275,7 @@ _EXAMPLE_ERRORS: dict[str, dict[str, Any]] = {
 
 def example_event(outcome: str) -> dict[str, Any]:
     """A realistic event of ``outcome``, built by :func:`handlers.domain.events.build_event`."""
-    job = _example_job(outcome)
+    job = _example_job(Outcome(outcome))
     return build_event(job, now=(job.finished_at or _T0) + 0.01)
 
 

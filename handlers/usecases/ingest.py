@@ -1,4 +1,4 @@
-"""Ingest: read the task from the provider (the truth), copy its result, publish one event.
+"""Ingest: read the task from the provider (the truth), decide, copy its result, conclude, publish one event.
 
 Safe to run any number of times for the same job, concurrently: a lease (a conditional
 write) lets one worker copy at a time, object keys are deterministic, and the event id is
@@ -14,16 +14,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from handlers.app.relay import Relay
 from handlers.base.errors import Conflict, DownloadFailed, ProviderRejected, RelayError
 from handlers.base.logs import get_logger
-from handlers.domain.jobs import Job, JobStatus, Output
+from handlers.domain.jobs import Job, JobStatus, Outcome, Output
 from handlers.provider.evolink.task import Task
-from handlers.usecases.outcomes import conclude, publish_outcome
+from handlers.usecases.outcomes import publish_outcome, record_outcome
 
-__all__ = ["MAX_OTHER_TASKS", "Busy", "ingest", "late_callback_key"]
+__all__ = ["MAX_OTHER_TASKS", "Busy", "Verdict", "decide", "ingest", "late_callback_key"]
 
 log = get_logger(__name__)
 MAX_OTHER_TASKS = 10
@@ -40,40 +41,44 @@ class Busy(RelayError):
         self.delay = delay
 
 
+class Verdict(NamedTuple):
+    """What a final task means for its job: the outcome, and its error or the results to copy (then the copies)."""
+
+    outcome: Outcome
+    error: Mapping[str, Any] | None = None
+    results: tuple[str, ...] = ()
+    report: Mapping[str, Any] = {}
+    outputs: tuple[Output, ...] = ()
+
+
 def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: str = "worker",
            callback_at: float | None = None) -> Job:
-    """Bring the job up to date with its task; ``callback_at`` is when the callback that asked for it came."""
+    """Bring the job up to date with its task; ``callback_at`` is when the callback that asked for it came.
+
+    One straight path: read the task, decide, copy, conclude, publish. A job whose outcome is
+    already recorded (a worker stopped before its event went out) goes straight to publishing.
+    """
     job = relay.jobs.get(job_id)
     if job.terminal:
         if callback_at is not None:
             _note_late_callback(relay, job, task_hint, callback_at)
         return job
-    if job.outcome is not None:
-        job = _note_other_task(relay, job, task_hint)
-        return publish_outcome(relay, job) if job.check_at is not None else job
-    job = _resolve_task_id(relay, job, task_hint)
-    if job.task_id is None:
-        return job
-    if task_hint and task_hint != job.task_id:
-        return _note_other_task(relay, job, task_hint)
-    try:
-        task = relay.provider.get_task(job.task_id)
-    except ProviderRejected as exc:
-        if exc.status not in (400, 404):
-            raise  # 401/403: our key, not this job; retried, then dead-lettered where an alarm sees it
-        return conclude(relay, job, "failed", {"code": "task_not_found", "message": exc.message})
-    return _apply(relay, job, task, worker)
+    job = _note_other_task(relay, job, task_hint)
+    if job.outcome is None:
+        job = _resolve_task_id(relay, job, task_hint)
+        if job.task_id is None or task_hint not in (None, job.task_id):
+            return job  # no task to read yet, or the callback came from another task (noted above)
+        task = _read_task(relay, job)
+        if isinstance(task, Task) and not task.is_final:
+            return _progress(relay, job, task)
+        verdict = decide(task)
+        if verdict.outcome is Outcome.COMPLETED:
+            job, verdict = _copy(relay, _take_lease(relay, job, worker), verdict, worker)
+        job = _conclude(relay, job, verdict, worker)
+    return publish_outcome(relay, job)
 
 
-def _resolve_task_id(relay: Relay, job: Job, hint: str | None) -> Job:
-    """A job whose create outcome was unknown learns its task id from the callback."""
-    if job.task_id is not None or not job.unknown_outcome or hint is None:
-        return job
-    task = relay.provider.get_task(hint)  # proves the task exists under our key
-    log.info("job.outcome_resolved", job_id=job.id, task_id=task.id)
-    return relay.jobs.update(job.evolve(relay.clock(), task_id=task.id, unknown_outcome=False,
-                                        error=None, estimated_time=task.estimated_time))
-
+# --- read ----------------------------------------------------------------------------------------
 
 def _note_other_task(relay: Relay, job: Job, hint: str | None) -> Job:
     if hint is None or hint == job.task_id or hint in job.other_tasks or job.task_id is None:
@@ -82,8 +87,176 @@ def _note_other_task(relay: Relay, job: Job, hint: str | None) -> Job:
         log.info("job.other_task_not_kept", job_id=job.id, other_task_id=hint, kept=len(job.other_tasks))
         return job
     log.warning("job.other_task", job_id=job.id, task_id=job.task_id, other_task_id=hint)
-    return relay.jobs.update(job.evolve(relay.clock(), other_tasks=(*job.other_tasks, hint)))
+    return relay.jobs.update(job.noted_other_task(relay.clock(), hint))
 
+
+def _resolve_task_id(relay: Relay, job: Job, hint: str | None) -> Job:
+    """A job whose create outcome was unknown learns its task id from the callback."""
+    if job.task_id is not None or not job.unknown_outcome or hint is None:
+        return job
+    task = relay.provider.get_task(hint)  # proves the task exists under our key
+    log.info("job.outcome_resolved", job_id=job.id, task_id=task.id)
+    return relay.jobs.update(job.resolved(relay.clock(), task.id, estimated_time=task.estimated_time))
+
+
+def _read_task(relay: Relay, job: Job) -> Task | ProviderRejected:
+    """The job's task as the provider reports it, or the provider's answer that it does not know the task."""
+    try:
+        return relay.provider.get_task(job.task_id or "")
+    except ProviderRejected as exc:
+        if exc.status not in (400, 404):
+            raise  # 401/403: our key, not this job; retried, then dead-lettered where an alarm sees it
+        return exc
+
+
+def _progress(relay: Relay, job: Job, task: Task) -> Job:
+    processing = task.status == "processing"
+    if (processing and job.status is not JobStatus.PROCESSING) or task.progress != job.progress:
+        return relay.jobs.update(job.progressed(relay.clock(), task.progress, processing=processing))
+    return job
+
+
+# --- decide --------------------------------------------------------------------------------------
+
+def decide(task: Task | ProviderRejected) -> Verdict:
+    """What a final task (or the provider's "no such task") means for its job."""
+    if isinstance(task, ProviderRejected):
+        return Verdict(Outcome.FAILED, {"code": "task_not_found", "message": task.message})
+    if task.outcome is Outcome.COMPLETED and task.results:
+        return Verdict(Outcome.COMPLETED, results=task.results, report=task.raw)
+    if task.outcome is Outcome.COMPLETED:
+        return Verdict(Outcome.FAILED, {"code": "no_results", "message": "the task completed without results"})
+    outcome = task.outcome or Outcome.FAILED
+    if task.error is not None:
+        return Verdict(outcome, task.error.as_dict())
+    if outcome is Outcome.CANCELLED:
+        return Verdict(outcome, {"code": "cancelled", "message": "the provider cancelled the task"})
+    return Verdict(outcome, {"code": "unknown_error", "message": "the provider failed the task without saying why"})
+
+
+# --- copy ----------------------------------------------------------------------------------------
+
+def _take_lease(relay: Relay, job: Job, worker: str) -> Job:
+    now = relay.clock()
+    if job.lease_owner not in (None, worker) and (job.lease_until or 0) > now:
+        raise Busy(job.id, min((job.lease_until or now) - now, 30.0))
+    leased = job.leased(now, worker, now + relay.settings.ingest_lease)
+    try:
+        return relay.jobs.update(leased)
+    except Conflict as exc:
+        raise Busy(job.id, 1.0) from exc
+
+
+def _copy(relay: Relay, job: Job, verdict: Verdict, worker: str) -> tuple[Job, Verdict]:
+    """Copy the results (and write the manifest) under the lease; a permanent failure fails the job."""
+    keeper = _LeaseKeeper(relay, job, worker)
+    try:
+        outputs = tuple(_copy_one(relay, job, index, url) for index, url in enumerate(verdict.results))
+    except DownloadFailed as exc:
+        job = keeper.stop()
+        if not exc.permanent:
+            _release(relay, job, worker)
+            raise
+        log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
+        relay.metrics.ingest_failure(exc.code)
+        return relay.jobs.get(job.id), Verdict(Outcome.FAILED, exc.as_dict())
+    except RelayError:
+        _release(relay, keeper.stop(), worker)
+        raise
+    job = keeper.stop()
+    _write_manifest(relay, job, verdict.report, outputs)
+    log.info("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
+    return job, verdict._replace(outputs=outputs)
+
+
+def _copy_one(relay: Relay, job: Job, index: int, url: str) -> Output:
+    key = f"jobs/{job.id}/output-{index}.mp4"
+    stored = relay.blobs.head(key)
+    if stored is None:
+        started = time.perf_counter()
+        with relay.fetcher.open(url) as download:
+            stored = relay.blobs.put_stream(
+                key, download.chunks, content_type=download.content_type,
+                metadata={"job_id": job.id, "task_id": job.task_id or "", "source": "evolink"})
+        relay.metrics.copied(stored.size, time.perf_counter() - started)
+    return Output(uri=stored.uri, key=stored.key, size=stored.size, sha256=stored.sha256,
+                  content_type=stored.content_type)
+
+
+def _write_manifest(relay: Relay, job: Job, report: Mapping[str, Any], outputs: tuple[Output, ...]) -> None:
+    manifest: dict[str, Any] = {
+        "job_id": job.id, "request": dict(job.request), "metadata": dict(job.metadata),
+        "task": dict(report), "outputs": [o.as_dict() for o in outputs],
+        "timings": {"created_at": job.created_at, "submitted_at": job.submitted_at, "stored_at": relay.clock()},
+    }
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    relay.blobs.put_stream(f"jobs/{job.id}/manifest.json", [body], content_type="application/json")
+
+
+class _LeaseKeeper:
+    """Renews the lease every third of its length while a long copy runs."""
+
+    def __init__(self, relay: Relay, job: Job, worker: str) -> None:
+        self._relay, self._worker, self.job = relay, worker, job
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        relay, lease = self._relay, self._relay.settings.ingest_lease
+        while not self._stop.wait(lease / 3):
+            with self._lock:
+                try:
+                    self.job = _owned_update(
+                        relay, self.job, self._worker, lambda job: job.leased(relay.clock(), self._worker,
+                                                                              relay.clock() + lease))
+                except RelayError as exc:
+                    log.warning("job.lease_lost", job_id=self.job.id, code=exc.code)
+                    return
+
+    def stop(self) -> Job:
+        self._stop.set()
+        self._thread.join()
+        with self._lock:
+            return self.job
+
+
+def _release(relay: Relay, job: Job, worker: str) -> None:
+    """Best effort: let the next worker in at once after a failure that will be retried."""
+    try:
+        _owned_update(relay, job, worker, lambda current: current.released(relay.clock()))
+    except RelayError:
+        log.info("job.lease_kept", job_id=job.id)  # it expires on its own
+
+
+def _owned_update(relay: Relay, job: Job, worker: str, move: Callable[[Job], Job]) -> Job:
+    """Apply ``move`` to a job this worker leases, re-reading it when another writer (the
+    reconciler moving ``check_at``, say) bumped its version in the meantime.
+
+    A move the lifecycle refuses (the reconciler expired the job meanwhile) is not retried.
+    """
+    for _ in range(5):
+        moved = move(job)
+        try:
+            return relay.jobs.update(moved)
+        except Conflict:
+            job = relay.jobs.get(job.id)
+            if job.lease_owner != worker:
+                raise Busy(job.id, 1.0) from None
+    raise Busy(job.id, 1.0)
+
+
+# --- conclude ------------------------------------------------------------------------------------
+
+def _conclude(relay: Relay, job: Job, verdict: Verdict, worker: str) -> Job:
+    """Record the outcome: ``stored`` with the copies (under the lease), or ``concluded`` with the error."""
+    if verdict.outcome is Outcome.COMPLETED:
+        return _owned_update(relay, job, worker, lambda current: current.stored(relay.clock(), verdict.outputs))
+    return record_outcome(relay, job, verdict.outcome, verdict.error)
+
+
+# --- late callbacks ------------------------------------------------------------------------------
 
 def late_callback_key(job_id: str) -> str:
     """Where the first callback that came after the job ended is recorded."""
@@ -99,137 +272,3 @@ def _note_late_callback(relay: Relay, job: Job, hint: str | None, received_at: f
     log.warning("callback.late", job_id=job.id, status=job.status.value, task_id=hint)
     record = {"job_id": job.id, "status": job.status.value, "task_id": hint, "received_at": received_at}
     relay.blobs.put_stream(key, [json.dumps(record, sort_keys=True).encode()], content_type="application/json")
-
-
-def _apply(relay: Relay, job: Job, task: Task, worker: str) -> Job:
-    if task.outcome is None:
-        return _progress(relay, job, task)
-    if task.outcome == "completed":
-        return publish_outcome(relay, _store(relay, _take_lease(relay, job, worker), task, worker))
-    return conclude(relay, job, task.outcome, _task_error(task))
-
-
-def _task_error(task: Task) -> dict[str, Any]:
-    if task.error is not None:
-        return task.error.as_dict()
-    if task.outcome == "cancelled":
-        return {"code": "cancelled", "message": "the provider cancelled the task"}
-    return {"code": "unknown_error", "message": "the provider failed the task without saying why"}
-
-
-def _progress(relay: Relay, job: Job, task: Task) -> Job:
-    status = JobStatus.PROCESSING if task.status == "processing" else job.status
-    if (status, task.progress) == (job.status, job.progress):
-        return job
-    return relay.jobs.update(job.evolve(relay.clock(), status=status, progress=task.progress))
-
-
-def _take_lease(relay: Relay, job: Job, worker: str) -> Job:
-    now = relay.clock()
-    if job.lease_owner not in (None, worker) and (job.lease_until or 0) > now:
-        raise Busy(job.id, min((job.lease_until or now) - now, 30.0))
-    try:
-        return relay.jobs.update(job.evolve(now, lease_owner=worker, lease_until=now + relay.settings.ingest_lease))
-    except Conflict as exc:
-        raise Busy(job.id, 1.0) from exc
-
-
-def _owned_update(relay: Relay, job: Job, worker: str, **changes: Any) -> Job:
-    """Update a job this worker leases, re-reading it when another writer (the reconciler
-    moving ``check_at``, say) bumped its version in the meantime."""
-    for _ in range(5):
-        try:
-            return relay.jobs.update(job.evolve(relay.clock(), **changes))
-        except Conflict:
-            job = relay.jobs.get(job.id)
-            if job.lease_owner != worker:
-                raise Busy(job.id, 1.0) from None
-    raise Busy(job.id, 1.0)
-
-
-class _LeaseKeeper:
-    """Renews the lease every third of its length while a long copy runs."""
-
-    def __init__(self, relay: Relay, job: Job, worker: str) -> None:
-        self._relay, self._worker, self.job = relay, worker, job
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        lease = self._relay.settings.ingest_lease
-        while not self._stop.wait(lease / 3):
-            with self._lock:
-                try:
-                    renewed = self._relay.clock() + lease
-                    self.job = _owned_update(self._relay, self.job, self._worker, lease_until=renewed)
-                except RelayError as exc:
-                    log.warning("job.lease_lost", job_id=self.job.id, code=exc.code)
-                    return
-
-    def stop(self) -> Job:
-        self._stop.set()
-        self._thread.join()
-        with self._lock:
-            return self.job
-
-
-def _store(relay: Relay, job: Job, task: Task, worker: str) -> Job:
-    if not task.results:
-        return conclude(relay, job, "failed", {"code": "no_results",
-                                               "message": "the task completed without results"})
-    keeper = _LeaseKeeper(relay, job, worker)
-    try:
-        outputs = tuple(_copy(relay, job, index, url) for index, url in enumerate(task.results))
-    except DownloadFailed as exc:
-        job = keeper.stop()
-        if not exc.permanent:
-            _release(relay, job, worker)
-            raise
-        log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
-        relay.metrics.ingest_failure(exc.code)
-        return conclude(relay, relay.jobs.get(job.id), "failed", exc.as_dict())
-    except RelayError:
-        _release(relay, keeper.stop(), worker)
-        raise
-    job = keeper.stop()
-    now = relay.clock()
-    _write_manifest(relay, job, task, outputs, now)
-    log.info("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
-    return _owned_update(relay, job, worker, status=JobStatus.STORED, outcome="completed", outputs=outputs,
-                         progress=100, finished_at=now, error=None, check_at=now)
-
-
-def _release(relay: Relay, job: Job, worker: str) -> None:
-    """Best effort: let the next worker in at once after a failure that will be retried."""
-    try:
-        _owned_update(relay, job, worker, lease_owner=None, lease_until=None)
-    except RelayError:
-        log.info("job.lease_kept", job_id=job.id)  # it expires on its own
-
-
-def _copy(relay: Relay, job: Job, index: int, url: str) -> Output:
-    key = f"jobs/{job.id}/output-{index}.mp4"
-    stored = relay.blobs.head(key)
-    if stored is None:
-        started = time.perf_counter()
-        with relay.fetcher.open(url) as download:
-            stored = relay.blobs.put_stream(
-                key, download.chunks, content_type=download.content_type,
-                metadata={"job_id": job.id, "task_id": job.task_id or "", "source": "evolink"})
-        relay.metrics.copied(stored.size, time.perf_counter() - started)
-    return Output(uri=stored.uri, key=stored.key, size=stored.size, sha256=stored.sha256,
-                  content_type=stored.content_type)
-
-
-def _write_manifest(relay: Relay, job: Job, task: Task, outputs: tuple[Output, ...],
-                    now: float) -> None:
-    manifest: dict[str, Any] = {
-        "job_id": job.id, "request": dict(job.request), "metadata": dict(job.metadata),
-        "task": dict(task.raw), "outputs": [o.as_dict() for o in outputs],
-        "timings": {"created_at": job.created_at, "submitted_at": job.submitted_at,
-                    "stored_at": now},
-    }
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    relay.blobs.put_stream(f"jobs/{job.id}/manifest.json", [body], content_type="application/json")

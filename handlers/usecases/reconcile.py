@@ -11,7 +11,7 @@ from collections import Counter
 from handlers.app.relay import Relay
 from handlers.base.errors import Conflict
 from handlers.base.logs import get_logger
-from handlers.domain.jobs import Job, JobStatus
+from handlers.domain.jobs import Job, JobStatus, Outcome
 from handlers.usecases.outcomes import conclude
 from handlers.usecases.submit import send_to_provider
 
@@ -36,18 +36,18 @@ def reconcile(relay: Relay, *, limit: int = 500) -> dict[str, int]:
 def _reconcile_one(relay: Relay, job: Job) -> str:
     now = relay.clock()
     if job.outcome is None and now - job.created_at >= relay.settings.expire_after:
-        conclude(relay, job, "expired", {"code": "expired",
-                                         "message": "no final answer from the provider in time"})
+        conclude(relay, job, Outcome.EXPIRED, {"code": "expired",
+                                               "message": "no final answer from the provider in time"})
         return "expired"
     if job.status is JobStatus.ACCEPTED and job.outcome is None:
         after = send_to_provider(relay, job)
         if after.version == job.version:  # another submitter holds the claim: look again later
-            relay.jobs.update(job.evolve(now, check_at=now + relay.settings.reconcile_grace))
+            relay.jobs.update(job.rescheduled(now, now + relay.settings.reconcile_grace))
             return "claimed_elsewhere"
         return "deferred" if after.status is JobStatus.ACCEPTED else "resubmitted"
     next_check = now + relay.settings.reconcile_every
     if job.outcome is None:
         next_check = min(next_check, job.created_at + relay.settings.expire_after)
-    relay.jobs.update(job.evolve(now, check_at=next_check))
+    relay.jobs.update(job.rescheduled(now, next_check))
     relay.ingest_queue.send({"job_id": job.id, "task_id": None, "source": "reconciler"})
     return "enqueued"

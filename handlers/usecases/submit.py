@@ -26,7 +26,7 @@ from handlers.base.errors import (
 from handlers.base.logs import get_logger
 from handlers.domain.contract import METADATA_MAX_BYTES, MODELS
 from handlers.domain.jobrequest import check_metadata
-from handlers.domain.jobs import Job, JobStatus, derive_job_id, request_fingerprint
+from handlers.domain.jobs import Job, JobStatus, Outcome, derive_job_id, request_fingerprint
 from handlers.provider.validation import check_request
 from handlers.usecases.outcomes import conclude
 
@@ -92,8 +92,9 @@ def send_to_provider(relay: Relay, job: Job) -> Job:
         if now - job.submit_claimed_at < SUBMIT_LEASE:
             return job  # another submitter is on it
         return _unknown(relay, job, "an earlier submission attempt stopped mid-call")
+    claimed = job.claimed(now)
     try:
-        job = relay.jobs.update(job.evolve(now, submit_claimed_at=now, attempts=job.attempts + 1))
+        job = relay.jobs.update(claimed)
     except Conflict:
         return relay.jobs.get(job.id)
     return _call_provider(relay, job)
@@ -108,20 +109,17 @@ def _call_provider(relay: Relay, job: Job) -> Job:
         return _unknown(relay, job, exc.message)
     except ProviderRejected as exc:
         log.warning("job.rejected", job_id=job.id, code=exc.code, status=exc.status)
-        return conclude(relay, job, "rejected", {**exc.as_dict(), "provider_code": exc.code})
+        return conclude(relay, job, Outcome.REJECTED, {**exc.as_dict(), "provider_code": exc.code})
     except ProviderUnavailable as exc:
         log.warning("job.submit_deferred", job_id=job.id, code=exc.code, status=exc.status)
         now = relay.clock()
-        return relay.jobs.update(job.evolve(
-            now, submit_claimed_at=None, error=exc.as_dict(),
-            check_at=now + min(relay.settings.reconcile_grace, 60.0)))
+        return relay.jobs.update(job.deferred(now, exc.as_dict(), now + min(relay.settings.reconcile_grace, 60.0)))
     except ProviderError as exc:  # a 2xx we cannot read: the task may well exist
         return _unknown(relay, job, exc.message)
     now = relay.clock()
     log.info("job.submitted", job_id=job.id, task_id=task.id, estimated_time=task.estimated_time)
-    return relay.jobs.update(job.evolve(
-        now, status=JobStatus.SUBMITTED, task_id=task.id, submitted_at=now, error=None,
-        estimated_time=task.estimated_time, credits_reserved=task.credits_reserved,
+    return relay.jobs.update(job.submitted(
+        now, task.id, estimated_time=task.estimated_time, credits_reserved=task.credits_reserved,
         check_at=min(now + (task.estimated_time or 0) + relay.settings.reconcile_grace,
                      job.created_at + relay.settings.expire_after)))
 
@@ -130,10 +128,7 @@ def _unknown(relay: Relay, job: Job, reason: str) -> Job:
     """The provider may or may not have a task: wait for its callback, never resubmit blindly."""
     now = relay.clock()
     log.warning("job.outcome_unknown", job_id=job.id, reason=reason)
-    return relay.jobs.update(job.evolve(
-        now, status=JobStatus.SUBMITTED, unknown_outcome=True, submitted_at=now,
-        error={"code": "unknown_outcome", "message": reason},
-        check_at=job.created_at + relay.settings.expire_after))
+    return relay.jobs.update(job.unconfirmed(now, reason, check_at=job.created_at + relay.settings.expire_after))
 
 
 def record_rejection(relay: Relay, request: object, *, metadata: object, idempotency_key: str | None,
@@ -149,4 +144,4 @@ def record_rejection(relay: Relay, request: object, *, metadata: object, idempot
         model=body["model"] if body.get("model") in MODELS else None, check_at=now))
     if job.outcome is not None:
         return job
-    return conclude(relay, job, "rejected", error.as_dict())
+    return conclude(relay, job, Outcome.REJECTED, error.as_dict())

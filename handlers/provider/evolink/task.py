@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from handlers.domain.lifecycle import Outcome
+
 __all__ = ["OUTCOMES", "Task", "TaskError", "is_task_id", "new_task_id"]
 
-OUTCOMES = ("completed", "failed", "cancelled")
+OUTCOMES = (Outcome.COMPLETED, Outcome.FAILED, Outcome.CANCELLED)
+"""The outcomes a task can end with (``expired`` and ``rejected`` are the relay's own)."""
 _TASK_ID = re.compile(r"^task-unified-\d+-[A-Za-z0-9]+$")
 _ALPHABET = string.ascii_lowercase + string.digits
 
@@ -109,15 +112,15 @@ class Task:
         )
 
     @property
-    def outcome(self) -> str | None:
+    def outcome(self) -> Outcome | None:
         """``completed``, ``failed`` or ``cancelled`` once the task is final; else ``None``."""
         if self.status in ("cancelled", "canceled"):
-            return "cancelled"
+            return Outcome.CANCELLED
         if self.status == "failed":
             cancelled = self.error is not None and self.error.code == "request_cancelled"
-            return "cancelled" if cancelled else "failed"
+            return Outcome.CANCELLED if cancelled else Outcome.FAILED
         if self.status == "completed":
-            return "completed"
+            return Outcome.COMPLETED
         return None
 
     @property
