@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from handlers.adapters.aws import AwsClients, AwsNames, S3BlobStore
 from handlers.adapters.aws.blobs import MIB, MIN_PART_SIZE, SIDECAR_SUFFIX
 from handlers.adapters.aws.bootstrap import ensure_bucket
+from handlers.adapters.aws.errors import aws_code
 from handlers.base.errors import StorageError
 from handlers.net.server import free_port
 from tests.support.aws_calls import Calls
@@ -173,7 +174,7 @@ def test_a_part_that_fails_aborts_the_upload_with_a_storage_error_naming_it(
     with pytest.raises(StorageError, match="upload part 3 of") as caught:
         store.put_stream(KEY, random_stream(6 * MIN_PART_SIZE), content_type="video/mp4")
     clients.s3.meta.events.unregister("provide-client-params.s3.UploadPart", fail_part_three)
-    assert caught.value.code == "EndpointConnectionError"
+    assert (caught.value.code, aws_code(caught.value)) == ("unavailable", "EndpointConnectionError")
     assert calls.names()[-1] == "AbortMultipartUpload"
     assert "CompleteMultipartUpload" not in calls.names()
     assert store.head(KEY) is None
@@ -424,11 +425,11 @@ def test_an_s3_object_has_no_local_path(store: S3BlobStore) -> None:
     assert store.local_path(KEY) is None
 
 
-def test_a_missing_bucket_is_a_storage_error_with_the_aws_code(clients: AwsClients) -> None:
+def test_a_missing_bucket_is_a_storage_error_with_our_code_and_the_aws_code_beside_it(clients: AwsClients) -> None:
     store = S3BlobStore(clients.s3, f"missing-{uuid.uuid4().hex[:12]}")
     with pytest.raises(StorageError, match="NoSuchBucket") as caught:
         store.put_stream(KEY, [b"x"], content_type="video/mp4")
-    assert caught.value.code == "NoSuchBucket"
+    assert (caught.value.code, aws_code(caught.value)) == ("missing_resource", "NoSuchBucket")
     assert isinstance(caught.value.__cause__, ClientError)
 
 
@@ -438,4 +439,4 @@ def test_an_unreachable_endpoint_is_a_storage_error_naming_the_failure() -> None
                           config=config)
     with pytest.raises(StorageError) as caught:
         S3BlobStore(client, "nowhere").head(KEY)
-    assert caught.value.code == "EndpointConnectionError"
+    assert (caught.value.code, aws_code(caught.value)) == ("unavailable", "EndpointConnectionError")

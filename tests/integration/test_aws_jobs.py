@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from handlers.adapters.aws import AwsClients, DynamoJobStore
+from handlers.adapters.aws.errors import aws_code
 from handlers.adapters.aws.jobs import DUE_INDEX, STATUS_INDEX, TABLE_SPEC
 from handlers.base.errors import InvalidRequest, NotFound, StorageError
 from handlers.domain.jobs import Job, JobStatus
@@ -108,7 +109,7 @@ def test_a_missing_table_is_a_storage_error_not_a_missing_job(clients: AwsClient
     with pytest.raises(StorageError) as caught:
         store.get("job_a")
     assert not isinstance(caught.value, NotFound)
-    assert caught.value.code == "ResourceNotFoundException"
+    assert (caught.value.code, aws_code(caught.value)) == ("missing_resource", "ResourceNotFoundException")
 
 
 def test_table_spec_is_the_table_bootstrap_creates(jobs: DynamoJobStore, clients: AwsClients) -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.adapters.aws.errors import aws_errors, error_code, translate
+from handlers.adapters.aws.errors import CONDITION_FAILED, aws_errors, error_code, translate
 from handlers.adapters.aws.queue import SqsWorkQueue
 from handlers.base.errors import NotFound, QueueError
 
@@ -89,7 +89,7 @@ class DynamoEventLedger:
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":publishing": {"S": PUBLISHING}, ":now": {"N": repr(now)}})
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != CONDITION_FAILED:
                 raise translate(exc, QueueError, f"claim event {event_id!r}") from exc
             stored: Any = exc.response.get("Item") or {}
             return str(stored.get("state", {}).get("S", PUBLISHING))

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.adapters.aws.bus import LEDGER_PREFIX
-from handlers.adapters.aws.errors import aws_errors, error_code, translate
+from handlers.adapters.aws.errors import CONDITION_FAILED, aws_errors, error_code, translate
 from handlers.base.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
 from handlers.domain.jobs import Job, JobStatus
 
@@ -183,7 +183,7 @@ class DynamoJobStore:
                 ExpressionAttributeValues={":expected": {"N": str(job.version)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != CONDITION_FAILED:
                 raise translate(exc, StorageError, f"update job {job.id!r}") from exc
             stored = exc.response.get("Item")
             raise _why_unchanged(job, stored if isinstance(stored, Mapping) else None) from exc

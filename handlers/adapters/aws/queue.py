@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.adapters.aws.errors import aws_errors, error_code, translate
+from handlers.adapters.aws.errors import aws_errors, error_code, translate, translated
 from handlers.adapters.aws.names import AwsNames
 from handlers.base.errors import NotFound, QueueError
 from handlers.ports import Message
@@ -122,8 +122,9 @@ class SqsWorkQueue:
                     {"Id": str(n), "MessageBody": json.dumps(body, separators=(",", ":"))}
                     for n, body in enumerate(group)])
             if failed := answer.get("Failed"):
-                code = str(failed[0].get("Code") or "send_failed")
-                raise QueueError(f"send to {self.queue_url} failed for {len(failed)} message(s): {code}", code=code)
+                code = str(failed[0].get("Code") or "Unknown")
+                raise translated(QueueError, f"send to {self.queue_url} failed for {len(failed)} message(s): {code}",
+                                 code)
             by_entry = {entry["Id"]: entry["MessageId"] for entry in answer.get("Successful", [])}
             ids += [by_entry[str(n)] for n in range(len(group))]
         return ids
@@ -180,8 +181,8 @@ class SqsWorkQueue:
                 self._delete_batch(self.dlq_url, sent)
             moved += len(sent)
             if failed:
-                raise QueueError(f"redrive to {self.queue_url} failed for {len(failed)} message(s): {failed[0]}",
-                                 code=failed[0])
+                raise translated(QueueError, f"redrive to {self.queue_url} failed for {len(failed)} message(s): "
+                                 f"{failed[0]}", failed[0])
         return moved
 
     def depth(self) -> dict[str, int]:
@@ -221,7 +222,7 @@ class SqsWorkQueue:
             failed = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries).get("Failed", [])
         unsent = {entry["Id"] for entry in failed}
         sent = [item for n, item in enumerate(batch) if str(n) not in unsent]
-        return sent, [str(entry.get("Code") or "redrive_failed") for entry in failed]
+        return sent, [str(entry.get("Code") or "Unknown") for entry in failed]
 
     def _delete_batch(self, url: str, batch: list[MessageTypeDef]) -> None:
         entries: list[DeleteMessageBatchRequestEntryTypeDef] = [
