@@ -14,8 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 from handlers.domain.jobs import Job, JobStatus
 from handlers.provider.evolink.task import Task
 
-__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "SessionRevocations", "StoredObject",
-           "SupportsReadinto", "WorkQueue"]
+__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "SessionRevocations", "Settles", "StoredObject",
+           "SupportsReadinto", "WorkQueue", "settle"]
 
 
 class SessionRevocations(Protocol):
@@ -127,7 +127,28 @@ class Message:
     receive_count: int
 
 
-class WorkQueue(Protocol):
+class Settles(Protocol):
+    """What settling a received message takes: a queue, or a Lambda batch standing in for one."""
+
+    def ack(self, message: Message) -> None:
+        ...
+
+    def retry_later(self, message: Message, delay: float) -> None:
+        ...
+
+
+def settle(queue: Settles, message: Message, *, done: bool, delay: float = 0.0) -> bool:
+    """Settle a received message, the one way every worker does: ``done`` acks it; otherwise it is
+    visible again after ``delay`` seconds, at once for ``0`` (or less), and the queue dead-letters it
+    once it has been received its maximum number of times. Returns ``done``."""
+    if done:
+        queue.ack(message)
+    else:
+        queue.retry_later(message, max(delay, 0.0))
+    return done
+
+
+class WorkQueue(Settles, Protocol):
     """At-least-once delivery with a visibility timeout, a receive count and a DLQ."""
 
     def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
@@ -138,12 +159,6 @@ class WorkQueue(Protocol):
         ...
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
-        ...
-
-    def ack(self, message: Message) -> None:
-        ...
-
-    def retry_later(self, message: Message, delay: float) -> None:
         ...
 
     def dead_letters(self, limit: int = 100) -> list[Message]:

@@ -37,7 +37,7 @@ from handlers.app.settings import DEFAULT_EVOLINK_URL, Settings
 from handlers.app.wiring import build_relay, local_secret
 from handlers.base.logs import get_logger
 from handlers.net.server import BackgroundServer, free_port
-from handlers.ports import WorkQueue
+from handlers.ports import WorkQueue, settle
 from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SandboxSettings
@@ -58,10 +58,7 @@ def run_worker_once(relay: Relay, queue: WorkQueue, *, worker: str, wait: float 
     for message in messages:
         disposition = handle_ingest_message(relay, message.body, worker=worker,
                                             receive_count=message.receive_count)
-        if disposition.done:
-            queue.ack(message)
-        else:
-            queue.retry_later(message, disposition.delay)
+        settle(queue, message, done=disposition.done, delay=disposition.delay)
     return len(messages)
 
 

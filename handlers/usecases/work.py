@@ -19,7 +19,9 @@ MAX_BACKOFF = 300.0
 
 @dataclass(frozen=True, slots=True)
 class Disposition:
-    """``done`` → delete the message; otherwise make it visible again after ``delay``.
+    """``done`` → delete the message; otherwise make it visible again after ``delay`` seconds (``0``: at once).
+
+    The local worker and the Lambda entry both hand it to :func:`handlers.ports.settle`.
 
     ``outcome`` is what the metrics count: ``done``, ``retry``, ``busy``, ``conflict`` or ``dropped``.
     """

@@ -14,8 +14,10 @@ import pytest
 
 from handlers.adapters.aws import AwsClients, AwsNames, SqsWorkQueue, aws_clients
 from handlers.adapters.aws.bootstrap import ensure_queue
+from handlers.adapters.aws.errors import aws_code
+from handlers.adapters.aws.sqs_batch import BatchSettler
 from handlers.base.errors import NotFound
-from handlers.ports import Message
+from handlers.ports import Message, settle
 from tests.support.queues import drain, drain_in_processes
 
 pytestmark = pytest.mark.integration
@@ -58,6 +60,15 @@ def test_retry_later_hides_the_message_for_the_delay(sqs_queue: SqsWorkQueue) ->
     sqs_queue.retry_later(only(sqs_queue.receive()), 1.0)
     assert sqs_queue.receive() == []
     assert only(sqs_queue.receive(wait=3)).receive_count == 2
+
+
+def test_a_lambda_record_retried_with_no_delay_is_visible_again_at_once(sqs_queue: SqsWorkQueue) -> None:
+    """The ingest Lambda settles as the local worker does: a zero delay is ``ChangeMessageVisibility`` 0,
+    not a wait for the queue's visibility timeout."""
+    sqs_queue.send({"n": 1})
+    message = only(sqs_queue.receive())
+    assert settle(BatchSettler(sqs_queue), message, done=False, delay=0.0) is False
+    assert only(sqs_queue.receive()).id == message.id
 
 
 def test_a_delayed_send_is_in_flight_until_its_delay_in_whole_seconds(sqs_queue: SqsWorkQueue) -> None:
@@ -149,7 +160,8 @@ def test_from_name_finds_the_dlq_by_name_or_through_the_redrive_policy(
 def test_a_missing_queue_is_not_found(clients: AwsClients) -> None:
     with pytest.raises(NotFound) as caught:
         SqsWorkQueue.from_name(clients.sqs, f"missing-{uuid.uuid4().hex[:12]}")
-    assert caught.value.code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+    assert caught.value.code == "missing_resource"
+    assert aws_code(caught.value) in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 
 def test_a_body_that_is_not_a_json_object_arrives_raw(sqs_queue: SqsWorkQueue, clients: AwsClients) -> None:

@@ -1,5 +1,10 @@
 """SQS batches as a Lambda event source mapping hands them over, with partial batch failure reporting
-(``ReportBatchItemFailures``). Shared by the Lambda entries and the consumer helper."""
+(``ReportBatchItemFailures``). Shared by the Lambda entries and the consumer helper.
+
+A record is settled as a local worker settles a message (:func:`handlers.ports.settle`), through a
+:class:`BatchSettler`: the event source mapping deletes the records reported a success, so an ack
+is that report; a retry sets the message's visibility on the queue (``0``: visible at once) and
+reports the record failed."""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from handlers.base.logs import get_logger
-from handlers.ports import Message
+from handlers.ports import Message, WorkQueue
 
-__all__ = ["Record", "batch_response", "records"]
+__all__ = ["BatchSettler", "Record", "batch_response", "records"]
 
 log = get_logger(__name__)
 
@@ -29,6 +34,24 @@ class Record:
 
     def as_message(self, body: Mapping[str, Any]) -> Message:
         return Message(id=self.message_id, body=body, receipt=self.receipt, receive_count=self.receive_count)
+
+
+class BatchSettler:
+    """:class:`~handlers.ports.Settles` for records of a Lambda batch from ``queue``.
+
+    ``ack`` calls nothing: the handler reports the record a success and the event source
+    mapping deletes it. ``retry_later`` changes the message's visibility on ``queue`` (the
+    handler then reports the record failed, so the mapping leaves it there).
+    """
+
+    def __init__(self, queue: WorkQueue) -> None:
+        self._queue = queue
+
+    def ack(self, message: Message) -> None:
+        """Nothing to do: the record's success is its ack."""
+
+    def retry_later(self, message: Message, delay: float) -> None:
+        self._queue.retry_later(message, delay)
 
 
 def records(event: Mapping[str, Any]) -> list[Record]:
