@@ -101,7 +101,7 @@ def test_a_publisher_waits_for_a_racing_claim_to_finish_and_does_not_publish_aga
     clock = LedgerClock(on_sleep=lambda: claim_elsewhere(clients, jobs.table, "evt-1", "published"))
     ledger = DynamoEventLedger(clients.dynamodb, jobs.table, clock=clock, sleep=clock.sleep)
     published: list[str] = []
-    ledger.once("evt-1", lambda: published.append("evt-1"))
+    ledger.once(cloud_event("evt-1"), lambda _: published.append("evt-1"))
     assert (published, clock.sleeps) == ([], 1)
 
 
@@ -112,7 +112,7 @@ def test_a_publisher_gives_up_on_a_claim_that_outlives_its_lease(jobs: DynamoJob
                                poll_interval=5)
     published: list[str] = []
     with pytest.raises(QueueError, match="evt-1") as caught:
-        ledger.once("evt-1", lambda: published.append("evt-1"))
+        ledger.once(cloud_event("evt-1"), lambda _: published.append("evt-1"))
     assert (caught.value.code, published) == ("publish_in_progress", [])
 
 

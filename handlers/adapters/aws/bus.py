@@ -7,10 +7,11 @@ itself (see :mod:`handlers.adapters.aws.bootstrap`). ``subscriber(name)`` is the
 :class:`~handlers.adapters.aws.queue.SqsWorkQueue` behind a subscriber.
 
 SNS delivers at least once and keeps no memory of what it sent, so "once per CloudEvent
-``id``" comes from a :class:`DynamoEventLedger`: a conditional ``PutItem`` claims the id
-(``publishing``, with a lease), the claimant publishes and marks it ``published``; a
-racing publisher of the same id waits for that and returns, and takes the claim over if
-the first one failed (its claim is released) or vanished (its lease ran out). Ledger
+``id``" comes from a :class:`DynamoEventLedger`, the DynamoDB hooks of the publish-once
+algorithm every bus shares (:class:`~handlers.adapters.ledger.EventLedger`): a conditional
+``PutItem`` claims the id (``publishing``, with a lease), the claimant publishes and marks
+it ``published``; a racing publisher of the same id waits for that and returns, and takes
+the claim over if the first one failed (its claim is released) or vanished (its lease ran out). Ledger
 items live in the job table (key ``event#<id>``, none of the index attributes, removed
 by TTL after ``ttl_days``).
 """
@@ -27,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.adapters.aws.errors import CONDITION_FAILED, aws_errors, error_code, translate
 from handlers.adapters.aws.queue import SqsWorkQueue
+from handlers.adapters.ledger import Claimed, EventLedger, Held, event_identity
 from handlers.base.errors import NotFound, QueueError
 
 if TYPE_CHECKING:
@@ -42,41 +44,23 @@ PUBLISHING, PUBLISHED = "publishing", "published"
 DAY = 86_400.0
 
 
-def _identity(event: Mapping[str, Any]) -> tuple[str, str]:
-    event_id, event_type = event.get("id"), event.get("type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str) or not event_type:
-        raise QueueError("a CloudEvent needs a non-empty string 'id' and 'type'", code="invalid_event")
-    return event_id, event_type
+class DynamoEventLedger(EventLedger[None]):
+    """Which CloudEvent ids were published, in a DynamoDB table keyed by ``id`` (the job table will do).
 
-
-class DynamoEventLedger:
-    """Which CloudEvent ids were published, in a DynamoDB table keyed by ``id`` (the job table will do)."""
+    The hooks of :class:`~handlers.adapters.ledger.EventLedger`: a claim is a conditional
+    ``PutItem`` (``publishing`` with a lease, allowed over nothing or over a lease that ran
+    out), recording sets ``published``, releasing deletes a claim still ``publishing``.
+    """
 
     def __init__(self, client: DynamoDBClient, table: str, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, lease_seconds: float = 30.0,
                  poll_interval: float = 0.05, ttl_days: float = 90) -> None:
+        super().__init__(clock=clock, sleep=sleep, lease_seconds=lease_seconds, poll_interval=poll_interval)
         self._client = client
         self.table = table
-        self._clock = clock
-        self._sleep = sleep
-        self.lease_seconds = lease_seconds
-        self.poll_interval = poll_interval
         self.ttl_days = ttl_days
 
-    def once(self, event_id: str, publish: Callable[[], None]) -> None:
-        """Run ``publish`` unless ``event_id`` was published; wait out a racing publisher of the same id."""
-        deadline = self._clock() + self.lease_seconds + 5 * self.poll_interval
-        while (state := self._claim(event_id)) != PUBLISHED:
-            if state == "claimed":
-                self._publish_claimed(event_id, publish)
-                return
-            if self._clock() > deadline:
-                raise QueueError(f"event {event_id!r} is still being published elsewhere",
-                                 code="publish_in_progress")
-            self._sleep(self.poll_interval)
-
-    def _claim(self, event_id: str) -> str:
-        """``"claimed"``, or the state another publisher left (``publishing`` or ``published``)."""
+    def _claim(self, event_id: str, event: Mapping[str, Any]) -> Claimed[None] | Held:
         now = self._clock()
         item: dict[str, Any] = {
             "id": {"S": LEDGER_PREFIX + event_id}, "state": {"S": PUBLISHING},
@@ -92,29 +76,24 @@ class DynamoEventLedger:
             if error_code(exc) != CONDITION_FAILED:
                 raise translate(exc, QueueError, f"claim event {event_id!r}") from exc
             stored: Any = exc.response.get("Item") or {}
-            return str(stored.get("state", {}).get("S", PUBLISHING))
+            return Held.PUBLISHED if stored.get("state", {}).get("S") == PUBLISHED else Held.PUBLISHING
         except BotoCoreError as exc:
             raise translate(exc, QueueError, f"claim event {event_id!r}") from exc
-        return "claimed"
+        return Claimed(event_id, None)
 
-    def _publish_claimed(self, event_id: str, publish: Callable[[], None]) -> None:
-        try:
-            publish()
-        except BaseException:
-            self._release(event_id)
-            raise
-        with aws_errors(QueueError, f"record event {event_id!r} published"):
+    def _record(self, claim: Claimed[None]) -> None:
+        with aws_errors(QueueError, f"record event {claim.event_id!r} published"):
             self._client.update_item(
-                TableName=self.table, Key={"id": {"S": LEDGER_PREFIX + event_id}},
+                TableName=self.table, Key={"id": {"S": LEDGER_PREFIX + claim.event_id}},
                 UpdateExpression="SET #state = :published REMOVE lease_until",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":published": {"S": PUBLISHED}})
 
-    def _release(self, event_id: str) -> None:
+    def _release(self, claim: Claimed[None]) -> None:
         """Best effort: let the next publisher in at once (the lease frees the claim anyway)."""
         with contextlib.suppress(ClientError, BotoCoreError):
             self._client.delete_item(
-                TableName=self.table, Key={"id": {"S": LEDGER_PREFIX + event_id}},
+                TableName=self.table, Key={"id": {"S": LEDGER_PREFIX + claim.event_id}},
                 ConditionExpression="#state = :publishing", ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":publishing": {"S": PUBLISHING}})
 
@@ -141,11 +120,11 @@ class SnsEventBus:
 
     def publish(self, event: Mapping[str, Any]) -> None:
         """Publish ``event`` to the topic, once per CloudEvent ``id`` when there is a ledger."""
-        event_id, event_type = _identity(event)
+        _, event_type = event_identity(event)
         if self._ledger is None:
             self._publish(event, event_type)
         else:
-            self._ledger.once(event_id, lambda: self._publish(event, event_type))
+            self._ledger.once(event, lambda _: self._publish(event, event_type))
 
     def subscriber(self, name: str) -> SqsWorkQueue:
         if name not in self._queues:

@@ -1,10 +1,13 @@
 """An event topic in SQLite that fans CloudEvents out to subscriber queues.
 
-``publish`` runs in one transaction: the event goes into the ``events`` log keyed by
-its CloudEvent ``id`` (a second publish of the same id is a no-op, so a replay never
-fans out twice) and, only when it is new, one message per interested subscriber goes
-into that subscriber's queue, ``sub:<name>`` in the same ``messages`` table as
-:class:`~handlers.adapters.local.queue.SqliteWorkQueue`. A subscriber names the event
+``publish`` is once per CloudEvent ``id`` through the shared publish-once algorithm
+(:class:`~handlers.adapters.ledger.EventLedger`), whose hooks here are one transaction:
+the claim inserts the event into the ``events`` log keyed by its ``id`` (an id already
+there means published: a replay never fans out twice), the fan-out puts one message per
+interested subscriber into that subscriber's queue, ``sub:<name>`` in the same ``messages``
+table as :class:`~handlers.adapters.local.queue.SqliteWorkQueue`, on the claim's
+connection, and recording commits (releasing rolls back). A racing publisher waits for
+the write lock, so it only ever finds an id published. A subscriber names the event
 ``type`` values it wants, or ``"*"`` for all of them (SNS filter policies, in small).
 The log keeps every event in publish order for ``events tail``.
 """
@@ -12,11 +15,13 @@ The log keeps every event in publish order for ``events tail``.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from handlers.adapters.ledger import Claimed, EventLedger, Held, event_identity
 from handlers.adapters.local import queue
 from handlers.adapters.local.queue import SqliteWorkQueue, enqueue
 from handlers.adapters.local.sqlite import SqliteDatabase
@@ -49,6 +54,7 @@ class SqliteEventBus:
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
         self._database = SqliteDatabase(path, schema=SCHEMA, error=QueueError)
         self._clock = clock
+        self._ledger = _SqliteLedger(self._database, clock=clock, sleep=sleep)
         self._wanted = {name: frozenset(types) for name, types in subscribers.items()}
         self._queues = {
             name: SqliteWorkQueue(path, SUBSCRIBER_PREFIX + name, visibility_timeout=visibility_timeout,
@@ -58,15 +64,8 @@ class SqliteEventBus:
 
     def publish(self, event: Mapping[str, Any]) -> None:
         """Log ``event`` and fan it out, once per CloudEvent ``id``."""
-        event_id, event_type = _identity(event)
-        now = self._clock()
-        with self._database.transaction() as connection:
-            inserted = connection.execute(
-                "INSERT OR IGNORE INTO events (id, type, published_at, event) VALUES (?, ?, ?, ?)",
-                (event_id, event_type, now, json.dumps(event, separators=(",", ":")))).rowcount
-            if inserted:
-                for name in self._interested(event_type):
-                    enqueue(connection, SUBSCRIBER_PREFIX + name, event, now=now)
+        _, event_type = event_identity(event)
+        self._ledger.once(event, lambda connection: self._fan_out(connection, event, event_type))
 
     def subscriber(self, name: str) -> SqliteWorkQueue:
         try:
@@ -91,12 +90,41 @@ class SqliteEventBus:
     def close(self) -> None:
         self._database.close()
 
+    def _fan_out(self, connection: sqlite3.Connection, event: Mapping[str, Any], event_type: str) -> None:
+        now = self._clock()
+        with self._database.translated():
+            for name in self._interested(event_type):
+                enqueue(connection, SUBSCRIBER_PREFIX + name, event, now=now)
+
     def _interested(self, event_type: str) -> list[str]:
         return [name for name, types in self._wanted.items() if ALL_TYPES in types or event_type in types]
 
 
-def _identity(event: Mapping[str, Any]) -> tuple[str, str]:
-    event_id, event_type = event.get("id"), event.get("type")
-    if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str) or not event_type:
-        raise QueueError("a CloudEvent needs a non-empty string 'id' and 'type'", code="invalid_event")
-    return event_id, event_type
+class _SqliteLedger(EventLedger[sqlite3.Connection]):
+    """The ``events`` log as the ledger: a claim is a write transaction holding the new log row."""
+
+    def __init__(self, database: SqliteDatabase, *, clock: Callable[[], float],
+                 sleep: Callable[[float], None]) -> None:
+        super().__init__(clock=clock, sleep=sleep)
+        self._database = database
+
+    def _claim(self, event_id: str, event: Mapping[str, Any]) -> Claimed[sqlite3.Connection] | Held:
+        connection = self._database.begin()
+        try:
+            with self._database.translated():
+                inserted = connection.execute(
+                    "INSERT OR IGNORE INTO events (id, type, published_at, event) VALUES (?, ?, ?, ?)",
+                    (event_id, event["type"], self._clock(), json.dumps(event, separators=(",", ":")))).rowcount
+        except BaseException:
+            self._database.rollback(connection)
+            raise
+        if inserted:
+            return Claimed(event_id, connection)
+        self._database.rollback(connection)
+        return Held.PUBLISHED
+
+    def _record(self, claim: Claimed[sqlite3.Connection]) -> None:
+        self._database.commit(claim.handle)
+
+    def _release(self, claim: Claimed[sqlite3.Connection]) -> None:
+        self._database.rollback(claim.handle)

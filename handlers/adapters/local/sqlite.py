@@ -98,6 +98,28 @@ class SqliteDatabase:
                     connection.execute("ROLLBACK")
                 raise
 
+    def begin(self) -> sqlite3.Connection:
+        """``BEGIN IMMEDIATE`` on this thread's connection, for a transaction that spans several calls;
+        end it with :meth:`commit` or :meth:`rollback` (:meth:`transaction` is the one-block form)."""
+        with self.translated():
+            connection = self.connection()
+            connection.execute("BEGIN IMMEDIATE")
+        return connection
+
+    def commit(self, connection: sqlite3.Connection) -> None:
+        """``COMMIT`` what :meth:`begin` started; rolled back if the commit fails."""
+        try:
+            with self.translated():
+                connection.execute("COMMIT")
+        except BaseException:
+            self.rollback(connection)
+            raise
+
+    def rollback(self, connection: sqlite3.Connection) -> None:
+        with self.translated():
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+
     def close(self) -> None:
         """Close every connection this process opened through this instance; later use reopens."""
         with self._lock:
