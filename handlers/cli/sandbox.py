@@ -37,20 +37,19 @@ def switch_options(func: Any) -> Any:
     return func
 
 
-def sandbox_settings(data_dir: Path, **switches: Any) -> SandboxSettings:
+def sandbox_settings(data_dir: Path | None, **switches: Any) -> SandboxSettings:
     return SandboxSettings.from_env(data_dir=data_dir, **switches)
 
 
 @click.command(short_help="Run the EvoLink look-alike provider on its own.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8100, show_default=True, help="Port to listen on.")
-@click.option("--api-key", envvar="SANDBOX_API_KEY", default=None,
-              help="Accept only this bearer key (default: any non-empty key).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              envvar="SANDBOX_DATA_DIR", default=Path(".relay/sandbox"), show_default=True,
-              help="Where tasks and result videos live [env SANDBOX_DATA_DIR].")
+@click.option("--api-key", default=None,
+              help="Accept only this bearer key [env SANDBOX_API_KEY, default: any non-empty key].")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where tasks and result videos live [env SANDBOX_DATA_DIR, default .relay/sandbox].")
 @switch_options
-def sandbox(host: str, port: int, api_key: str | None, data_dir: Path, **switches: Any) -> None:
+def sandbox(host: str, port: int, api_key: str | None, data_dir: Path | None, **switches: Any) -> None:
     """Run the EvoLink look-alike: same routes, errors, callbacks; real MP4 results."""
     configure()
     settings = sandbox_settings(data_dir, api_key=api_key, **switches)

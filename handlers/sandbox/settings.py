@@ -1,4 +1,4 @@
-"""The sandbox's switches: each a CLI flag and an environment variable."""
+"""The sandbox's switches: each a CLI flag and an environment variable, declared as the relay's settings are."""
 
 from __future__ import annotations
 
@@ -8,40 +8,36 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from handlers.app.settings import env_float, env_int
+from handlers.app.knobs import default_of, knob, number, path, text, whole
 from handlers.base.errors import ConfigurationError
 
 __all__ = ["SWITCHES", "SandboxSettings"]
 
-# name: (environment variable, help) — the CLI builds its flags from this table.
-SWITCHES: dict[str, tuple[str, str]] = {
-    "speed": ("SANDBOX_SPEED", "generation runs X times faster than its estimated_time"),
-    "callback_drop": ("SANDBOX_CALLBACK_DROP", "probability that a task's callbacks are never sent"),
-    "callback_duplicate": ("SANDBOX_CALLBACK_DUPLICATE", "each callback sent N extra times, concurrently"),
-    "callback_delay": ("SANDBOX_CALLBACK_DELAY", "seconds to wait before sending a callback"),
-    "fail_rate": ("SANDBOX_FAIL_RATE", "probability that a task fails"),
-    "fail_code": ("SANDBOX_FAIL_CODE", "error code(s) of failed tasks, comma-separated to take turns "
-                  "('cancelled' gives status cancelled)"),
-    "create_error_rate": ("SANDBOX_CREATE_ERROR_RATE", "probability of 429/500/503 on create"),
-    "download_delay": ("SANDBOX_DOWNLOAD_DELAY", "seconds before a result download starts"),
-    "url_ttl": ("SANDBOX_URL_TTL", "seconds result URLs stay valid"),
-}
+# The settings the CLI offers as flags of ``serve`` and ``sandbox`` (the others have their own options).
+_FLAGS = ("speed", "callback_drop", "callback_duplicate", "callback_delay", "fail_rate", "fail_code",
+          "create_error_rate", "download_delay", "url_ttl")
 
 
 @dataclass(frozen=True, slots=True)
 class SandboxSettings:
-    speed: float = 1.0
-    callback_drop: float = 0.0
-    callback_duplicate: int = 0
-    callback_delay: float = 0.0
-    fail_rate: float = 0.0
-    fail_code: str = "service_error"
-    create_error_rate: float = 0.0
-    download_delay: float = 0.0
-    url_ttl: float = 24 * 3600.0
-    api_key: str | None = None
-    data_dir: Path = Path(".relay/sandbox")
-    seed: int | None = None
+    speed: float = knob("SANDBOX_SPEED", 1.0, "generation runs X times faster than its estimated_time", number)
+    callback_drop: float = knob("SANDBOX_CALLBACK_DROP", 0.0, "probability that a task's callbacks are never sent",
+                                number)
+    callback_duplicate: int = knob("SANDBOX_CALLBACK_DUPLICATE", 0, "each callback sent N extra times, concurrently",
+                                   whole)
+    callback_delay: float = knob("SANDBOX_CALLBACK_DELAY", 0.0, "seconds to wait before sending a callback", number)
+    fail_rate: float = knob("SANDBOX_FAIL_RATE", 0.0, "probability that a task fails", number)
+    fail_code: str = knob("SANDBOX_FAIL_CODE", "service_error", "error code(s) of failed tasks, comma-separated to "
+                          "take turns ('cancelled' gives status cancelled)", text)
+    create_error_rate: float = knob("SANDBOX_CREATE_ERROR_RATE", 0.0, "probability of 429/500/503 on create", number)
+    download_delay: float = knob("SANDBOX_DOWNLOAD_DELAY", 0.0, "seconds before a result download starts", number)
+    url_ttl: float = knob("SANDBOX_URL_TTL", 24 * 3600.0, "seconds result URLs stay valid", number)
+    api_key: str | None = knob("SANDBOX_API_KEY", None, "the bearer key the sandbox accepts (default: any "
+                               "non-empty key)", text, secret=True)
+    data_dir: Path = knob(  # noqa: RUF009 (knob() declares a field, as dataclasses.field does)
+        "SANDBOX_DATA_DIR", Path(".relay/sandbox"), "where tasks and result videos live", path)
+    seed: int | None = knob("SANDBOX_SEED", None, "seed of the random choices (drops, failures), for repeatable "
+                            "runs", whole)
     callback_timeout: float = 10.0
     callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
 
@@ -56,16 +52,7 @@ class SandboxSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> SandboxSettings:
         env = dict(os.environ if env is None else env)
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in SWITCHES:
-                values[f.name] = _read(env, SWITCHES[f.name][0], getattr(defaults, f.name))
-        values["api_key"] = env.get("SANDBOX_API_KEY") or None
-        if env.get("SANDBOX_DATA_DIR"):
-            values["data_dir"] = Path(env["SANDBOX_DATA_DIR"])
-        if env.get("SANDBOX_SEED"):
-            values["seed"] = env_int(env, "SANDBOX_SEED", 0)
+        values = {f.name: f.metadata["knob"].value(env, default_of(f)) for f in fields(cls) if "knob" in f.metadata}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -73,12 +60,9 @@ class SandboxSettings:
         return replace(self, **changes)
 
 
-def _read(env: Mapping[str, str], name: str, default: Any) -> Any:
-    if isinstance(default, float):
-        return env_float(env, name, default)
-    if isinstance(default, int):
-        return env_int(env, name, default)
-    return env.get(name) or default
+# name: (environment variable, help) — the CLI builds its flags from this table.
+SWITCHES: dict[str, tuple[str, str]] = {
+    f.name: (f.metadata["knob"].env, f.metadata["knob"].help) for f in fields(SandboxSettings) if f.name in _FLAGS}
 
 
 def _check(ok: bool, name: str, message: str) -> None:

@@ -216,3 +216,16 @@ def test_secret_parameters_are_settings() -> None:
     assert not Settings.from_env({}).has_secret_parameters
     assert Settings.from_env({"RELAY_API_KEYS_PARAM": "/p/keys"}).has_secret_parameters
     assert not Settings.from_env({"RELAY_API_KEYS_PARAM": "/p/keys", "RELAY_API_KEYS": "k"}).has_secret_parameters
+
+
+def test_sandbox_settings_are_declared_the_same_way() -> None:
+    """Each sandbox switch has its SANDBOX_* variable and help; key, folder and seed are read too."""
+    declared = [f for f in fields(SandboxSettings) if "knob" in f.metadata]
+    assert {f.name for f in declared} == {*SWITCHES, "api_key", "data_dir", "seed"}
+    assert all(f.metadata["knob"].env.startswith("SANDBOX_") and f.metadata["knob"].help for f in declared)
+    settings = SandboxSettings.from_env({"SANDBOX_API_KEY": "sk-sandbox-secret", "SANDBOX_DATA_DIR": "/tmp/sbx",
+                                         "SANDBOX_SEED": "7"})
+    assert (settings.api_key, settings.data_dir, settings.seed) == ("sk-sandbox-secret", Path("/tmp/sbx"), 7)
+    assert "sk-sandbox-secret" not in repr(settings)
+    explicit = SandboxSettings.from_env({"SANDBOX_DATA_DIR": "/tmp/sbx"}, data_dir=Path("/other"))
+    assert explicit.data_dir == Path("/other")
