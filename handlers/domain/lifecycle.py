@@ -127,8 +127,7 @@ MOVES: tuple[Move, ...] = (
     Move(Step.PUBLISHED, _RUNNING, _S.CANCELLED, "the `cancelled` event is out", outcome_known=True),
     Move(Step.PUBLISHED, _NEW, _S.REJECTED, "the `rejected` event is out", outcome_known=True),
     Move(Step.PUBLISHED, _OPEN, _S.EXPIRED, "the `expired` event is out", outcome_known=True),
-    Move(Step.NOTED_OTHER_TASK, _LIVE, None, "a callback names another task for this job (at most 10 are kept)",
-         outcome_known=None),
+    Move(Step.NOTED_OTHER_TASK, _LIVE, None, "a callback names another task for this job", outcome_known=None),
     Move(Step.RESCHEDULED, _LIVE, None, "the reconciler looks at the job again later", outcome_known=None),
 )
 

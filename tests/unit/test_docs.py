@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -20,10 +21,12 @@ from handlers.api.openapi import openapi_document
 from handlers.base.errors import DownloadFailed, InvalidRequest, ProviderRejected, Violation
 from handlers.cli.docs import docs
 from handlers.domain.events import EVENT_TYPES, build_event
-from handlers.domain.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint
+from handlers.domain.jobs import Job, JobStatus, Outcome, Output, derive_job_id, request_fingerprint
+from handlers.domain.lifecycle import MOVES, TERMINAL, Move, Step
 from handlers.provider.evolink.task import TaskError
-from handlers.tooling.docgen import LIMITS_END, LIMITS_START, example_event, generate
+from handlers.tooling.docgen import BLOCKS, LIMITS_END, LIMITS_START, example_event, generate
 from handlers.tooling.event_schemas import all_event_schemas, event_schema
+from handlers.tooling.lifecycle_docs import lifecycle_page, states_block
 from tests.conftest import FIXTURES, ROOT, load_fixture
 from tests.support.fakes import FakeProvider, local_relay
 
@@ -34,14 +37,14 @@ REQUEST = {"model": "seedance-2.0-fast-reference-to-video", "prompt": "@image1 r
 CREATE_STATUSES = ("400", "401", "402", "403", "404", "413", "429", "500", "502", "503")
 
 
-def _job(outcome: str, *, request: dict[str, Any] | None = None, **changes: Any) -> Job:
+def _job(outcome: Outcome, *, request: dict[str, Any] | None = None, **changes: Any) -> Job:
     request = dict(REQUEST if request is None else request)
     fingerprint = request_fingerprint(request, {"order": 1})
     base = Job(id=derive_job_id("", f"key-{outcome}", fingerprint), request=request, fingerprint=fingerprint,
                created_at=T0, updated_at=T0 + 90, status=JobStatus.STORED, metadata={"order": 1},
                task_id="task-unified-1800000000-abcd1234", model=request.get("model"), outcome=outcome,
                finished_at=T0 + 90)
-    return base.evolve(T0 + 90, **changes)
+    return dataclasses.replace(base, **changes)
 
 
 def _output(job_id: str) -> Output:
@@ -51,17 +54,18 @@ def _output(job_id: str) -> Output:
 
 def _events() -> dict[str, dict[str, Any]]:
     """One event per outcome, with error objects made the way the use cases make them."""
-    completed = _job("completed")
+    completed = _job(Outcome.COMPLETED)
     rejected = ProviderRejected("EvoLink 402 insufficient_quota: top up", status=402, code="insufficient_quota")
     jobs = {
-        "completed": completed.evolve(T0, outputs=(_output(completed.id),)),
-        "failed": _job("failed", error=TaskError("content_policy_violation", "blocked", "task_error").as_dict()),
-        "failed-copy": _job("failed", error=DownloadFailed("gone", permanent=True, code="result_expired").as_dict()),
-        "cancelled": _job("cancelled", error=TaskError("request_cancelled", "cancelled").as_dict()),
-        "expired": _job("expired", task_id=None, error={"code": "expired", "message": "no final answer in time"}),
-        "rejected": _job("rejected", task_id=None, error={**rejected.as_dict(), "provider_code": rejected.code}),
+        "completed": dataclasses.replace(completed, outputs=(_output(completed.id),)),
+        "failed": _job(Outcome.FAILED, error=TaskError("content_policy_violation", "blocked", "task_error").as_dict()),
+        "failed-copy": _job(Outcome.FAILED,
+                            error=DownloadFailed("gone", permanent=True, code="result_expired").as_dict()),
+        "cancelled": _job(Outcome.CANCELLED, error=TaskError("request_cancelled", "cancelled").as_dict()),
+        "expired": _job(Outcome.EXPIRED, task_id=None, error={"code": "expired", "message": "no final answer in time"}),
+        "rejected": _job(Outcome.REJECTED, task_id=None, error={**rejected.as_dict(), "provider_code": rejected.code}),
         "rejected-invalid": _job(
-            "rejected", request={"prompt": "", "duration": "5"}, task_id=None,
+            Outcome.REJECTED, request={"prompt": "", "duration": "5"}, task_id=None,
             error=InvalidRequest([Violation("model", "required", "model is required")]).as_dict()),
     }
     return {name: build_event(job, now=T0 + 91) for name, job in jobs.items()}
@@ -75,9 +79,16 @@ def test_the_generated_files_in_the_repository_are_up_to_date() -> None:
     assert generate(ROOT, check=True) == [], "run `seedance-relay docs generate`"
 
 
+def _hand_written_pages(root: Path) -> None:
+    """Copy the hand-written pages that hold generated blocks (README.md, docs/evolink.md) under ``root``."""
+    for block in BLOCKS:
+        (root / block.path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / block.path, root / block.path)
+
+
 def test_generate_writes_what_check_reports_and_removes_schemas_of_unknown_types(tmp_path: Path) -> None:
     (tmp_path / "docs" / "schemas").mkdir(parents=True)
-    shutil.copy(DOCS / "evolink.md", tmp_path / "docs" / "evolink.md")
+    _hand_written_pages(tmp_path)
     (tmp_path / "docs" / "schemas" / "io.seedance-relay.job.retired.json").write_text("{}")
     stale = generate(tmp_path, check=True)
     assert "docs/api.md" in stale and "docs/schemas/io.seedance-relay.job.retired.json" in stale
@@ -88,15 +99,29 @@ def test_generate_writes_what_check_reports_and_removes_schemas_of_unknown_types
 
 
 def test_generate_refuses_an_evolink_page_without_the_limits_markers(tmp_path: Path) -> None:
-    (tmp_path / "docs").mkdir()
+    _hand_written_pages(tmp_path)
     (tmp_path / "docs" / "evolink.md").write_text("# EvoLink\n")
     with pytest.raises(ValueError, match="limits:start"):
         generate(tmp_path, check=True)
 
 
-def test_the_cli_check_exits_1_when_stale_and_0_when_current(tmp_path: Path) -> None:
+def test_generate_refuses_a_readme_without_the_states_markers(tmp_path: Path) -> None:
+    _hand_written_pages(tmp_path)
+    (tmp_path / "README.md").write_text("# seedance-relay\n\n### Job states\n")
+    with pytest.raises(ValueError, match=r"README\.md needs <!-- states:start -->"):
+        generate(tmp_path, check=True)
+
+
+def test_the_cli_names_a_missing_readme_instead_of_failing_with_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     shutil.copy(DOCS / "evolink.md", tmp_path / "docs" / "evolink.md")
+    result = CliRunner().invoke(docs, ["generate", "--check", "--root", str(tmp_path)])
+    assert result.exit_code == 1 and "no README.md under" in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_the_cli_check_exits_1_when_stale_and_0_when_current(tmp_path: Path) -> None:
+    _hand_written_pages(tmp_path)
     runner = CliRunner()
     stale = runner.invoke(docs, ["generate", "--check", "--root", str(tmp_path)])
     assert stale.exit_code == 1 and "docs/events.md" in stale.output
@@ -141,6 +166,47 @@ def test_the_limits_table_sits_between_its_markers() -> None:
     page = (DOCS / "evolink.md").read_text(encoding="utf-8")
     block = page[page.index(LIMITS_START):page.index(LIMITS_END)]
     assert "seedance-2.0-fast-reference-to-video" in block and "2,086,876" in block
+
+
+def _states_block(readme: str) -> str:
+    return readme[readme.index("<!-- states:start -->"):readme.index("<!-- states:end -->")]
+
+
+def test_the_readme_diagram_draws_every_move_that_changes_the_status_and_ends_at_the_final_ones() -> None:
+    block = _states_block((ROOT / "README.md").read_text(encoding="utf-8"))
+    edges = {(source, move.target) for move in MOVES if move.target for source in move.sources}
+    drawn = set(re.findall(r"^    (\w+) --> (\w+):", block, re.MULTILINE))
+    assert drawn == {(source.value, target.value) for source, target in edges}
+    assert set(re.findall(r"^    (\w+) --> \[\*\]$", block, re.MULTILINE)) == {s.value for s in TERMINAL}
+
+
+def test_the_lifecycle_page_has_one_row_per_move_of_the_table() -> None:
+    page = (DOCS / "lifecycle.md").read_text(encoding="utf-8")
+    moves = page[page.index("## Moves"):page.index("## Outcomes")]
+    rows = re.findall(r"^\| `(\w+)` \| `[a-z]", moves, re.MULTILINE)
+    assert rows == [move.step.value for move in MOVES]
+    assert all(move.trigger in moves for move in MOVES)
+
+
+def test_docs_drawn_from_another_lifecycle_table_fail_the_check(tmp_path: Path) -> None:
+    _hand_written_pages(tmp_path)
+    generate(tmp_path, check=False)
+    retry = Move(Step.PROGRESSED, frozenset({JobStatus.PROCESSING}), JobStatus.SUBMITTED, "EvoLink retries the task")
+    changed = (*MOVES, retry)
+    states = next(block for block in BLOCKS if block.name == "states")
+    readme = tmp_path / "README.md"
+    readme.write_text(dataclasses.replace(states, render=lambda: states_block(changed)).fill(readme.read_text()))
+    (tmp_path / "docs" / "lifecycle.md").write_text(lifecycle_page(changed))
+    assert "processing --> submitted: progressed" in readme.read_text()
+    assert generate(tmp_path, check=True) == ["README.md", "docs/lifecycle.md"]
+    result = CliRunner().invoke(docs, ["generate", "--check", "--root", str(tmp_path)])
+    assert result.exit_code == 1 and "README.md" in result.output and "docs/lifecycle.md" in result.output
+
+
+def test_the_readme_status_table_explains_every_status() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Job states"):readme.index("### Events")]
+    assert set(re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE)) == {status.value for status in JobStatus}
 
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
@@ -238,7 +304,8 @@ def _anchors(markdown: str) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
-@pytest.mark.parametrize("page", ["api.md", "events.md", "consumers.md", "evolink.md", "troubleshooting.md"])
+@pytest.mark.parametrize("page", ["api.md", "events.md", "consumers.md", "evolink.md", "lifecycle.md",
+                                  "troubleshooting.md"])
 def test_relative_links_point_at_files_and_headings_that_exist(page: str) -> None:
     text = (DOCS / page).read_text(encoding="utf-8")
     for target in re.findall(r"\]\(([^)\s]+)\)", text):
