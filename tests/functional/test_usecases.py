@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -12,11 +13,12 @@ import pytest
 from handlers.app.relay import Relay
 from handlers.app.runtime import run_worker_once
 from handlers.base.errors import ProviderRejected, ProviderUnavailable
-from handlers.domain.jobs import JobStatus
+from handlers.domain.jobs import JobStatus, Outcome
 from handlers.provider.evolink.task import new_task_id
 from handlers.sandbox.media import render_video
 from handlers.usecases import accept_callback, ingest, reconcile, submit
 from handlers.usecases.ingest import MAX_OTHER_TASKS, late_callback_key
+from handlers.usecases.outcomes import record_outcome
 from tests.support.fakes import Clock, FakeProvider, local_relay
 from tests.support.media_server import MediaServer
 
@@ -124,8 +126,8 @@ def test_an_unavailable_provider_leaves_the_job_accepted_and_the_reconciler_resu
 def test_a_submitter_that_died_mid_call_is_never_followed_by_a_blind_resubmit(
         relay: Relay, provider: FakeProvider, clock: Clock) -> None:
     job = submit(relay, REQUEST)
-    stuck = relay.jobs.update(relay.jobs.get(job.id).evolve(clock(), status=JobStatus.ACCEPTED, task_id=None,
-                                                             submit_claimed_at=clock(), check_at=clock()))
+    stuck = relay.jobs.update(dataclasses.replace(relay.jobs.get(job.id), status=JobStatus.ACCEPTED, task_id=None,
+                                                  submit_claimed_at=clock(), check_at=clock()))
     clock.advance(400)
     reconcile(relay)
     after = relay.jobs.get(stuck.id)
@@ -273,3 +275,22 @@ def test_callbacks_after_the_job_ended_note_only_the_first_and_do_no_work(
     assert (after.version, after.other_tasks) == (ended.version, ())
     assert note == {"job_id": job.id, "status": "published", "task_id": task_ids[0], "received_at": first_at}
     assert len(provider.reads) == reads and len(relay.bus.events()) == 1  # type: ignore[attr-defined]
+
+
+def test_an_outcome_recorded_before_the_ingest_is_published_and_the_result_is_not_copied(
+        relay: Relay, provider: FakeProvider, media: MediaServer) -> None:
+    """A worker stopped between recording an outcome and publishing it: the next ingest only publishes."""
+    job = submit(relay, REQUEST)
+    provider.finish(job.task_id or "")
+    record_outcome(relay, job, Outcome.EXPIRED, {"code": "expired", "message": "no final answer in time"})
+    final = ingest(relay, job.id, task_hint=job.task_id, worker="w1")
+    assert final.status is JobStatus.EXPIRED and final.outputs == () and provider.reads == []
+    assert not [r for r in media.requests if r.path == "/video.mp4"]
+    assert [e["type"] for _, e in relay.bus.events()] == ["io.seedance-relay.job.expired"]  # type: ignore[attr-defined]
+
+
+def test_an_ingest_after_the_event_went_out_changes_nothing(relay: Relay, provider: FakeProvider) -> None:
+    job = submit(relay, REQUEST)
+    provider.finish(job.task_id or "")
+    published = ingest(relay, job.id, worker="w1")
+    assert ingest(relay, job.id, worker="w2") == published and len(relay.bus.events()) == 1  # type: ignore[attr-defined]

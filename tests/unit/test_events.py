@@ -9,13 +9,13 @@ import jsonschema
 import pytest
 
 from handlers.domain.events import EVENT_TYPES, build_event, event_id
-from handlers.domain.jobs import Job, JobStatus, Output, derive_job_id, request_fingerprint, rfc3339
+from handlers.domain.jobs import Job, JobStatus, Outcome, Output, derive_job_id, request_fingerprint, rfc3339
 from handlers.tooling.event_schemas import TIME_PATTERN
 from tests.conftest import load_fixture
 
 JOB = Job(id="job_1", request={"model": "seedance-2.0-text-to-video", "prompt": "x", "duration": 6},
           fingerprint="f", created_at=1_800_000_000.0, updated_at=1_800_000_000.0, status=JobStatus.STORED,
-          task_id="task-unified-1-abcdefgh", model="seedance-2.0-text-to-video", outcome="completed",
+          task_id="task-unified-1-abcdefgh", model="seedance-2.0-text-to-video", outcome=Outcome.COMPLETED,
           metadata={"customer": 7}, finished_at=1_800_000_100.0,
           outputs=(Output(uri="s3://b/k.mp4", key="k.mp4", size=10, sha256="ab" * 32),))
 
