@@ -1,4 +1,4 @@
-"""The four ports the use cases talk to. Adapters live in ``handlers.adapters``.
+"""The ports the use cases talk to. Adapters live in ``handlers.adapters``.
 
 Every adapter translates its vendor's errors into the project's (``NotFound``,
 ``Conflict``, ``StorageError``, ``QueueError``) at this boundary.
@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from handlers.domain.budgets import Budget, Usage
 from handlers.domain.jobs import Job, JobStatus
+from handlers.domain.tenancy import ApiKey
 from handlers.provider.evolink.task import Task
 
-__all__ = ["BlobStore", "EventBus", "JobStore", "Message", "Provider", "SessionRevocations", "Settles", "StoredObject",
-           "SupportsReadinto", "WorkQueue", "settle"]
+__all__ = ["BlobStore", "BudgetLedger", "EventBus", "JobStore", "KeyStore", "Message", "Provider", "SessionRevocations",
+           "Settles", "SlotLease", "SlotPool", "StoredObject", "SupportsReadinto", "WorkQueue", "settle"]
 
 
 class SessionRevocations(Protocol):
@@ -191,4 +193,97 @@ class Provider(Protocol):
         ...
 
     def get_task(self, task_id: str) -> Task:
+        ...
+
+
+class KeyStore(Protocol):
+    """API keys made at run time (``seedance-relay keys create``). Only a key's sha256 is stored, never the key."""
+
+    def add_key(self, key: ApiKey) -> None:
+        """Store ``key`` (its id and digest are new)."""
+        ...
+
+    def key_by_digest(self, digest: str) -> ApiKey | None:
+        """The key whose sha256 hex digest is ``digest``, revoked or not; ``None`` if there is none (one lookup)."""
+        ...
+
+    def keys(self) -> list[ApiKey]:
+        """Every stored key, oldest first."""
+        ...
+
+    def revoke_key(self, key_id: str, now: float) -> ApiKey:
+        """Mark key ``key_id`` revoked at ``now`` (again: no change); ``NotFound`` if there is no such key."""
+        ...
+
+
+class BudgetLedger(Protocol):
+    """Credits held and spent per tenant and period, and the budgets set at run time.
+
+    Every hold is keyed by its job id, so each call is safe to repeat: a second ``hold`` for the
+    same job holds nothing more, and a second ``settle`` changes nothing.
+    """
+
+    def hold(self, tenant: str, period: str, job_id: str, credits: float, *, limit: float | None) -> Usage | None:
+        """Hold ``credits`` for ``job_id`` unless held + spent + ``credits`` would pass ``limit`` (``None``: no
+        limit), in one conditional write, so that concurrent holds never pass it together. Returns the usage
+        after the hold, or ``None`` when it was refused. A job that already holds returns the usage unchanged."""
+        ...
+
+    def settle(self, tenant: str, period: str, job_id: str, credits: float) -> None:
+        """Turn the hold of ``job_id`` into ``credits`` spent (``0`` releases it). No hold, or settled: nothing."""
+        ...
+
+    def usage(self, tenant: str, period: str) -> Usage:
+        """The tenant's held and spent credits and job count in ``period`` (zeros if it has none)."""
+        ...
+
+    def usages(self, period: str) -> list[Usage]:
+        """Every tenant with a hold or spending in ``period``, by tenant name."""
+        ...
+
+    def set_budget(self, tenant: str, budget: Budget | None) -> None:
+        """Set (``None``: remove) the run-time budget of ``tenant``; it overrides ``RELAY_BUDGETS``."""
+        ...
+
+    def budgets(self) -> dict[str, Budget]:
+        """The budgets set at run time, by tenant."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SlotLease:
+    """A job's hold on one of the relay's places at EvoLink, valid until ``until`` unless renewed."""
+
+    job_id: str
+    tenant: str
+    until: float
+
+
+class SlotPool(Protocol):
+    """The relay's tasks in flight at EvoLink, as leases: a dead holder's slot frees itself when its lease ends.
+
+    Only leases whose ``until`` is after ``now`` count; an expired lease is not in flight.
+    """
+
+    def acquire(self, job_id: str, tenant: str, *, now: float, until: float, cap: int,
+                tenant_cap: int | None) -> bool:
+        """Take a slot for ``job_id`` until ``until`` unless ``cap`` unexpired leases exist, or ``tenant_cap`` of
+        ``tenant``'s, in one conditional write (concurrent acquires never pass a cap together). A job that
+        already holds a slot keeps it, with ``until`` extended, and gets ``True``."""
+        ...
+
+    def renew(self, job_id: str, *, now: float, until: float) -> bool:
+        """Extend the lease of ``job_id`` to ``until``; ``False`` if it holds none (or it expired before ``now``)."""
+        ...
+
+    def release(self, job_id: str) -> None:
+        """Give the slot of ``job_id`` back; no lease: nothing."""
+        ...
+
+    def leases(self, now: float) -> list[SlotLease]:
+        """The unexpired leases, soonest to end first."""
+        ...
+
+    def expired(self, now: float, limit: int = 100) -> list[SlotLease]:
+        """Leases that ended before ``now`` and were not released (their holder died), oldest first."""
         ...

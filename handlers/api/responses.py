@@ -10,7 +10,9 @@ from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from handlers.base.errors import (
+    BudgetExceeded,
     Conflict,
+    Forbidden,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
@@ -35,7 +37,8 @@ CLIENT_CLOSED = 499  # the client went away before its request was read (nginx's
 _PLAYABLE = ("video/", "audio/", "image/")
 
 _STATUS: list[tuple[type[RelayError], int]] = [
-    (InvalidRequest, 400), (Unauthorized, 401), (NotFound, 404), (Conflict, 409),
+    (InvalidRequest, 400), (Unauthorized, 401), (BudgetExceeded, 402), (Forbidden, 403), (NotFound, 404),
+    (Conflict, 409),
     (PayloadTooLarge, 413), (UnsupportedMediaType, 415), (ProviderError, 502), (StorageFull, 503),
 ]
 # A 5xx of our own says what happened, never how: its exception text may name files or hosts.

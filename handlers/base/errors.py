@@ -13,6 +13,8 @@ human message, and the data a caller needs to act on it::
     │   ├── ProviderUnavailable     429/5xx/transport failure after the retry budget
     │   └── UnknownOutcome          a create whose outcome is unknown: reconcile, never resubmit blindly
     ├── Unauthorized                missing or wrong credentials or capability token
+    ├── Forbidden                   a valid key whose role may not do this (answered 403)
+    ├── BudgetExceeded              a tenant's budget cannot hold a job's estimate (answered 402)
     ├── PayloadTooLarge             a body over its size limit
     ├── NotFound                    no such job, task or object
     ├── Conflict                    a conditional write lost a race (state moved on)
@@ -30,9 +32,11 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "BudgetExceeded",
     "ConfigurationError",
     "Conflict",
     "DownloadFailed",
+    "Forbidden",
     "InvalidRequest",
     "NotFound",
     "PayloadTooLarge",
@@ -56,6 +60,8 @@ class RelayError(Exception):
     """Root of every error the project raises on purpose."""
 
     code = "relay_error"
+    aws_code: str | None = None
+    """The AWS error code an adapter translated into this error, for logs; never part of an answer."""
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -145,6 +151,24 @@ class UnknownOutcome(ProviderError):
 
 class Unauthorized(RelayError):
     code = "unauthorized"
+
+
+class Forbidden(RelayError):
+    code = "forbidden"
+
+
+class BudgetExceeded(RelayError):
+    """The tenant's held plus spent credits plus this job's estimate would pass its budget."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, *, tenant: str, budget: float, remaining: float, resets_at: str) -> None:
+        super().__init__(message)
+        self.tenant, self.budget, self.remaining, self.resets_at = tenant, budget, remaining, resets_at
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "tenant": self.tenant, "budget": self.budget, "remaining": self.remaining,
+                "resets_at": self.resets_at}
 
 
 class PayloadTooLarge(RelayError):

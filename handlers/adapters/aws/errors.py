@@ -76,7 +76,7 @@ def translated(error: type[RelayError], message: str, aws: str) -> RelayError:
     """The project's error for the AWS code ``aws`` (from an answer, or a batch entry that failed)."""
     kind, code = _lookup(aws)
     result = (kind or error)(message, code=code or error.code)
-    result.aws_code = aws  # type: ignore[attr-defined]
+    result.aws_code = aws
     return result
 
 
@@ -84,7 +84,7 @@ def translate(exc: ClientError | BotoCoreError, error: type[RelayError], what: s
     """The project's error for ``exc``, raised while doing ``what`` in an adapter whose error is ``error``."""
     if isinstance(exc, BotoCoreError):
         result = error(f"{what}: {exc}", code=our_code(exc, error))
-        result.aws_code = type(exc).__name__  # type: ignore[attr-defined]
+        result.aws_code = type(exc).__name__
         return result
     code = error_code(exc)
     message = exc.response.get("Error", {}).get("Message") or str(exc)
