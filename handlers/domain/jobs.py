@@ -201,10 +201,6 @@ class Job:
         self._check(Step.RESCHEDULED)
         return replace(self, updated_at=now, check_at=check_at)
 
-    def evolve(self, now: float, **changes: Any) -> Job:
-        """Test fixtures only: a copy with ``changes``, unchecked. The relay itself moves jobs by the transitions."""
-        return replace(self, updated_at=now, **changes)
-
     def public(self) -> dict[str, Any]:
         """The job as the HTTP API shows it: times in RFC 3339 UTC, each output with its route's ``url``."""
         return {

@@ -17,14 +17,14 @@ from collections.abc import Callable, Collection, Mapping
 from functools import cache
 from typing import Any
 
-from handlers.adapters.aws.sqs_batch import Record, batch_response, records
+from handlers.adapters.aws.sqs_batch import BatchSettler, Record, batch_response, records
 from handlers.app.settings import Settings
-from handlers.base.errors import ConfigurationError, InvalidRequest, QueueError
+from handlers.base.errors import ConfigurationError, InvalidRequest
 from handlers.base.logs import configure, get_logger, register_secret
 from handlers.consumer import unwrap
 from handlers.ports import WorkQueue
 from handlers.webhooks.config import PARAM_SUFFIX, secret_parameters, secret_variable
-from handlers.webhooks.delivery import WebhookDeliverer, build_deliverer
+from handlers.webhooks.delivery import WebhookDeliverer, build_deliverer, deliver_message
 
 __all__ = ["TARGET_VARIABLE", "WebhookHandler", "build_handler", "handler", "handler_for",
            "with_webhook_secrets"]
@@ -45,8 +45,7 @@ class WebhookHandler:
         deliverer.target(target)
         self._deliverer = deliverer
         self._target = target
-        self._make_queue = queue
-        self._queue: WorkQueue | None = None
+        self._settler = BatchSettler(make=queue)
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         return batch_response(records(event), self._one)
@@ -57,21 +56,7 @@ class WebhookHandler:
         except InvalidRequest as exc:
             log.error("webhook.bad_record", target=self._target, message_id=record.message_id, error=exc.message)
             return False
-        result = self._deliverer.deliver(self._target, body)
-        if result.settled:
-            return True
-        self._back_off(record, body, self._deliverer.retry_delay(result, record.receive_count))
-        return False
-
-    def _back_off(self, record: Record, body: Mapping[str, Any], delay: float) -> None:
-        if self._make_queue is None:
-            return
-        try:
-            self._queue = self._queue or self._make_queue()
-            self._queue.retry_later(record.as_message(body), delay)
-        except QueueError as exc:
-            log.warning("webhook.backoff_failed", target=self._target, message_id=record.message_id,
-                        code=exc.code, error=exc.message)
+        return deliver_message(self._deliverer, self._target, self._settler, record.as_message(body)).settled
 
 
 def with_webhook_secrets(settings: Settings, names: Collection[str], ssm: Any | None = None) -> Settings:

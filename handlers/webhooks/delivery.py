@@ -32,13 +32,25 @@ from handlers import __version__
 from handlers.app.settings import Settings
 from handlers.base.errors import NotFound, UnsafeURL
 from handlers.base.logs import get_logger
-from handlers.ports import Message, WorkQueue
+from handlers.ports import Message, Settles, WorkQueue, settle
 from handlers.provider.evolink.client import parse_retry_after
 from handlers.webhooks.config import WebhookTarget, load_targets
 from handlers.webhooks.signing import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
-__all__ = ["DEFAULT_MAX_BACKOFF", "DEFAULT_TIMEOUT", "RETRY_SCHEDULE", "USER_AGENT", "DeliveryResult", "Outcome",
-           "WebhookDeliverer", "build_deliverer", "deliver_from_queue", "retry_delay", "run_webhook_loop", "settle"]
+__all__ = [
+    "DEFAULT_MAX_BACKOFF",
+    "DEFAULT_TIMEOUT",
+    "RETRY_SCHEDULE",
+    "USER_AGENT",
+    "DeliveryResult",
+    "Outcome",
+    "WebhookDeliverer",
+    "build_deliverer",
+    "deliver_from_queue",
+    "deliver_message",
+    "retry_delay",
+    "run_webhook_loop",
+]
 
 log = get_logger(__name__)
 
@@ -175,16 +187,16 @@ def _log_result(result: DeliveryResult, spec: WebhookTarget) -> None:
         log.warning("webhook.failed", **context, error=result.error)
 
 
-def settle(deliverer: WebhookDeliverer, target: str, queue: WorkQueue, message: Message) -> DeliveryResult:
-    """Deliver one queued event; ack it when settled, else put it back after the backoff delay."""
+def deliver_message(deliverer: WebhookDeliverer, target: str, queue: Settles, message: Message) -> DeliveryResult:
+    """Deliver one queued event and settle its message (:func:`handlers.ports.settle`): acked when the
+    delivery is settled, else visible again after the backoff delay."""
     result = deliverer.deliver(target, message.body)
-    if result.settled:
-        queue.ack(message)
-        return result
-    delay = deliverer.retry_delay(result, message.receive_count)
-    log.info("webhook.retry_scheduled", target=target, event_id=result.event_id,
-             attempt=message.receive_count, delay=round(delay, 3))
-    queue.retry_later(message, delay)
+    delay = 0.0
+    if not result.settled:
+        delay = deliverer.retry_delay(result, message.receive_count)
+        log.info("webhook.retry_scheduled", target=target, event_id=result.event_id,
+                 attempt=message.receive_count, delay=round(delay, 3))
+    settle(queue, message, done=result.settled, delay=delay)
     return result
 
 
@@ -197,7 +209,7 @@ def deliver_from_queue(deliverer: WebhookDeliverer, target: str, queue: WorkQueu
     """
     messages = queue.receive(max_messages=max_messages, wait=wait)
     for message in messages:
-        settle(deliverer, target, queue, message)
+        deliver_message(deliverer, target, queue, message)
     return len(messages)
 
 

@@ -66,18 +66,18 @@ def test_existing_looks_up_more_ids_than_one_request_takes(job_store: JobStore) 
 
 def test_update_writes_the_job_and_bumps_the_version(job_store: JobStore) -> None:
     job = job_store.create(make_job("job_a"))
-    updated = job_store.update(job.evolve(T0 + 5, status=JobStatus.SUBMITTED, task_id="task-1"))
+    updated = job_store.update(replace(job, updated_at=T0 + 5, status=JobStatus.SUBMITTED, task_id="task-1"))
     assert (updated.version, updated.status, updated.task_id) == (
         job.version + 1, JobStatus.SUBMITTED, "task-1")
     assert job_store.get("job_a") == updated
-    assert job_store.update(updated.evolve(T0 + 6, progress=50)).version == job.version + 2
+    assert job_store.update(replace(updated, updated_at=T0 + 6, progress=50)).version == job.version + 2
 
 
 def test_update_from_a_stale_version_raises_conflict(job_store: JobStore) -> None:
     job = job_store.create(make_job("job_a"))
-    job_store.update(job.evolve(T0 + 1, progress=10))
+    job_store.update(replace(job, updated_at=T0 + 1, progress=10))
     with pytest.raises(Conflict, match="job_a"):
-        job_store.update(job.evolve(T0 + 2, progress=20))
+        job_store.update(replace(job, updated_at=T0 + 2, progress=20))
     assert job_store.get("job_a").progress == 10
 
 
@@ -146,7 +146,7 @@ def test_due_returns_oldest_check_at_first_skipping_unset_and_future(job_store: 
 
 def test_due_follows_updates_of_check_at(job_store: JobStore) -> None:
     job = job_store.create(make_job("job_a", check_at=T0))
-    job_store.update(job.evolve(T0 + 1, status=JobStatus.PUBLISHED, check_at=None))
+    job_store.update(replace(job, updated_at=T0 + 1, status=JobStatus.PUBLISHED, check_at=None))
     assert job_store.due(T0 + 1000) == []
 
 
@@ -158,7 +158,7 @@ def test_concurrent_updates_from_one_version_have_exactly_one_winner(job_store: 
     def racer(n: int) -> None:
         barrier.wait()
         try:
-            job_store.update(job.evolve(T0 + 1, progress=n))
+            job_store.update(replace(job, updated_at=T0 + 1, progress=n))
             outcomes.append("won")
         except Conflict:
             outcomes.append("conflict")
@@ -201,7 +201,7 @@ def test_count_stops_at_the_cap(job_store: JobStore) -> None:
 
 def test_count_follows_status_changes(job_store: JobStore) -> None:
     job = job_store.create(make_job("job_a"))
-    job_store.update(job.evolve(T0 + 1, status=JobStatus.PUBLISHED))
+    job_store.update(replace(job, updated_at=T0 + 1, status=JobStatus.PUBLISHED))
     assert (job_store.count(JobStatus.ACCEPTED, 10), job_store.count(JobStatus.PUBLISHED, 10)) == (0, 1)
 
 

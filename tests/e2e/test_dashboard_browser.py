@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -63,7 +63,7 @@ def put_job(relay: Relay, label: str, status: JobStatus, *, age: float, **change
     now = relay.clock()
     job = relay.jobs.create(Job(id=fake_id(label), request=REQUEST, fingerprint=label, created_at=now - age,
                                 updated_at=now - age, model=str(REQUEST["model"])))
-    return relay.jobs.update(job.evolve(now, status=status, **changes))
+    return relay.jobs.update(replace(job, updated_at=now, status=status, **changes))
 
 
 def dead_letter(relay: Relay, subscriber: str) -> None:
@@ -251,7 +251,7 @@ def test_the_board_refreshes_by_itself(page: Page, site: Site) -> None:
     sign_in(page, site)
     loads = int(page.evaluate("document.body.dataset.loaded"))
     job = site.relay.jobs.get(site.processing_id)
-    site.relay.jobs.update(job.evolve(site.relay.clock(), progress=70))
+    site.relay.jobs.update(replace(job, updated_at=site.relay.clock(), progress=70))
     page.wait_for(f"document.querySelector('#job-rows tr[data-job={json.dumps(site.processing_id)}] progress')"
                   ".value === 70", timeout=5, what="the next refresh")
     assert int(page.evaluate("document.body.dataset.loaded")) > loads

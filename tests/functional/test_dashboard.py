@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ def put_job(relay: Relay, job_id: str, status: JobStatus, *, age: float, outputs
     created = NOW - age
     job = relay.jobs.create(Job(id=job_id, request={"model": "m", "duration": 2}, fingerprint=job_id,
                                 created_at=created, updated_at=created, model="seedance-2.0-text-to-video"))
-    return relay.jobs.update(job.evolve(created + 3, status=status, progress=100, finished_at=created + 3,
+    return relay.jobs.update(replace(job, updated_at=created + 3, status=status, progress=100, finished_at=created + 3,
                                         outputs=outputs, error=error))
 
 
@@ -158,7 +159,7 @@ def test_a_job_s_details_carry_its_request_metadata_outputs_error_and_events(cli
                                                                              relay: Relay) -> None:
     job = relay.jobs.get("job_published")
     published = event_id(job.id, "completed")
-    relay.jobs.update(job.evolve(job.updated_at, metadata={"order": 17}, event_ids=(published,)))
+    relay.jobs.update(replace(job, updated_at=job.updated_at, metadata={"order": 17}, event_ids=(published,)))
     details = client.get("/dashboard/jobs/job_published", headers=BEARER).json()
     assert details["request"] == {"model": "m", "duration": 2} and details["metadata"] == {"order": 17}
     (output,) = details["outputs"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -69,7 +70,7 @@ def test_due_is_one_query_of_the_sparse_due_index(jobs: DynamoJobStore, clients:
     calls = Calls(clients.dynamodb)
     assert [job.id for job in jobs.due(T0 + 1)] == ["job_due"]
     assert [(name, params["IndexName"]) for name, params in calls.made] == [("Query", DUE_INDEX)]
-    jobs.update(waiting.evolve(T0 + 2, check_at=None))
+    jobs.update(replace(waiting, updated_at=T0 + 2, check_at=None))
     assert index_ids(clients, jobs.table, DUE_INDEX) == ["job_due"]
 
 

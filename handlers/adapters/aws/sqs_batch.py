@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.base.errors import QueueError
 from handlers.base.logs import get_logger
 from handlers.ports import Message, WorkQueue
 
@@ -37,21 +38,29 @@ class Record:
 
 
 class BatchSettler:
-    """:class:`~handlers.ports.Settles` for records of a Lambda batch from ``queue``.
+    """:class:`~handlers.ports.Settles` for records of a Lambda batch from a queue.
 
     ``ack`` calls nothing: the handler reports the record a success and the event source
-    mapping deletes it. ``retry_later`` changes the message's visibility on ``queue`` (the
-    handler then reports the record failed, so the mapping leaves it there).
+    mapping deletes it. ``retry_later`` changes the message's visibility on the queue (the
+    handler then reports the record failed, so the mapping leaves it there). ``queue`` is the
+    queue, or ``make`` makes it on the first retry; without one (or when the change
+    fails, which is logged) the queue's visibility timeout spaces the retries instead.
     """
 
-    def __init__(self, queue: WorkQueue) -> None:
-        self._queue = queue
+    def __init__(self, queue: WorkQueue | None = None, *, make: Callable[[], WorkQueue] | None = None) -> None:
+        self._queue, self._make = queue, make
 
     def ack(self, message: Message) -> None:
         """Nothing to do: the record's success is its ack."""
 
     def retry_later(self, message: Message, delay: float) -> None:
-        self._queue.retry_later(message, delay)
+        try:
+            if self._queue is None and self._make is not None:
+                self._queue = self._make()
+            if self._queue is not None:
+                self._queue.retry_later(message, delay)
+        except QueueError as exc:
+            log.warning("sqs.backoff_failed", message_id=message.id, code=exc.code, error=exc.message)
 
 
 def records(event: Mapping[str, Any]) -> list[Record]:
