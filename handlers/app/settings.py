@@ -19,6 +19,7 @@ from typing import Any
 from handlers.app.emf import DEFAULT_NAMESPACE, DEFAULT_SERVICE
 from handlers.app.knobs import (
     Knob,
+    Reader,
     bounded,
     choice,
     default_of,
@@ -38,6 +39,8 @@ from handlers.app.knobs import (
 )
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import FORMATS
+from handlers.domain.budgets import Budget, parse_budgets
+from handlers.domain.tenancy import Role, parse_keys
 
 __all__ = [
     "DEFAULT_EVOLINK_URL",
@@ -115,6 +118,27 @@ def _webhooks(env: Mapping[str, str], name: str, default: Any) -> Any:
     return parse_webhooks(env.get(name) or "") or default
 
 
+def _keys(role: Role) -> Reader:
+    """Comma-separated ``TENANT:KEY`` or ``KEY`` entries, each checked (one line naming a bad entry)."""
+    def read(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        entries = words(env, name, default)
+        parse_keys(",".join(entries), role, name)
+        return entries
+
+    return read
+
+
+def _budgets(env: Mapping[str, str], name: str, default: Any) -> Any:
+    return parse_budgets(env.get(name) or "", name) or default
+
+
+def _cap(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A cap of 1 or more; unset means no cap."""
+    if not (env.get(name) or "").strip():
+        return default
+    return int(bounded(1)(env, name, 1))
+
+
 _AWS = "AWS resource"
 _SSM = "Lambda: the SSM SecureString parameter that holds {0} (read at cold start; a set {0} wins)"
 
@@ -135,9 +159,25 @@ class Settings:
         words, shown="generated into `$RELAY_DATA_DIR/callback-secret`", secret=True)
     callback_secret_param: str | None = knob("RELAY_CALLBACK_SECRET_PARAM", None,
                                              _SSM.format("`RELAY_CALLBACK_SECRET`"), text)
-    api_keys: tuple[str, ...] = knob("RELAY_API_KEYS", (), "bearer keys of the HTTP API, comma-separated", words,
-                                     shown="generated into `$RELAY_DATA_DIR/api-key`", secret=True)
+    api_keys: tuple[str, ...] = knob("RELAY_API_KEYS", (), "submitter keys of the HTTP API: `TENANT:KEY` or `KEY` "
+                                     "(tenant `default`), comma-separated", _keys(Role.SUBMITTER), shown="—",
+                                     secret=True)
     api_keys_param: str | None = knob("RELAY_API_KEYS_PARAM", None, _SSM.format("`RELAY_API_KEYS`"), text)
+    admin_keys: tuple[str, ...] = knob(
+        "RELAY_ADMIN_KEYS", (), "admin keys (every tenant, key management, DLQ redrive): `TENANT:KEY` or `KEY` (tenant "
+        "`default`), comma-separated; `RELAY_API_KEYS` takes the same entries for submitters", _keys(Role.ADMIN),
+        shown="the generated key, when neither is set", secret=True)
+    admin_keys_param: str | None = knob("RELAY_ADMIN_KEYS_PARAM", None, _SSM.format("`RELAY_ADMIN_KEYS`"), text)
+    budgets: Mapping[str, Budget] = knob(
+        "RELAY_BUDGETS", {}, "credit budgets per UTC period: `TENANT=CREDITS/day` or `/month`, comma-separated "
+        "(`seedance-relay tenants budget` sets them at run time)", _budgets)
+    price_table: Path | None = knob(  # noqa: RUF009 (knob() declares a field, as dataclasses.field does)
+        "RELAY_PRICE_TABLE", None, "a JSON price table replacing the built-in one "
+                                    "(see `docs/costs.md`)", path)
+    max_in_flight: int | None = knob("RELAY_MAX_IN_FLIGHT", None, "tasks the relay holds at EvoLink at once (your "
+                                     "plan's limit); more jobs wait as `queued`", _cap, shown="no cap")
+    tenant_max_in_flight: int | None = knob("RELAY_TENANT_MAX_IN_FLIGHT", None, "tasks each tenant holds at EvoLink "
+                                            "at once", _cap, shown="no cap")
     data_dir: Path = knob(  # noqa: RUF009 (knob() declares a field, as dataclasses.field does)
         "RELAY_DATA_DIR", DEFAULT_DATA_DIR, "SQLite database, blobs, sandbox state", path,
         shown="`./.relay`")
@@ -232,7 +272,7 @@ class Settings:
         """Whether a secret is given only as an SSM parameter (``*_PARAM``) still to be read."""
         return any(param and not value for param, value in (
             (self.evolink_api_key_param, self.evolink_api_key), (self.callback_secret_param, self.callback_secrets),
-            (self.api_keys_param, self.api_keys)))
+            (self.api_keys_param, self.api_keys), (self.admin_keys_param, self.admin_keys)))
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -111,26 +111,20 @@ def new_key() -> str:
     return _KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def _entry(entry: str, role: Role, variable: str) -> ConfiguredKey:
+def _entry(number: int, entry: str, role: Role, variable: str) -> ConfiguredKey:
     tenant, sep, key = entry.strip().partition(":") if ":" in entry else ("", "", entry.strip())
+    named = f"{variable}: entry {number} ({tenant + sep if sep else ''}…)"  # never any of the key itself
     if sep and not tenant:
-        raise ConfigurationError(f"{variable}: entry {_shown(entry)} has an empty tenant; use TENANT:KEY or KEY")
-    tenant = check_tenant(tenant, f"{variable}: entry {_shown(entry)}") if sep else DEFAULT_TENANT
+        raise ConfigurationError(f"{named} has an empty tenant; use TENANT:KEY or KEY")
+    tenant = check_tenant(tenant, named) if sep else DEFAULT_TENANT
     if not _KEY.match(key):
-        raise ConfigurationError(f"{variable}: entry {_shown(entry)} needs a key of 1-256 printable characters "
-                                 "without spaces")
+        raise ConfigurationError(f"{named} needs a key of 1-256 printable characters without spaces")
     return ConfiguredKey(tenant, role, key_digest(key))
-
-
-def _shown(entry: str) -> str:
-    """An entry as an error names it: the tenant part and the key's first characters only."""
-    tenant, sep, key = entry.strip().partition(":")
-    return f"{(tenant + sep) if sep else ''}{key[:4]}…"
 
 
 def parse_keys(text: str, role: Role, variable: str) -> list[ConfiguredKey]:
     """``acme:KEY1, KEY2`` as configured keys of ``role``: ``KEY2`` is the tenant ``default``'s."""
-    keys = [_entry(e, role, variable) for e in text.split(",") if e.strip()]
+    keys = [_entry(n, e, role, variable) for n, e in enumerate((e for e in text.split(",") if e.strip()), 1)]
     seen: set[str] = set()
     for key in keys:
         if key.digest in seen:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.api.openapi import openapi_document
+from handlers.app.settings import configuration_table
 from handlers.domain.events import EVENT_TYPES, TYPE_PREFIX, build_event
 from handlers.domain.jobs import Job, JobStatus, Outcome, Output, derive_job_id, request_fingerprint
 from handlers.tooling import lifecycle_docs, limits_docs
@@ -340,6 +341,7 @@ class Block:
 BLOCKS: tuple[Block, ...] = (
     Block("docs/evolink.md", "limits", "`handlers/domain/contract.py`", limits_docs.evolink_limits),
     Block("README.md", "states", lifecycle_docs.SOURCE, lifecycle_docs.states_block),
+    Block("README.md", "configuration", "`handlers/app/settings.py`", configuration_table),
 )
 """Every generated block; one line adds another."""
 
