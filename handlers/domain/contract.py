@@ -17,13 +17,16 @@ __all__ = [
     "DEFAULTS",
     "DURATION_MAX",
     "DURATION_MIN",
+    "FAMILIES",
     "IMAGE",
     "METADATA_MAX_BYTES",
     "MODELS",
     "MODEL_PARAMS_FIELDS",
     "PROMPT_MAX_CJK_CHARS",
     "PROMPT_MAX_WORDS",
+    "QUALITIES",
     "REQUEST_BODY_MAX",
+    "STANDARD_QUALITIES",
     "VIDEO",
     "MediaLimits",
     "ModelSpec",
@@ -40,6 +43,10 @@ DURATION_MIN, DURATION_MAX = 4, 15
 ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "adaptive")
 STANDARD_QUALITIES = ("480p", "720p", "1080p", "4k")
 FAST_QUALITIES = ("480p", "720p")
+MINI_QUALITIES = ("480p", "720p")
+FAMILIES = ("standard", "fast", "mini")  # model families: qualities and prices differ by family
+QUALITIES: dict[str, tuple[str, ...]] = {"standard": STANDARD_QUALITIES, "fast": FAST_QUALITIES,
+                                         "mini": MINI_QUALITIES}
 MODEL_PARAMS_FIELDS = ("web_search",)  # keys of text-to-video's ``model_params`` object (booleans)
 
 DEFAULTS: dict[str, object] = {
@@ -122,12 +129,16 @@ class ModelSpec:
 
     name: str
     mode: str  # text | image | reference
-    fast: bool
+    family: str  # standard | fast | mini (see FAMILIES)
     qualities: tuple[str, ...]
     media: tuple[MediaLimits, ...]
     min_images: int = 0
     max_images: int = 0
     extra_fields: tuple[str, ...] = ()
+
+    @property
+    def fast(self) -> bool:
+        return self.family == "fast"
 
     @property
     def fields(self) -> frozenset[str]:
@@ -138,15 +149,15 @@ class ModelSpec:
 
 def _specs() -> dict[str, ModelSpec]:
     specs: list[ModelSpec] = []
-    for fast in (False, True):
-        prefix = "seedance-2.0-fast-" if fast else "seedance-2.0-"
-        qualities = FAST_QUALITIES if fast else STANDARD_QUALITIES
+    for family in FAMILIES:
+        prefix = "seedance-2.0-" if family == "standard" else f"seedance-2.0-{family}-"
+        qualities = QUALITIES[family]
+        text_fields = () if family == "mini" else ("model_params",)  # mini text-to-video takes no model_params
         specs += [
-            ModelSpec(f"{prefix}text-to-video", "text", fast, qualities, (),
-                      extra_fields=("model_params",)),
-            ModelSpec(f"{prefix}image-to-video", "image", fast, qualities, (IMAGE,),
+            ModelSpec(f"{prefix}text-to-video", "text", family, qualities, (), extra_fields=text_fields),
+            ModelSpec(f"{prefix}image-to-video", "image", family, qualities, (IMAGE,),
                       min_images=1, max_images=2),
-            ModelSpec(f"{prefix}reference-to-video", "reference", fast, qualities,
+            ModelSpec(f"{prefix}reference-to-video", "reference", family, qualities,
                       (IMAGE, VIDEO, AUDIO), max_images=9),
         ]
     return {s.name: s for s in specs}

@@ -312,6 +312,48 @@ def test_invalid_choice_lists_the_models_values() -> None:
     assert violation.message.endswith("choose one of 480p, 720p")
 
 
+MINI_MODELS = ("seedance-2.0-mini-text-to-video", "seedance-2.0-mini-image-to-video",
+               "seedance-2.0-mini-reference-to-video")
+
+
+def _mini_body(model: str, **changes: Any) -> dict[str, Any]:
+    mode = model.removeprefix("seedance-2.0-mini-")
+    references = {"text-to-video": {}, "image-to-video": {"image_urls": ["https://e.com/a.webp"]},
+                  "reference-to-video": {"video_urls": ["https://e.com/v.mp4"]}}[mode]
+    return {"model": model, "prompt": "a paper boat", **references, **changes}
+
+
+@pytest.mark.parametrize("model", MINI_MODELS)
+@pytest.mark.parametrize("quality", ["480p", "720p"])
+def test_mini_models_accept_480p_and_720p(model: str, quality: str) -> None:
+    """The three mini models are known and take 480p and 720p, like EvoLink's model matrix says."""
+    assert validate_request(_mini_body(model, quality=quality, duration=15)) == []
+
+
+@pytest.mark.parametrize("model", MINI_MODELS)
+@pytest.mark.parametrize("quality", ["1080p", "4k"])
+def test_mini_models_refuse_1080p_naming_the_field_and_the_accepted_values(model: str, quality: str) -> None:
+    """A mini model with 1080p (or 4k) is refused on quality, listing 480p and 720p."""
+    (violation,) = validate_request(_mini_body(model, quality=quality))
+    assert (violation.field, violation.code) == ("quality", "invalid_choice")
+    assert model in violation.message and violation.message.endswith("choose one of 480p, 720p")
+
+
+def test_mini_text_to_video_takes_no_model_params() -> None:
+    """Unlike the other text-to-video models, the mini one refuses model_params."""
+    (violation,) = validate_request(_mini_body(MINI_MODELS[0], model_params={"web_search": True}))
+    assert (violation.field, violation.code) == ("model_params", "unknown_field")
+    assert validate_request({"model": T2V, "prompt": "p", "model_params": {"web_search": True}}) == []
+
+
+def test_mini_models_share_the_other_tiers_media_limits() -> None:
+    """Mini image-to-video needs 1-2 images; mini reference-to-video takes up to 9/3/3 references."""
+    spec = MODELS["seedance-2.0-mini-reference-to-video"]
+    assert (spec.family, spec.max_images, [m.max_count for m in spec.media]) == ("mini", 9, [9, 3, 3])
+    codes = violation_codes(_mini_body(MINI_MODELS[1], image_urls=[]))
+    assert ("image_urls", "too_few") in codes
+
+
 @pytest.mark.parametrize("ratio", [*ASPECT_RATIOS])
 def test_every_aspect_ratio_is_accepted(ratio: str) -> None:
     """All seven aspect ratios, adaptive included, are valid."""
