@@ -54,13 +54,19 @@ class JobStore(SessionRevocations, Protocol):
         """
         ...
 
-    def page(self, *, status: JobStatus | None = None, limit: int = 50,
+    def page(self, *, status: JobStatus | None = None, tenant: str | None = None, limit: int = 50,
              cursor: str | None = None) -> tuple[list[Job], str | None]:
-        """Newest first; the second value is the cursor of the next page, if any."""
+        """Newest first, of every tenant or of ``tenant`` only; the second value is the cursor of the next
+        page, if any."""
         ...
 
-    def count(self, status: JobStatus, cap: int) -> int:
-        """How many jobs have ``status``, counting no further than ``cap`` (an index read, never a scan)."""
+    def count(self, status: JobStatus, cap: int, *, tenant: str | None = None) -> int:
+        """How many jobs (of ``tenant``, or of all) have ``status``, counting no further than ``cap`` (an
+        index read, never a scan)."""
+        ...
+
+    def queued(self, limit: int = 100) -> list[Job]:
+        """Up to ``limit`` jobs with status ``queued``, oldest first (an index read)."""
         ...
 
     def due(self, now: float, limit: int = 100) -> list[Job]:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from handlers.domain.lifecycle import OUTCOME_STATUS, TERMINAL, InvalidTransition, JobStatus, Outcome, Step, find_move
+from handlers.domain.tenancy import DEFAULT_TENANT
 
 __all__ = ["OUTCOME_STATUS", "TERMINAL", "Job", "JobStatus", "Outcome", "Output", "derive_job_id", "output_url",
            "request_fingerprint", "rfc3339"]
@@ -78,12 +79,17 @@ class Job:
     updated_at: float
     status: JobStatus = JobStatus.ACCEPTED
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    tenant: str = DEFAULT_TENANT
     idempotency_key: str | None = None
     task_id: str | None = None
     model: str | None = None
     progress: int = 0
     estimated_time: int | None = None
     credits_reserved: float | None = None
+    credits_estimated: float | None = None
+    credits_held: float | None = None
+    hold_period: str | None = None
+    credits_used: float | None = None
     submitted_at: float | None = None
     finished_at: float | None = None
     outcome: Outcome | None = None
@@ -125,6 +131,18 @@ class Job:
         """Raise ``InvalidTransition`` unless the table allows ``step`` (to ``to``, recording ``records``) now."""
         if find_move(step, self.status, self.outcome, target=to, records=records) is None:
             raise InvalidTransition(self.id, step, self.status, to or self.status, self.outcome)
+
+    def queued(self, now: float, retry_at: float, reason: Mapping[str, Any] | None = None) -> Job:
+        """No slot at EvoLink is free for the job (or EvoLink asked to slow down): it waits its turn, and the
+        reconciler looks again at ``retry_at`` at the latest."""
+        self._check(Step.QUEUED, to=JobStatus.QUEUED)
+        return replace(self, updated_at=now, status=JobStatus.QUEUED, submit_claimed_at=None,
+                       error=dict(reason) if reason else None, check_at=retry_at)
+
+    def admitted(self, now: float) -> Job:
+        """The queued job has a slot: it is accepted again, to be submitted at once."""
+        self._check(Step.ADMITTED, to=JobStatus.ACCEPTED)
+        return replace(self, updated_at=now, status=JobStatus.ACCEPTED, error=None, check_at=now)
 
     def claimed(self, now: float) -> Job:
         """A submitter claims the accepted job just before it calls the provider (one more attempt)."""
@@ -211,6 +229,9 @@ class Job:
             "submitted_at": _rfc3339_or_none(self.submitted_at),
             "finished_at": _rfc3339_or_none(self.finished_at),
             "estimated_time": self.estimated_time, "credits_reserved": self.credits_reserved,
+            "credits": {"estimated": self.credits_estimated, "held": self.credits_held,
+                        "reserved": self.credits_reserved, "used": self.credits_used},
+            "tenant": self.tenant,
             "error": dict(self.error) if self.error else None,
             "outputs": [{**o.as_dict(), "url": output_url(self.id, i)} for i, o in enumerate(self.outputs)],
             "event_ids": list(self.event_ids), "metadata": dict(self.metadata),

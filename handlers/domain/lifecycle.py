@@ -29,6 +29,7 @@ __all__ = ["MOVES", "OUTCOME_STATUS", "TERMINAL", "InvalidTransition", "JobStatu
 
 class JobStatus(StrEnum):
     ACCEPTED = "accepted"
+    QUEUED = "queued"
     SUBMITTED = "submitted"
     PROCESSING = "processing"
     STORED = "stored"
@@ -61,6 +62,8 @@ TERMINAL = frozenset(OUTCOME_STATUS.values())
 class Step(StrEnum):
     """The named transitions; each is the :class:`~handlers.domain.jobs.Job` method of the same name."""
 
+    QUEUED = "queued"
+    ADMITTED = "admitted"
     CLAIMED = "claimed"
     DEFERRED = "deferred"
     SUBMITTED = "submitted"
@@ -102,10 +105,13 @@ def _from(*statuses: JobStatus) -> frozenset[JobStatus]:
 
 _S = JobStatus
 _NEW, _RUNNING = _from(_S.ACCEPTED), _from(_S.SUBMITTED, _S.PROCESSING)
-_OPEN = _NEW | _RUNNING
+_OPEN = _NEW | {_S.QUEUED} | _RUNNING
 _LIVE = _OPEN | {_S.STORED}
 
 MOVES: tuple[Move, ...] = (
+    Move(Step.QUEUED, _NEW, _S.QUEUED,
+         "no slot at EvoLink is free (`RELAY_MAX_IN_FLIGHT`, `RELAY_TENANT_MAX_IN_FLIGHT`), or EvoLink answered 429"),
+    Move(Step.ADMITTED, _from(_S.QUEUED), _S.ACCEPTED, "a slot is free and it is the job's turn"),
     Move(Step.CLAIMED, _NEW, None, "a submitter claims the job just before it calls EvoLink"),
     Move(Step.DEFERRED, _NEW, None, "EvoLink answered 429 or 5xx after retries; the reconciler submits again"),
     Move(Step.SUBMITTED, _NEW, _S.SUBMITTED, "EvoLink created the task"),

@@ -3,6 +3,7 @@ the due index, and the records of revoked dashboard sessions."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -21,10 +22,10 @@ T0 = 1_700_000_000.0
 
 
 def make_job(job_id: str, *, created_at: float = T0, status: JobStatus = JobStatus.ACCEPTED,
-             check_at: float | None = None) -> Job:
+             check_at: float | None = None, tenant: str = "default") -> Job:
     return Job(id=job_id, request={"prompt": f"a cat ({job_id})"}, fingerprint="f" * 64,
                created_at=created_at, updated_at=created_at, status=status, check_at=check_at,
-               metadata={"caller": "tests"})
+               metadata={"caller": "tests"}, tenant=tenant)
 
 
 def ids(jobs: list[Job]) -> list[str]:
@@ -248,3 +249,64 @@ def test_local_revocation_drops_the_records_of_expired_sessions(tmp_path: Path) 
         rows = [row[0] for row in connection.execute("SELECT id FROM revoked_sessions")]
     connection.close()
     assert rows == ["s-new"]
+
+
+def _two_tenants(job_store: JobStore) -> None:
+    for n in range(6):
+        tenant, status = ("acme" if n % 2 else "beta"), (JobStatus.QUEUED if n < 4 else JobStatus.ACCEPTED)
+        job_store.create(make_job(f"job_{n}", created_at=T0 + n, status=status, tenant=tenant))
+
+
+def test_page_of_a_tenant_shows_only_its_jobs_newest_first_across_pages(job_store: JobStore) -> None:
+    _two_tenants(job_store)
+    first, cursor = job_store.page(tenant="acme", limit=2)
+    rest, end = job_store.page(tenant="acme", limit=2, cursor=cursor)
+    assert (ids(first), ids(rest), end) == (["job_5", "job_3"], ["job_1"], None)
+    assert {job.tenant for job in first + rest} == {"acme"}
+
+
+def test_page_of_a_tenant_and_a_status_filters_by_both(job_store: JobStore) -> None:
+    _two_tenants(job_store)
+    jobs, cursor = job_store.page(tenant="acme", status=JobStatus.QUEUED, limit=1)
+    more, end = job_store.page(tenant="acme", status=JobStatus.QUEUED, limit=1, cursor=cursor)
+    assert (ids(jobs), ids(more), end) == (["job_3"], ["job_1"], None)
+
+
+def test_count_of_a_tenant_counts_only_its_jobs_of_the_status(job_store: JobStore) -> None:
+    _two_tenants(job_store)
+    assert job_store.count(JobStatus.QUEUED, 10, tenant="acme") == 2
+    assert job_store.count(JobStatus.QUEUED, 10, tenant="beta") == 2
+    assert job_store.count(JobStatus.QUEUED, 1, tenant="beta") == 1
+    assert job_store.count(JobStatus.QUEUED, 10, tenant="nobody") == 0
+    assert job_store.count(JobStatus.QUEUED, 10) == 4
+
+
+def test_queued_lists_the_queued_jobs_of_every_tenant_oldest_first(job_store: JobStore) -> None:
+    _two_tenants(job_store)
+    assert ids(job_store.queued()) == ["job_0", "job_1", "job_2", "job_3"]
+    assert ids(job_store.queued(limit=2)) == ["job_0", "job_1"]
+
+
+def test_a_job_keeps_its_tenant(job_store: JobStore) -> None:
+    job_store.create(make_job("job_t", tenant="acme"))
+    assert job_store.get("job_t").tenant == "acme"
+
+
+def test_local_store_gives_a_file_from_before_tenants_its_tenant_column(tmp_path: Path) -> None:
+    """A jobs table without the column (an older version's file) is migrated when opened: old jobs are
+    the tenant ``default``'s and tenant pages work."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, check_at REAL, created_at REAL"
+                    " NOT NULL, version INTEGER NOT NULL, written_at REAL NOT NULL, record TEXT NOT NULL)")
+        job = make_job("job_old")
+        record = {k: v for k, v in job.to_record().items() if k != "tenant"}
+        old.execute("INSERT INTO jobs VALUES (?, ?, NULL, ?, 0, ?, ?)",
+                    (job.id, job.status.value, T0, T0, json.dumps(record)))
+    old.close()
+    store = SqliteJobStore(path)
+    try:
+        assert ids(store.page(tenant="default")[0]) == ["job_old"]
+        assert store.get("job_old").tenant == "default"
+    finally:
+        store.close()

@@ -9,7 +9,11 @@ conditional writes, and the attributes the three global secondary indexes read:
 * ``created-index`` (``kind`` = ``"job"``, ``created_key``) and ``status-index``
   (``status``, ``created_key``): newest-first paging, all jobs or one status.
   ``created_key`` is ``created_at`` (fixed-width, so it sorts as text) then ``#`` and the
-  id, which breaks ``created_at`` ties by id the way the local store does.
+  id, which breaks ``created_at`` ties by id the way the local store does;
+* ``tenant-index`` (``tenant``, ``created_key``): one tenant's jobs, newest first. A tenant's
+  page of one status, and its counts, read this index with a filter on ``status``: they cost
+  reads in proportion to the tenant's jobs passed over, not to the whole table (one index
+  instead of a fifth, since CloudFormation adds a single index per stack update).
 
 ``count`` is a ``Query`` of ``status-index`` with ``Select=COUNT``, paged no further than
 its cap. A revoked dashboard session is an item keyed ``session#<id>`` with only
@@ -44,9 +48,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 __all__ = ["CREATED_INDEX", "DUE_INDEX", "DUE_SHARD", "JOB_KIND", "SESSION_PREFIX", "STATUS_INDEX", "TABLE_SPEC",
-           "DynamoJobStore", "created_key", "job_item"]
+           "TENANT_INDEX", "DynamoJobStore", "created_key", "job_item"]
 
-DUE_INDEX, CREATED_INDEX, STATUS_INDEX = "due-index", "created-index", "status-index"
+DUE_INDEX, CREATED_INDEX, STATUS_INDEX, TENANT_INDEX = "due-index", "created-index", "status-index", "tenant-index"
 DUE_SHARD, JOB_KIND = "due", "job"
 SESSION_PREFIX = "session#"
 NOT_JOBS = (SESSION_PREFIX, LEDGER_PREFIX)
@@ -71,12 +75,14 @@ TABLE_SPEC: Final[Mapping[str, Any]] = {
         {"AttributeName": "kind", "AttributeType": "S"},
         {"AttributeName": "status", "AttributeType": "S"},
         {"AttributeName": "created_key", "AttributeType": "S"},
+        {"AttributeName": "tenant", "AttributeType": "S"},
     ],
     "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
     "GlobalSecondaryIndexes": [
         _index(DUE_INDEX, "due_shard", "check_at"),
         _index(CREATED_INDEX, "kind", "created_key"),
         _index(STATUS_INDEX, "status", "created_key"),
+        _index(TENANT_INDEX, "tenant", "created_key"),
     ],
     "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
 }
@@ -100,6 +106,7 @@ def job_item(job: Job, *, ttl_days: float, written_at: float) -> dict[str, Attri
         "id": {"S": job.id}, "version": {"N": str(job.version)}, "kind": {"S": JOB_KIND},
         "written_at": _number(written_at),
         "status": {"S": job.status.value}, "created_key": {"S": created_key(job.created_at, job.id)},
+        "tenant": {"S": job.tenant},
         "record": {"S": json.dumps(job.to_record(), separators=(",", ":"), ensure_ascii=False)},
     }
     if job.check_at is not None:
@@ -191,33 +198,24 @@ class DynamoJobStore:
             raise translate(exc, StorageError, f"update job {job.id!r}") from exc
         return written
 
-    def page(self, *, status: JobStatus | None = None, limit: int = 50,
+    def page(self, *, status: JobStatus | None = None, tenant: str | None = None, limit: int = 50,
              cursor: str | None = None) -> tuple[list[Job], str | None]:
-        """Newest first through ``created-index`` (or ``status-index``); the cursor is the last job's position."""
+        """Newest first through ``created-index``, ``status-index`` or ``tenant-index`` (with a filter on
+        ``status`` when both are given); the cursor is the last job's position in that index."""
         limit = max(limit, 1)
-        if status is None:
-            index, partition = CREATED_INDEX, ("kind", JOB_KIND)
-        else:
-            index, partition = STATUS_INDEX, ("status", JobStatus(status).value)
-        query: dict[str, Any] = {
-            "TableName": self.table, "IndexName": index, "ScanIndexForward": False,
-            "KeyConditionExpression": "#p = :p",
-            "ExpressionAttributeNames": {"#p": partition[0]},
-            "ExpressionAttributeValues": {":p": {"S": partition[1]}},
-        }
+        query = self._listing(status, tenant)
         if cursor is not None:
-            query["ExclusiveStartKey"] = {**_decode_cursor(cursor), partition[0]: {"S": partition[1]}}
-        items = self._query(query, limit + 1, "page jobs")
+            partition = query["ExpressionAttributeNames"]["#p"]
+            query["ExclusiveStartKey"] = {**_decode_cursor(cursor),
+                                          partition: query["ExpressionAttributeValues"][":p"]}
+        items = self._query({**query, "ScanIndexForward": False}, limit + 1, "page jobs")
         jobs = [_job(item) for item in items[:limit]]
         return jobs, (_encode_cursor(items[limit - 1]) if len(items) > limit else None)
 
-    def count(self, status: JobStatus, cap: int) -> int:
-        """``Query`` of ``status-index`` with ``Select=COUNT``, ``Limit`` and paging, stopping at ``cap``."""
-        query: dict[str, Any] = {
-            "TableName": self.table, "IndexName": STATUS_INDEX, "Select": "COUNT",
-            "KeyConditionExpression": "#s = :s", "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":s": {"S": JobStatus(status).value}},
-        }
+    def count(self, status: JobStatus, cap: int, *, tenant: str | None = None) -> int:
+        """``Query`` of ``status-index`` (or ``tenant-index``, filtered) with ``Select=COUNT``, paged, up to
+        ``cap``."""
+        query: dict[str, Any] = {**self._listing(status, tenant), "Select": "COUNT"}
         counted = 0
         while counted < cap:
             with aws_errors(StorageError, f"count {JobStatus(status).value} jobs"):
@@ -227,6 +225,30 @@ class DynamoJobStore:
                 break
             query = {**query, "ExclusiveStartKey": answer["LastEvaluatedKey"]}
         return max(0, min(counted, cap))
+
+    def queued(self, limit: int = 100) -> list[Job]:
+        """The ``queued`` jobs, oldest first: one ``Query`` of ``status-index``."""
+        query = {**self._listing(JobStatus.QUEUED, None), "ScanIndexForward": True}
+        return [_job(item) for item in self._query(query, max(limit, 1), "list queued jobs")]
+
+    def _listing(self, status: JobStatus | None, tenant: str | None) -> dict[str, Any]:
+        """The index query behind a listing: by tenant, by status, or every job."""
+        if tenant is not None:
+            index, partition = TENANT_INDEX, ("tenant", tenant)
+        elif status is not None:
+            index, partition = STATUS_INDEX, ("status", JobStatus(status).value)
+        else:
+            index, partition = CREATED_INDEX, ("kind", JOB_KIND)
+        query: dict[str, Any] = {
+            "TableName": self.table, "IndexName": index, "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": partition[0]},
+            "ExpressionAttributeValues": {":p": {"S": partition[1]}},
+        }
+        if tenant is not None and status is not None:
+            query["FilterExpression"] = "#s = :s"
+            query["ExpressionAttributeNames"]["#s"] = "status"
+            query["ExpressionAttributeValues"][":s"] = {"S": JobStatus(status).value}
+        return query
 
     def revoke_session(self, session_id: str, until: float) -> None:
         """``PutItem`` of ``session#<id>`` with ``expires_at`` for the table's TTL."""

@@ -6,7 +6,10 @@ conditional on ``version`` in a single ``UPDATE``, so two writers from the same
 version never both win. ``page`` walks ``(created_at, id)`` newest first through the
 ``jobs_created`` index with an opaque keyset cursor; ``due`` reads the partial
 ``jobs_check_at`` index, never the whole table; ``count`` counts at most ``cap`` entries of
-the ``jobs_status_created`` index. Revoked dashboard sessions are rows of
+the ``jobs_status_created`` index. Each job's ``tenant`` is a column too, with its own
+``(tenant, created_at, id)`` and ``(tenant, status, created_at, id)`` indexes, so a tenant's
+page and counts read only its rows; a file from before tenants gets the column (every old job
+is the tenant ``default``'s) when it is opened. Revoked dashboard sessions are rows of
 ``revoked_sessions`` (id and expiry); each revocation also deletes the expired ones.
 """
 
@@ -26,7 +29,7 @@ from handlers.adapters.local.sqlite import SqliteDatabase
 from handlers.base.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
 from handlers.domain.jobs import Job, JobStatus
 
-__all__ = ["COUNT_QUERY", "DUE_QUERY", "SCHEMA", "SqliteJobStore"]
+__all__ = ["COUNT_QUERY", "DUE_QUERY", "QUEUED_QUERY", "SCHEMA", "TENANT_COUNT_QUERY", "SqliteJobStore"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -36,7 +39,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_at REAL NOT NULL,
     version INTEGER NOT NULL,
     written_at REAL NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    tenant TEXT NOT NULL DEFAULT 'default'
 );
 CREATE INDEX IF NOT EXISTS jobs_check_at ON jobs (check_at, id) WHERE check_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
@@ -47,27 +51,41 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
 );
 CREATE INDEX IF NOT EXISTS revoked_sessions_expiry ON revoked_sessions (expires_at);
 """
+TENANT_DDL = """
+CREATE INDEX IF NOT EXISTS jobs_tenant_created ON jobs (tenant, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_tenant_status_created ON jobs (tenant, status, created_at, id);
+"""
 LOOKUP_BATCH = 500
 DUE_QUERY = ("SELECT record FROM jobs WHERE check_at IS NOT NULL AND check_at <= ?"
              " ORDER BY check_at, id LIMIT ?")
 COUNT_QUERY = "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = ? LIMIT ?)"
+TENANT_COUNT_QUERY = "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE tenant = ? AND status = ? LIMIT ?)"
+QUEUED_QUERY = "SELECT record FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT ?"
+
+
+def _migrate(connection: sqlite3.Connection) -> None:
+    """Give a file from before tenants its ``tenant`` column (old jobs are ``default``'s) and indexes."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(jobs)")}
+    if "tenant" not in columns:
+        connection.execute("ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'")
+    connection.executescript(TENANT_DDL)
 
 
 class SqliteJobStore:
     """:class:`~handlers.ports.JobStore` in a SQLite file; ``clock`` stamps ``written_at``."""
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
-        self._database = SqliteDatabase(path, schema=SCHEMA, error=StorageError)
+        self._database = SqliteDatabase(path, schema=SCHEMA, error=StorageError, migrate=_migrate)
         self._clock = clock
 
     def create(self, job: Job) -> Job:
         with self._database.translated():
             connection = self._database.connection()
             connection.execute(
-                "INSERT OR IGNORE INTO jobs (id, status, check_at, created_at, version, written_at, record)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO jobs (id, status, check_at, created_at, version, written_at, record, tenant)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (job.id, job.status.value, job.check_at, job.created_at, job.version, self._clock(),
-                 _dump(job)))
+                 _dump(job), job.tenant))
         return self.get(job.id)
 
     def get(self, job_id: str) -> Job:
@@ -103,10 +121,10 @@ class SqliteJobStore:
             raise self._why_unchanged(job)
         return written
 
-    def page(self, *, status: JobStatus | None = None, limit: int = 50,
+    def page(self, *, status: JobStatus | None = None, tenant: str | None = None, limit: int = 50,
              cursor: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first; the cursor is the ``(created_at, id)`` of the last job, base64-encoded."""
-        where, params = _page_filter(status, cursor)
+        where, params = _page_filter(status, tenant, cursor)
         with self._database.translated():
             rows = self._database.connection().execute(
                 f"SELECT record FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?",  # noqa: S608
@@ -115,13 +133,21 @@ class SqliteJobStore:
         more = len(rows) > len(jobs)
         return jobs, (_encode_cursor(jobs[-1]) if more else None)
 
-    def count(self, status: JobStatus, cap: int) -> int:
-        """``COUNT`` over at most ``cap`` rows of the ``jobs_status_created`` index."""
+    def count(self, status: JobStatus, cap: int, *, tenant: str | None = None) -> int:
+        """``COUNT`` over at most ``cap`` rows of the ``jobs_status_created`` (or tenant's) index."""
         if cap <= 0:
             return 0
+        query, params = ((COUNT_QUERY, (JobStatus(status).value, cap)) if tenant is None
+                         else (TENANT_COUNT_QUERY, (tenant, JobStatus(status).value, cap)))
         with self._database.translated():
-            row = self._database.connection().execute(COUNT_QUERY, (JobStatus(status).value, cap)).fetchone()
+            row = self._database.connection().execute(query, params).fetchone()
         return int(row[0])
+
+    def queued(self, limit: int = 100) -> list[Job]:
+        """The ``queued`` jobs, oldest first, from the ``jobs_status_created`` index."""
+        with self._database.translated():
+            rows = self._database.connection().execute(QUEUED_QUERY, (max(limit, 1),)).fetchall()
+        return [_load(row) for row in rows]
 
     def revoke_session(self, session_id: str, until: float) -> None:
         """Insert the record and drop the ones whose session has expired anyway, in one transaction."""
@@ -162,9 +188,12 @@ def _load(row: sqlite3.Row | tuple[Any, ...]) -> Job:
     return Job.from_record(json.loads(row[0]))
 
 
-def _page_filter(status: JobStatus | None, cursor: str | None) -> tuple[str, tuple[Any, ...]]:
+def _page_filter(status: JobStatus | None, tenant: str | None, cursor: str | None) -> tuple[str, tuple[Any, ...]]:
     terms: list[str] = []
     params: list[Any] = []
+    if tenant is not None:
+        terms.append("tenant = ?")
+        params.append(tenant)
     if status is not None:
         terms.append("status = ?")
         params.append(JobStatus(status).value)

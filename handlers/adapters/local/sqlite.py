@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,7 +39,8 @@ class _Slot:
 
 
 class SqliteDatabase:
-    """Per-thread connections to ``path``; ``schema`` (idempotent DDL) runs once per instance.
+    """Per-thread connections to ``path``; ``schema`` (idempotent DDL) runs once per instance, and
+    then ``migrate`` (which brings a file written by an older version up to date, idempotently).
 
     A connection belongs to the thread (and process) that opened it: a thread that ends
     takes its connection with it, and a forked child opens its own instead of touching
@@ -47,9 +48,11 @@ class SqliteDatabase:
     """
 
     def __init__(self, path: Path, *, schema: str, error: type[RelayError],
-                 busy_timeout: float = BUSY_TIMEOUT) -> None:
+                 busy_timeout: float = BUSY_TIMEOUT, migrate: Callable[[sqlite3.Connection], None] | None = None,
+                 ) -> None:
         self.path = Path(path)
         self._schema = schema
+        self._migrate = migrate
         self._error = error
         self._busy_timeout = busy_timeout
         self._local = threading.local()
@@ -151,6 +154,8 @@ class SqliteDatabase:
         connection.execute("PRAGMA synchronous = NORMAL")
         if not self._schema_ready:
             connection.executescript(self._schema)
+            if self._migrate is not None:
+                self._migrate(connection)
             self._schema_ready = True
 
 
