@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.callback_batch import CallbackBatch
+from handlers.api.estimates import estimate_routes
 from handlers.api.metrics import metrics_routes
 from handlers.api.middleware import Observer, RequestLog
 from handlers.api.openapi import openapi_document
@@ -145,6 +146,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *upload_routes(relay, api_keys),
+        *estimate_routes(relay, api_keys),
         *reference_routes(),
         *metrics_routes(relay, api_keys),
         *(extra_routes or []),

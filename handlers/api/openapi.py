@@ -95,6 +95,16 @@ def _schemas() -> dict[str, Any]:
             "key": {"type": "string"}, "url": {"type": "string"}, "expires_at": {"type": "integer"},
             "size": {"type": "integer"}, "sha256": {"type": "string"}, "content_type": {"type": "string"},
             "kind": {"type": "string", "enum": ["image", "video", "audio"]}}},
+        "Estimate": {"type": "object", "required": ["credits", "breakdown", "assumptions"], "properties": {
+            "credits": {"type": "number", "description": "what EvoLink should bill, by the relay's price table"},
+            "breakdown": {"type": "array", "items": {"type": "object", "properties": {
+                "what": {"type": "string"},
+                "seconds": {"type": ["number", "null"], "description": "seconds billed (null for a surcharge)"},
+                "rate": {"type": ["number", "null"], "description": "credits per second (null for a surcharge)"},
+                "credits": {"type": "number"}}}},
+            "assumptions": {"type": "array", "items": {"type": "string"},
+                            "description": "what the estimate had to assume, such as a reference video that "
+                                           "could not be read, billed at the most the rules allow"}}},
         "JobPage": {"type": "object", "properties": {
             "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
             "next_cursor": {"type": ["string", "null"]}}},
@@ -135,6 +145,13 @@ def _job_paths() -> dict[str, Any]:
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
                     "responses": {"200": _response("a page of jobs", {"$ref": "#/components/schemas/JobPage"}),
                                   **_errors(400, 401, 500)}}},
+        "/v1/estimates": {"post": {
+            "summary": "What a job would cost, in credits, with nothing created (docs/costs.md)",
+            "operationId": "createEstimate", "tags": ["jobs"], "security": _SECURED,
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/GenerationRequest"}}}},
+            "responses": {"200": _response("the estimate", {"$ref": "#/components/schemas/Estimate"}),
+                          **_errors(400, 401, 413, 500)}}},
         "/v1/jobs/{job_id}": {"get": {
             "summary": "One job", "operationId": "getJob", "tags": ["jobs"], "security": _SECURED,
             "parameters": [_path_param("job_id")],

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -283,9 +283,9 @@ def _total_violations(media: list[MediaInfo]) -> list[Violation]:
 # -- probing -------------------------------------------------------------------------------------
 
 
-def _references(body: Mapping[str, Any]) -> list[_Reference]:
+def _references(body: Mapping[str, Any], kinds: Sequence[MediaLimits]) -> list[_Reference]:
     found = []
-    for limits in (IMAGE, VIDEO, AUDIO):
+    for limits in kinds:
         urls = body.get(limits.array)
         if isinstance(urls, list):
             found += [_Reference(limits, i, url) for i, url in enumerate(urls)
@@ -337,15 +337,18 @@ def probe_request(
     policy: AddressPolicy = DEFAULT_POLICY,
     timeout: float = 20.0,
     max_read_bytes: int = 8 * _MB,
+    kinds: Sequence[MediaLimits] = (IMAGE, VIDEO, AUDIO),
 ) -> ProbeReport:
     """Fetch the head (and, where needed, the tail) of each reference and check it.
 
     ``timeout`` bounds the whole probe; ``max_read_bytes`` bounds the bytes read per
-    reference. Without ``client`` a guarded client (:func:`handlers.net.netguard.guarded_client`)
-    is made and closed here; a given client is used as is, and each URL is then also
-    resolved and vetted up front (the client's own transport should be guarded too).
+    reference; ``kinds`` are the references probed (``(VIDEO,)``: the reference videos
+    alone, whose lengths an estimate needs). Without ``client`` a guarded client
+    (:func:`handlers.net.netguard.guarded_client`) is made and closed here; a given client is
+    used as is, and each URL is then also resolved and vetted up front (the client's own
+    transport should be guarded too).
     """
-    refs = _references(body)
+    refs = _references(body, kinds)
     if not refs:
         return ProbeReport()
     owned = client is None

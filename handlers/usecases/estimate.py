@@ -1,0 +1,100 @@
+"""Estimate: what a job will cost, before anything reaches EvoLink.
+
+The price table (:mod:`handlers.domain.pricing`) needs the length of each reference video; the
+preflight probe (:func:`handlers.provider.probe.probe_request`, HTTP Range requests) reads it
+where the video can be fetched. A video it cannot read is billed at the worst case the rules
+allow, and the estimate says which video and why.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from handlers.app.relay import Relay
+from handlers.app.settings import Settings
+from handlers.base.errors import InvalidRequest
+from handlers.domain.contract import VIDEO
+from handlers.domain.jobrequest import check_metadata
+from handlers.domain.pricing import DEFAULT_PRICE_TABLE, Estimate, PriceTable, estimate
+from handlers.net.netguard import AddressPolicy
+from handlers.provider.probe import ProbeReport, probe_request
+from handlers.provider.validation import check_request
+
+__all__ = ["PROBE_TIMEOUT", "Estimator", "VideoProbe", "check_job_request", "estimate_job", "estimator_for",
+           "reference_policy", "reference_prober", "video_lengths"]
+
+PROBE_TIMEOUT = 10.0  # seconds the probe of one request's reference videos may take, all together
+VideoProbe = Callable[[Mapping[str, Any]], ProbeReport]
+
+
+@dataclass(frozen=True, slots=True)
+class Estimator:
+    """The table to price with, and how to read reference videos (``None``: never read; worst case)."""
+
+    prices: PriceTable = DEFAULT_PRICE_TABLE
+    probe: VideoProbe | None = None
+
+
+def reference_prober(policy: AddressPolicy, *, timeout: float = PROBE_TIMEOUT) -> VideoProbe:
+    """A probe of a request's reference videos alone, where ``policy`` lets it go."""
+    return functools.partial(probe_request, policy=policy, timeout=timeout, kinds=(VIDEO,))
+
+
+def reference_policy(settings: Settings, own_base: str) -> AddressPolicy:
+    """Where the relay may read references: public https hosts; with the sandbox, plain http and the relay's
+    own address too (its uploads), as the sandbox provider accepts them."""
+    if not settings.uses_sandbox:
+        return AddressPolicy()
+    return AddressPolicy(allow_http=True, allowed_hosts=frozenset({urlsplit(own_base).netloc}))
+
+
+def estimator_for(relay: Relay, prices: PriceTable = DEFAULT_PRICE_TABLE) -> Estimator:
+    """The relay's estimator: ``prices``, and the probe under :func:`reference_policy`."""
+    return Estimator(prices, reference_prober(reference_policy(relay.settings, relay.callback_base)))
+
+
+def video_lengths(report: ProbeReport, count: int) -> tuple[list[float | None], list[str]]:
+    """The length of each of ``count`` reference videos the probe read (``None`` where it could not), and why
+    each unread one was not read."""
+    media = {info.field: info for info in report.media}
+    lengths: list[float | None] = []
+    reasons: list[str] = []
+    for index in range(count):
+        field = f"{VIDEO.array}[{index}]"
+        info = media.get(field)
+        lengths.append(info.duration if info is not None else None)
+        if lengths[-1] is None:
+            why = next((v.message for v in report.violations if v.field == field), "it was not probed")
+            reasons.append(f"{field} was not read: {why}")
+    return lengths, reasons
+
+
+def estimate_job(estimator: Estimator, request: Mapping[str, Any]) -> Estimate:
+    """The credits a valid EvoLink ``request`` should cost: its reference videos probed where they can be."""
+    count = len(request.get(VIDEO.array) or [])
+    if count == 0:
+        return estimate(request, [], estimator.prices)
+    if estimator.probe is None:
+        lengths: list[float | None] = [None] * count
+        reasons = ["reference videos were not probed for their length"]
+    else:
+        lengths, reasons = video_lengths(estimator.probe(request), count)
+    result = estimate(request, lengths, estimator.prices)
+    return replace(result, assumptions=[*result.assumptions, *reasons])
+
+
+def check_job_request(settings: Settings, request: object, metadata: object) -> dict[str, Any]:
+    """A copy of ``request`` if ``POST /v1/jobs`` would accept it with ``metadata``; else ``InvalidRequest``
+    with every violation of both, as a submit names them."""
+    problems = check_metadata(metadata)
+    try:
+        checked = check_request(request, allow_http=settings.uses_sandbox, callback="forbidden")
+    except InvalidRequest as exc:
+        raise InvalidRequest([*exc.violations, *problems]) from None
+    if problems:
+        raise InvalidRequest(problems)
+    return checked
