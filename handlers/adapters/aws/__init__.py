@@ -1,4 +1,4 @@
-"""AWS adapters: DynamoDB, S3, SQS and SNS behind the four ports. boto3 lives only here.
+"""AWS adapters: DynamoDB, S3, SQS and SNS behind the ports. boto3 lives only here.
 
 The names below load on first use (PEP 562), so importing one light module of this
 package (``names``, ``secrets``) does not pull in botocore. ``bootstrap`` (the function)
@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from handlers.adapters.aws.bus import DynamoEventLedger, SnsEventBus
     from handlers.adapters.aws.clients import AwsClients, aws_clients
     from handlers.adapters.aws.jobs import TABLE_SPEC, DynamoJobStore
+    from handlers.adapters.aws.keys import DynamoKeyStore
     from handlers.adapters.aws.names import AwsNames
     from handlers.adapters.aws.queue import SqsWorkQueue
+    from handlers.adapters.aws.slots import DynamoSlotPool
 
 __all__ = [
     "TABLE_SPEC",
@@ -26,6 +28,8 @@ __all__ = [
     "BootstrapResult",
     "DynamoEventLedger",
     "DynamoJobStore",
+    "DynamoKeyStore",
+    "DynamoSlotPool",
     "QueuePair",
     "S3BlobStore",
     "SnsEventBus",
@@ -36,8 +40,9 @@ __all__ = [
 
 _HOMES = {
     "TABLE_SPEC": "jobs", "AwsClients": "clients", "AwsNames": "names", "BootstrapResult": "bootstrap",
-    "DynamoEventLedger": "bus", "DynamoJobStore": "jobs", "QueuePair": "bootstrap", "S3BlobStore": "blobs",
-    "SnsEventBus": "bus", "SqsWorkQueue": "queue", "aws_clients": "clients",
+    "DynamoEventLedger": "bus", "DynamoJobStore": "jobs", "DynamoKeyStore": "keys",
+    "DynamoSlotPool": "slots", "QueuePair": "bootstrap",
+    "S3BlobStore": "blobs", "SnsEventBus": "bus", "SqsWorkQueue": "queue", "aws_clients": "clients",
     "build_aws_adapters": "bootstrap",
 }
 
