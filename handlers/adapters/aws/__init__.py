@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from handlers.adapters.aws.blobs import S3BlobStore
     from handlers.adapters.aws.bootstrap import BootstrapResult, QueuePair, build_aws_adapters
+    from handlers.adapters.aws.budgets import DynamoBudgetLedger
     from handlers.adapters.aws.bus import DynamoEventLedger, SnsEventBus
     from handlers.adapters.aws.clients import AwsClients, aws_clients
     from handlers.adapters.aws.jobs import TABLE_SPEC, DynamoJobStore
@@ -26,6 +27,7 @@ __all__ = [
     "AwsClients",
     "AwsNames",
     "BootstrapResult",
+    "DynamoBudgetLedger",
     "DynamoEventLedger",
     "DynamoJobStore",
     "DynamoKeyStore",
@@ -40,8 +42,8 @@ __all__ = [
 
 _HOMES = {
     "TABLE_SPEC": "jobs", "AwsClients": "clients", "AwsNames": "names", "BootstrapResult": "bootstrap",
-    "DynamoEventLedger": "bus", "DynamoJobStore": "jobs", "DynamoKeyStore": "keys",
-    "DynamoSlotPool": "slots", "QueuePair": "bootstrap",
+    "DynamoBudgetLedger": "budgets", "DynamoEventLedger": "bus", "DynamoJobStore": "jobs",
+    "DynamoKeyStore": "keys", "DynamoSlotPool": "slots", "QueuePair": "bootstrap",
     "S3BlobStore": "blobs", "SnsEventBus": "bus", "SqsWorkQueue": "queue", "aws_clients": "clients",
     "build_aws_adapters": "bootstrap",
 }
