@@ -14,6 +14,7 @@ from handlers.adapters.aws.budgets import CONFLICT_ATTEMPTS, DynamoBudgetLedger
 from handlers.base.errors import NotFound, StorageError
 from handlers.domain.budgets import Budget, Per, Usage, period_of
 from handlers.domain.jobs import JobStatus
+from tests.support.aws_calls import Calls
 
 pytestmark = pytest.mark.integration
 
@@ -22,28 +23,19 @@ DAY = period_of(T0, Per.DAY)
 JOB_INDEX_ATTRIBUTES = {"due_shard", "kind", "status", "created_key", "check_at", "record"}
 
 
-class Recording:
-    """The DynamoDB client, noting each operation it is asked for."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.calls: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        self.calls.append(name)
-        return getattr(self._client, name)
-
-
-class Conflicting(Recording):
+class Conflicting:
     """The DynamoDB client, but the first ``conflicts`` transactions are cancelled as DynamoDB cancels one
     that meets another transaction on the same item (the reason is on the item at ``busy``)."""
 
     def __init__(self, client: Any, conflicts: int, busy: int = 0) -> None:
-        super().__init__(client)
-        self.conflicts, self.busy = conflicts, busy
+        self._client, self.conflicts, self.busy = client, conflicts, busy
+        self.transactions = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
     def transact_write_items(self, **request: Any) -> Any:
-        self.calls.append("transact_write_items")
+        self.transactions += 1
         if self.conflicts <= 0:
             return self._client.transact_write_items(**request)
         self.conflicts -= 1
@@ -84,13 +76,12 @@ def test_ledger_items_are_never_jobs_and_carry_no_job_index_attribute(
 
 def test_usages_reads_the_period_list_and_the_totals_never_scanning(
         clients: AwsClients, jobs: DynamoJobStore) -> None:
-    recording = Recording(clients.dynamodb)
-    ledger = DynamoBudgetLedger(recording, jobs.table)  # type: ignore[arg-type]
+    ledger = DynamoBudgetLedger(clients.dynamodb, jobs.table)
     _fill(ledger)
-    recording.calls.clear()
+    calls = Calls(clients.dynamodb)
     assert ledger.usages(DAY) == [Usage("acme", DAY, held=0.0, spent=12.0, jobs=1),
                                   Usage("beta", DAY, held=5.0, jobs=1)]
-    assert recording.calls == ["get_item", "batch_get_item"]
+    assert calls.names() == ["GetItem", "BatchGetItem"]
 
 
 def test_usages_reads_more_tenants_than_one_batch_takes(ledger: DynamoBudgetLedger) -> None:
@@ -101,18 +92,18 @@ def test_usages_reads_more_tenants_than_one_batch_takes(ledger: DynamoBudgetLedg
 
 
 def test_the_tenant_list_is_written_once_per_tenant_and_period(clients: AwsClients, jobs: DynamoJobStore) -> None:
-    recording = Recording(clients.dynamodb)
-    ledger = DynamoBudgetLedger(recording, jobs.table)  # type: ignore[arg-type]
+    ledger, calls = DynamoBudgetLedger(clients.dynamodb, jobs.table), Calls(clients.dynamodb)
     for n in range(3):
         ledger.hold("acme", DAY, f"job_{n}", 1.0, limit=None)
-    assert recording.calls.count("update_item") == 1
+    assert calls.names().count("UpdateItem") == 1
+    assert calls.names().count("TransactWriteItems") == 3
 
 
 def test_a_hold_cancelled_by_a_busy_totals_item_is_tried_again(clients: AwsClients, jobs: DynamoJobStore) -> None:
     client, pauses = Conflicting(clients.dynamodb, conflicts=2), []
     ledger = DynamoBudgetLedger(client, jobs.table, sleep=pauses.append, jitter=lambda: 1.0)  # type: ignore[arg-type]
     assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) == Usage("acme", DAY, held=30.0, jobs=1)
-    assert client.calls.count("transact_write_items") == 3
+    assert client.transactions == 3
     assert pauses == [0.02, 0.04]
 
 

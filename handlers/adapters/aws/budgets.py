@@ -16,9 +16,11 @@ decimals exactly, so a hold settled to ``0`` leaves exactly ``0``.
 **hold** is one ``TransactWriteItems``: an ``UpdateItem`` of the totals that adds the credits,
 on the condition ``committed <= budget - credits`` (none without a budget), and a ``PutItem``
 of the hold on ``attribute_not_exists(id)``. The transaction's cancellation reasons tell the
-cases apart: the hold already exists (a repeated hold: the usage, unchanged), the totals'
-condition failed (refused: ``None``, nothing written), or another transaction was busy with
-the same totals (``TransactionConflict``: tried again after a jittered backoff).
+cases apart: the hold's condition failed (a repeated hold: the usage, unchanged), the totals'
+condition failed (refused: ``None``, nothing written, once a read of the hold confirms the job
+holds nothing), or another transaction was busy with one of the items (``TransactionConflict``:
+tried again after a jittered backoff, up to :data:`CONFLICT_ATTEMPTS` times, then a
+``StorageError`` with code ``throttled``).
 **settle** reads the hold, then in one transaction marks it ``settled`` on the condition that
 it is still ``held`` and moves its credits from ``held`` to ``spent`` on the totals.
 
