@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from handlers.api.auth import ApiKeys
 from handlers.api.callback_batch import CallbackBatch
 from handlers.api.estimates import estimate_routes
+from handlers.api.listing import list_params, visible_job
 from handlers.api.metrics import metrics_routes
 from handlers.api.middleware import Observer, RequestLog
 from handlers.api.openapi import openapi_document
@@ -24,7 +25,7 @@ from handlers.api.reference import reference_routes
 from handlers.api.responses import answering, client_disconnected, error_body, error_response, read_limited
 from handlers.api.uploads import upload_routes
 from handlers.app.relay import Relay
-from handlers.base.errors import InvalidRequest, PayloadTooLarge, RelayError, Unauthorized, Violation
+from handlers.base.errors import InvalidRequest, PayloadTooLarge, RelayError, Unauthorized
 from handlers.base.logs import get_logger
 from handlers.domain.contract import REQUEST_BODY_MAX
 from handlers.domain.jobrequest import parse_job_request
@@ -71,24 +72,6 @@ def _refusal(exc: RelayError) -> str:
     return "bad_token" if isinstance(exc, Unauthorized) else exc.code
 
 
-def _list_params(request: Request) -> tuple[JobStatus | None, int, str | None]:
-    problems: list[Violation] = []
-    raw_status, raw_limit = request.query_params.get("status"), request.query_params.get("limit", "50")
-    status = None
-    if raw_status:
-        try:
-            status = JobStatus(raw_status)
-        except ValueError:
-            allowed = ", ".join(s.value for s in JobStatus)
-            problems.append(Violation("status", "invalid_choice", f"status must be one of {allowed}"))
-    limit = int(raw_limit) if raw_limit.isdigit() else 0
-    if not 1 <= limit <= 100:
-        problems.append(Violation("limit", "out_of_range", "limit must be an integer from 1 to 100"))
-    if problems:
-        raise InvalidRequest(problems)
-    return status, limit, request.query_params.get("cursor") or None
-
-
 def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | None = None,
                on_request: Observer | None = None) -> Starlette:
     """The relay's ASGI app; ``on_request(method, route, status, seconds)`` sees every request.
@@ -99,23 +82,25 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
     callbacks = CallbackBatch(relay, inline=relay.settings.backend == "local")
 
     async def create_job(request: Request) -> Response:
-        scope = api_keys.caller(request)
+        caller = await run_in_threadpool(api_keys.submitter, request)
         parsed = parse_job_request(await read_limited(request, REQUEST_BODY_MAX))
         job, replayed = await run_in_threadpool(submit_job, relay, parsed.body, metadata=parsed.metadata,
-                                                scope=scope, idempotency_key=request.headers.get("idempotency-key"))
+                                                tenant=caller.tenant,
+                                                idempotency_key=request.headers.get("idempotency-key"))
         status = 422 if job.status is JobStatus.REJECTED else 202
         return JSONResponse(job.public(), status_code=status, headers={REPLAYED_HEADER: "true"} if replayed else None)
 
     async def get_job(request: Request) -> Response:
-        api_keys.caller(request)
-        job = await run_in_threadpool(relay.jobs.get, request.path_params["job_id"])
+        caller = await run_in_threadpool(api_keys.principal, request)
+        job = await run_in_threadpool(visible_job, relay, caller, request.path_params["job_id"])
         return JSONResponse(job.public())
 
     async def list_jobs(request: Request) -> Response:
-        api_keys.caller(request)
-        status, limit, cursor = _list_params(request)
-        jobs, next_cursor = await run_in_threadpool(relay.jobs.page, status=status, limit=limit,
-                                                    cursor=cursor)
+        caller = await run_in_threadpool(api_keys.principal, request)
+        listing = list_params(request)
+        jobs, next_cursor = await run_in_threadpool(
+            relay.jobs.page, status=listing.status, limit=listing.limit, cursor=listing.cursor,
+            tenant=listing.tenant if caller.admin else caller.tenant)
         return JSONResponse({"jobs": [j.public() for j in jobs], "next_cursor": next_cursor})
 
     async def callback(request: Request) -> Response:

@@ -8,13 +8,17 @@ Wire it with ``create_app(relay, api_keys, extra_routes=dashboard_routes(relay, 
 | ``GET /dashboard/static/{name}`` | anyone | its script, stylesheet and icon |
 | ``POST /session`` | anyone | ``api_key`` (form or JSON) valid: a session cookie and 303 to ``/``; else 401 |
 | ``POST /session/logout`` | anyone | revokes the session, clears the cookie, 303 to ``/`` |
-| ``GET /dashboard/summary?limit=&status=`` | bearer or session | recent jobs, counts by status, queue depths |
+| ``GET /dashboard/summary?limit=&status=&tenant=`` | bearer or session | recent jobs, counts, queue depths (1) |
 | ``GET /dashboard/jobs/{id}`` | bearer or session | one job: request, metadata, outputs, error, events |
 | ``GET /v1/jobs/{id}/outputs/{index}`` | bearer or session | the stored file (Range-aware), or 307 to a presigned URL |
+
+(1) A tenant's key sees its own jobs only; an admin's sees every tenant's, or ``tenant``'s, with a
+tenant column. A job of another tenant is answered as one that does not exist.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
@@ -27,13 +31,13 @@ from starlette.routing import Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard_view import COUNT_CAP, REFRESH_SECONDS, job_details, summarize
+from handlers.api.listing import list_params, visible_job
 from handlers.api.responses import answering, error_response, read_limited, stored_file
 from handlers.api.session import Sessions, SessionTokens, same_origin, session_key
 from handlers.app.relay import Relay
-from handlers.base.errors import InvalidRequest, NotFound, Unauthorized, Violation
+from handlers.base.errors import NotFound, Unauthorized
 from handlers.base.jsonbody import parse_object
 from handlers.base.logs import get_logger
-from handlers.domain.jobs import JobStatus
 
 __all__ = ["COUNT_CAP", "PRESIGN_SECONDS", "REFRESH_SECONDS", "Dashboard", "content_security_policy",
            "dashboard_routes", "refused_page", "summarize"]
@@ -74,7 +78,8 @@ def content_security_policy(*, presigned_media: bool) -> str:
 def dashboard_routes(relay: Relay, api_keys: ApiKeys, *, key: bytes | None = None,
                      refresh_seconds: float = REFRESH_SECONDS) -> list[Route]:
     """The dashboard's routes; ``key`` signs sessions (default: see :func:`session_key`)."""
-    tokens = SessionTokens(key or session_key(relay.settings.api_keys), clock=relay.clock)
+    keys = (*relay.settings.api_keys, *relay.settings.admin_keys)
+    tokens = SessionTokens(key or session_key(keys), clock=relay.clock)
     return Dashboard(relay, Sessions(api_keys, tokens, relay.jobs), refresh_seconds).routes()
 
 
@@ -121,11 +126,10 @@ class Dashboard:
         if not same_origin(request):
             return error_response(Unauthorized("cross-site sign-in refused", code="cross_site"), 403)
         presented = await _presented_key(request)
-        if presented is None or not self.sessions.key_is_valid(presented):
+        response = RedirectResponse("/", status_code=303)
+        if presented is None or not await self.sessions.open(response, request, presented):
             log.info("dashboard.sign_in_refused")
             return _refused(request, self.refused, self.page_headers)
-        response = RedirectResponse("/", status_code=303)
-        self.sessions.open(response, request)
         log.info("dashboard.session_opened")
         return response
 
@@ -137,20 +141,23 @@ class Dashboard:
         return response
 
     async def summary(self, request: Request) -> Response:
-        await self.sessions.viewer(request)
-        limit, status = _summary_params(request)
-        body = await run_in_threadpool(summarize, self.relay, limit, self.refresh_seconds, status=status)
+        viewer = await self.sessions.viewer(request)
+        listing = list_params(request, default_limit=25)
+        tenant = listing.tenant if viewer.admin else viewer.tenant
+        body = await run_in_threadpool(functools.partial(
+            summarize, self.relay, listing.limit, self.refresh_seconds, status=listing.status, tenant=tenant,
+            admin=viewer.admin))
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def details(self, request: Request) -> Response:
-        await self.sessions.viewer(request)
-        job = await run_in_threadpool(self.relay.jobs.get, request.path_params["job_id"])
+        viewer = await self.sessions.viewer(request)
+        job = await run_in_threadpool(visible_job, self.relay, viewer, request.path_params["job_id"])
         return JSONResponse(job_details(job), headers={"Cache-Control": "no-store"})
 
     async def output(self, request: Request) -> Response:
         """Output ``index`` of the job: a 307 to a presigned URL, or the bytes themselves."""
-        await self.sessions.viewer(request)
-        job = await run_in_threadpool(self.relay.jobs.get, request.path_params["job_id"])
+        viewer = await self.sessions.viewer(request)
+        job = await run_in_threadpool(visible_job, self.relay, viewer, request.path_params["job_id"])
         index: int = request.path_params["index"]
         if index >= len(job.outputs):
             raise NotFound(f"job {job.id!r} has no output {index}")
@@ -159,23 +166,6 @@ class Dashboard:
         if url is not None:
             return RedirectResponse(url, status_code=307, headers={"Cache-Control": "no-store"})
         return await stored_file(self.relay.blobs, key)
-
-
-def _summary_params(request: Request) -> tuple[int, JobStatus | None]:
-    problems: list[Violation] = []
-    raw_limit, raw_status = request.query_params.get("limit", "25"), request.query_params.get("status")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
-        problems.append(Violation("limit", "out_of_range", "limit must be an integer from 1 to 100"))
-    status = None
-    if raw_status:
-        try:
-            status = JobStatus(raw_status)
-        except ValueError:
-            allowed = ", ".join(s.value for s in JobStatus)
-            problems.append(Violation("status", "invalid_choice", f"status must be one of {allowed}"))
-    if problems:
-        raise InvalidRequest(problems)
-    return int(raw_limit), status
 
 
 async def _presented_key(request: Request) -> str | None:

@@ -18,21 +18,24 @@ __all__ = ["COUNT_CAP", "REFRESH_SECONDS", "job_details", "summarize"]
 
 COUNT_CAP = 1000
 REFRESH_SECONDS = 5.0
-_JOB_FIELDS = ("id", "status", "outcome", "model", "progress", "created_at", "updated_at", "submitted_at",
-               "finished_at", "estimated_time", "error")
+_JOB_FIELDS = ("id", "tenant", "status", "outcome", "model", "progress", "created_at", "updated_at",
+               "submitted_at", "finished_at", "estimated_time", "error", "credits")
 _DETAIL_FIELDS = ("task_id", "idempotency_key", "credits_reserved", "attempts")
 
 
 def summarize(relay: Relay, limit: int, refresh_seconds: float = REFRESH_SECONDS, *,
-              status: JobStatus | None = None) -> dict[str, Any]:
-    """The newest ``limit`` jobs (of ``status`` if given), counts by status, every queue's depth."""
-    jobs, _ = relay.jobs.page(status=status, limit=limit)
+              status: JobStatus | None = None, tenant: str | None = None, admin: bool = True) -> dict[str, Any]:
+    """The newest ``limit`` jobs (of ``status``, of ``tenant`` if given), counts by status, every queue's depth.
+
+    ``admin`` says whether the viewer sees every tenant (then each row names its tenant)."""
+    jobs, _ = relay.jobs.page(status=status, tenant=tenant, limit=limit)
     queues = [{"name": "ingest", "kind": "ingest", **relay.ingest_queue.depth()}]
     queues += [{"name": name, "kind": "subscriber", **relay.bus.subscriber(name).depth()}
                for name, _ in relay.settings.subscribers]
     return {"server_time": rfc3339(relay.clock()), "refresh_seconds": refresh_seconds,
-            "status": status.value if status else None, "jobs": [_job_row(job) for job in jobs],
-            "counts": _counts(relay), "queues": queues, "dead_letters": sum(q["dead"] for q in queues)}
+            "status": status.value if status else None, "tenant": tenant, "admin": admin,
+            "jobs": [_job_row(job) for job in jobs], "counts": _counts(relay, tenant), "queues": queues,
+            "dead_letters": sum(q["dead"] for q in queues)}
 
 
 def job_details(job: Job) -> dict[str, Any]:
@@ -62,10 +65,10 @@ def _job_row(job: Job) -> dict[str, Any]:
     return row
 
 
-def _counts(relay: Relay) -> dict[str, dict[str, Any]]:
-    """Jobs per status, counted up to :data:`COUNT_CAP` (``more`` says there are others)."""
+def _counts(relay: Relay, tenant: str | None) -> dict[str, dict[str, Any]]:
+    """Jobs (of ``tenant``, or of all) per status, counted up to :data:`COUNT_CAP` (``more`` says there are others)."""
     counts = {}
     for status in JobStatus:
-        counted = relay.jobs.count(status, COUNT_CAP + 1)
+        counted = relay.jobs.count(status, COUNT_CAP + 1, tenant=tenant)
         counts[status.value] = {"count": min(counted, COUNT_CAP), "more": counted > COUNT_CAP}
     return counts

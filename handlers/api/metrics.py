@@ -17,7 +17,7 @@ __all__ = ["metrics_routes"]
 
 def metrics_routes(relay: Relay, api_keys: ApiKeys) -> list[Route]:
     async def metrics(request: Request) -> Response:
-        api_keys.caller(request)
+        await run_in_threadpool(api_keys.principal, request)
         body = await run_in_threadpool(relay.metrics.exposition)  # jobs and queues are read now
         return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 

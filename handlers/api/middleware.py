@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
-from handlers.api.auth import CALLER
+from handlers.api.auth import CALLER, TENANT
 from handlers.api.responses import internal_error
 from handlers.base.logs import get_logger
 
@@ -102,7 +102,7 @@ class RequestLog:
         route = route_template(scope)
         state: dict[str, Any] = scope.get("state") or {}
         log.info("api.request", method=method, route=route, status=status, duration_ms=round(seconds * 1000, 3),
-                 request_id=rid, caller=state.get(CALLER))
+                 request_id=rid, caller=state.get(CALLER), tenant=state.get(TENANT))
         if self.on_request is not None:
             try:
                 self.on_request(method, route, status, seconds)

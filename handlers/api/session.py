@@ -1,7 +1,9 @@
 """Dashboard sessions: a signed, expiring cookie obtained by presenting an API key once.
 
-The token is ``v1.<expires>.<nonce>.<mac>``: ``mac`` is HMAC-SHA256 over the rest under a
-server-side key. The API key itself never goes into the cookie. The nonce is the session's
+The token is ``v2.<expires>.<nonce>.<digest>.<mac>``: ``mac`` is HMAC-SHA256 over the rest under a
+server-side key, and ``digest`` is the sha256 of the API key that opened the session (the key itself
+never goes into the cookie). Each request resolves the digest to its tenant and role again, so a
+session sees what its key sees, and revoking a key made at run time ends its sessions too. The nonce is the session's
 id: signing out records it as revoked in the job store (:class:`~handlers.ports.SessionRevocations`)
 until the token would have expired, so the same cookie is refused by every process and every
 Lambda instance afterwards; each request that presents a cookie reads that record once. The key is derived from
@@ -28,9 +30,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from handlers.api.auth import CALLER, ApiKeys
+from handlers.api.auth import ApiKeys, remember
 from handlers.base.errors import Unauthorized
 from handlers.base.logs import get_logger
+from handlers.domain.tenancy import Principal
 from handlers.ports import SessionRevocations
 
 __all__ = ["COOKIE_NAME", "SESSION_TTL", "Session", "SessionTokens", "Sessions", "is_https", "same_origin",
@@ -40,7 +43,7 @@ log = get_logger(__name__)
 
 COOKIE_NAME = "relay_session"
 SESSION_TTL = 12 * 3600
-_VERSION = "v1"
+_VERSION = "v2"
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 _KEY_LABEL = b"seedance-relay/dashboard-session/v1"
 
@@ -55,14 +58,16 @@ def session_key(api_keys: Sequence[str]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """What a valid token says: the session's id (its nonce) and when it expires (epoch seconds)."""
+    """What a valid token says: the session's id (its nonce), when it expires (epoch seconds) and the
+    sha256 hex digest of the key that opened it."""
 
     id: str
     expires: int
+    digest: str = ""
 
 
 class SessionTokens:
-    """Issues and checks ``v1.<expires>.<nonce>.<mac>`` tokens."""
+    """Issues and checks ``v2.<expires>.<nonce>.<digest>.<mac>`` tokens."""
 
     def __init__(self, key: bytes, *, ttl: int = SESSION_TTL, clock: Callable[[], float] = time.time) -> None:
         if len(key) < 16:
@@ -71,22 +76,24 @@ class SessionTokens:
         self.ttl = ttl
         self._clock = clock
 
-    def issue(self) -> str:
-        body = f"{_VERSION}.{int(self._clock()) + self.ttl}.{secrets.token_urlsafe(16)}"
+    def issue(self, digest: str) -> str:
+        """A token for a session of the key whose sha256 hex digest is ``digest``."""
+        body = f"{_VERSION}.{int(self._clock()) + self.ttl}.{secrets.token_urlsafe(16)}.{digest}"
         return f"{body}.{self._mac(body)}"
 
     def read(self, token: str | None) -> Session | None:
         """The session of an untampered token of ours that has not expired; ``None`` otherwise."""
         body, _, mac = (token or "").rpartition(".")
         version, _, rest = body.partition(".")
-        expires, _, nonce = rest.partition(".")
-        if version != _VERSION or not expires.isdigit() or not nonce:
+        expires, _, rest = rest.partition(".")
+        nonce, _, digest = rest.partition(".")
+        if version != _VERSION or not expires.isdigit() or not nonce or len(digest) != 64:
             return None
         if not hmac.compare_digest(self._mac(body).encode(), mac.encode()):
             return None
         if not self._clock() < int(expires) <= self._clock() + self.ttl:
             return None
-        return Session(nonce, int(expires))
+        return Session(nonce, int(expires), digest)
 
     def valid(self, token: str | None) -> bool:
         """True for an untampered token of ours that has not expired (revocation is not checked here)."""
@@ -125,29 +132,26 @@ class Sessions:
         self.tokens = tokens
         self._revocations = revocations
 
-    def key_is_valid(self, key: str) -> bool:
-        """Whether ``key`` is one of the configured API keys (constant time, as the API checks)."""
-        header = f"Bearer {key}".encode("latin-1", "replace")
-        try:
-            self._api_keys.caller(HTTPConnection({"type": "http", "headers": [(b"authorization", header)]}))
-        except Unauthorized:
-            return False
-        return True
-
-    async def viewer(self, request: HTTPConnection) -> str:
-        """``"key:<scope>"`` for a bearer key, ``"session"`` for a live cookie; ``Unauthorized`` otherwise."""
+    async def viewer(self, request: HTTPConnection) -> Principal:
+        """The bearer key's principal, or (``GET``/``HEAD``) the live session's; ``Unauthorized`` otherwise."""
         if "authorization" in request.headers:
-            return f"key:{self._api_keys.caller(request)}"
+            return await run_in_threadpool(self._api_keys.principal, request)
         method = request.scope.get("method", "GET")
         session = self.tokens.read(request.cookies.get(COOKIE_NAME)) if method in _SAFE_METHODS else None
         if session is not None and not await run_in_threadpool(self._revocations.session_revoked, session.id):
-            request.scope.setdefault("state", {})[CALLER] = "session"
-            return "session"
+            principal = await run_in_threadpool(self._api_keys.resolve, session.digest)
+            if principal is not None:
+                return remember(request, Principal(principal.tenant, principal.role, "session"))
         raise Unauthorized("a valid bearer API key or dashboard session is required")
 
-    def open(self, response: Response, request: HTTPConnection) -> None:
-        response.set_cookie(COOKIE_NAME, self.tokens.issue(), max_age=self.tokens.ttl, path="/",
+    async def open(self, response: Response, request: HTTPConnection, key: str) -> bool:
+        """Set a session cookie for ``key`` if it is valid now; ``False`` (nothing set) otherwise."""
+        digest = await run_in_threadpool(self._api_keys.key_digest, key)
+        if digest is None:
+            return False
+        response.set_cookie(COOKIE_NAME, self.tokens.issue(digest), max_age=self.tokens.ttl, path="/",
                             secure=is_https(request), httponly=True, samesite="strict")
+        return True
 
     async def close(self, response: Response, request: HTTPConnection) -> None:
         """Revoke the presented session (if it is one of ours and still valid) and clear the cookie."""

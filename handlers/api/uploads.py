@@ -20,12 +20,12 @@ def upload_routes(relay: Relay, api_keys: ApiKeys) -> list[Route]:
     ttl = int(relay.settings.upload_url_ttl)
 
     async def create(request: Request) -> Response:
-        api_keys.caller(request)
+        caller = await run_in_threadpool(api_keys.submitter, request)
         content_type = request.headers.get("content-type", "")
         limits_for(content_type)  # refuse an unsupported type before reading the body
         data = await read_limited(request, VIDEO.max_bytes,
                                   inspect=lambda head: check_bytes(content_type, head))  # and wrong bytes at once
-        upload = await run_in_threadpool(store_upload, relay, data, content_type, ttl=ttl)
+        upload = await run_in_threadpool(store_upload, relay, data, content_type, ttl=ttl, tenant=caller.tenant)
         return JSONResponse(upload.as_dict(), status_code=201)
 
     async def fetch(request: Request) -> Response:
@@ -34,4 +34,4 @@ def upload_routes(relay: Relay, api_keys: ApiKeys) -> list[Route]:
         return await stored_file(relay.blobs, key)
 
     return [Route("/v1/uploads", answering(create), methods=["POST"]),
-            Route("/v1/uploads/{name}", answering(fetch), methods=["GET", "HEAD"])]
+            Route("/v1/uploads/{name:path}", answering(fetch), methods=["GET", "HEAD"])]

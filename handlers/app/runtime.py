@@ -69,6 +69,7 @@ class LocalRuntime:
     relay: Relay | None = None
     build: Callable[[Settings], Relay] = build_relay
     api_keys: tuple[str, ...] = ()
+    admin_keys: tuple[str, ...] = ()
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _sandbox_server: BackgroundServer | None = None
@@ -79,7 +80,9 @@ class LocalRuntime:
         settings = self.settings
         if settings.uses_sandbox and settings.evolink_base_url == DEFAULT_EVOLINK_URL:
             settings = self._start_sandbox(settings)
-        self.api_keys = settings.api_keys or (local_secret(settings.data_dir / "api-key", 24),)
+        self.api_keys, self.admin_keys = settings.api_keys, settings.admin_keys
+        if not settings.api_keys and not settings.admin_keys:  # embedded defaults: one generated admin key
+            self.admin_keys = (local_secret(settings.data_dir / "api-key", 24),)
         self.settings = settings
         self.relay = self.build(settings)
         self._webhooks = build_deliverer(settings)
@@ -125,8 +128,14 @@ class LocalRuntime:
 
     def app(self) -> Starlette:
         assert self.relay is not None, "start() first"
-        keys = ApiKeys(self.api_keys)
+        keys = ApiKeys(self.api_keys, admins=self.admin_keys)
         return create_app(self.relay, keys, extra_routes=dashboard_routes(self.relay, keys))
+
+    @property
+    def first_key(self) -> str:
+        """A key this relay accepts, bare (the generated admin key on embedded defaults)."""
+        entry = (self.admin_keys or self.api_keys)[0]
+        return entry.partition(":")[2] if ":" in entry else entry
 
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)

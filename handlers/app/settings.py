@@ -40,7 +40,8 @@ from handlers.app.knobs import (
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import FORMATS
 from handlers.domain.budgets import Budget, parse_budgets
-from handlers.domain.tenancy import Role, parse_keys
+from handlers.domain.events import TENANT_FILTER
+from handlers.domain.tenancy import Role, check_tenant, parse_keys
 
 __all__ = [
     "DEFAULT_EVOLINK_URL",
@@ -77,18 +78,23 @@ PARAM_SUFFIX = "_PARAM"
 
 
 def parse_subscribers(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """``name:filter`` pairs, comma-separated; a filter is ``*`` or outcomes joined by ``+``.
+    """``name:filter`` pairs, comma-separated; a filter is ``*`` or outcomes joined by ``+``, and then
+    optionally ``@`` and tenants joined by ``+``.
 
-    ``archive:*,notify:completed+failed`` gives subscriber ``archive`` every event and
-    ``notify`` only completions and failures.
+    ``archive:*,notify:completed+failed@acme`` gives subscriber ``archive`` every event and
+    ``notify`` only the completions and failures of the tenant ``acme``'s jobs (as the filter
+    item ``tenant:acme``).
     """
     parsed = []
     for entry in (e.strip() for e in raw.split(",") if e.strip()):
         name, _, spec = entry.partition(":")
         if not name.replace("-", "").replace("_", "").isalnum():
             raise ConfigurationError(f"RELAY_SUBSCRIBERS: bad subscriber name in {entry!r}")
-        outcomes = tuple(o.strip() for o in (spec or "*").split("+") if o.strip())
-        parsed.append((name, outcomes or ("*",)))
+        kinds, _, tenants = spec.partition("@")
+        outcomes = tuple(o.strip() for o in (kinds or "*").split("+") if o.strip())
+        chosen = tuple(TENANT_FILTER + check_tenant(t.strip(), f"RELAY_SUBSCRIBERS: entry {entry!r}")
+                       for t in tenants.split("+") if t.strip())
+        parsed.append((name, (*(outcomes or ("*",)), *chosen)))
     return tuple(parsed)
 
 

@@ -15,7 +15,7 @@ from handlers.app.relay import Relay
 from handlers.app.settings import Settings
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import register_secret
-from handlers.domain.events import event_type
+from handlers.domain.events import TENANT_FILTER, event_type
 from handlers.domain.tokens import TokenSigner
 from handlers.net.download import ResultFetcher
 from handlers.net.netguard import AddressPolicy
@@ -47,8 +47,13 @@ def local_secret(path: Path, nbytes: int = 32) -> str:
 
 
 def subscriber_filters(settings: Settings) -> dict[str, list[str]]:
-    return {name: ["*"] if "*" in outcomes else [event_type(o) for o in outcomes]
-            for name, outcomes in settings.subscribers}
+    """Each subscriber's filter as the buses take it: event types (or ``*``) and its ``tenant:`` items."""
+    filters = {}
+    for name, items in settings.subscribers:
+        tenants = [i for i in items if i.startswith(TENANT_FILTER)]
+        outcomes = [i for i in items if not i.startswith(TENANT_FILTER)]
+        filters[name] = (["*"] if "*" in outcomes else [event_type(o) for o in outcomes]) + tenants
+    return filters
 
 
 def result_policy(settings: Settings) -> AddressPolicy:

@@ -57,7 +57,7 @@ def demo(data_dir: Path, speed: float, timeout: float) -> None:
         url = server.start()
         console.print(f"[bold]relay[/] {url}  ·  [bold]sandbox[/] {runtime.settings.evolink_base_url} "
                       "(EvoLink look-alike, no credits spent)")
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {runtime.api_keys[0]}"}) as api:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {runtime.first_key}"}) as api:
             job = _submit(api)
             console.print(f"submitted [bold]{job['id']}[/] → task {job['task_id']}")
             job = _follow(api, job["id"], console, timeout)

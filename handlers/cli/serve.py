@@ -40,8 +40,8 @@ def next_command(url: str, settings: Settings) -> str:
     env = []
     if url != DEFAULT_URL:
         env.append(f"RELAY_URL={url}")
-    if settings.api_keys:
-        env.append("RELAY_API_KEY=<one of RELAY_API_KEYS>")
+    if settings.api_keys or settings.admin_keys:
+        env.append("RELAY_API_KEY=<a key of RELAY_API_KEYS or RELAY_ADMIN_KEYS>")
     elif settings.data_dir != Path(".relay"):
         env.append(f"RELAY_DATA_DIR={shlex.quote(str(settings.data_dir))}")
     command = ("seedance-relay submit --model seedance-2.0-text-to-video "
@@ -74,7 +74,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None, **switches:
 
     def ready() -> None:
         log.info("serve.ready", url=url, data_dir=str(settings.data_dir.resolve()),
-                 key_file=None if settings.api_keys else str(settings.data_dir / "api-key"))
+                 key_file=None if settings.api_keys or settings.admin_keys else str(settings.data_dir / "api-key"))
         click.echo(f"relay ready on {url}; try:\n  {next_command(url, settings)}", err=True)
 
     try:

@@ -4,22 +4,44 @@
 carries the same id and consumers can dedupe. ``type`` is
 ``io.seedance-relay.job.<outcome>``, ``subject`` the job id. Every time (``time``,
 ``data.created_at``, ``data.finished_at``) is RFC 3339 in UTC with ``Z`` and microseconds,
-as in the API's jobs (:func:`handlers.domain.jobs.rfc3339`).
+as in the API's jobs (:func:`handlers.domain.jobs.rfc3339`). ``tenant`` is a CloudEvents
+extension attribute naming the job's tenant, and subscribers may filter on it as on ``type``.
+
+A subscriber's filter is a list of event types (or ``"*"`` for all) and, optionally, of
+``tenant:<name>`` items: then only those tenants' events reach it (:func:`wants`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 from handlers.domain.jobs import Job, Outcome, rfc3339
 
-__all__ = ["EVENT_TYPES", "SOURCE", "TYPE_PREFIX", "build_event", "event_id", "event_type"]
+__all__ = ["ALL_TYPES", "EVENT_TYPES", "SOURCE", "TENANT_FILTER", "TYPE_PREFIX", "build_event", "event_id",
+           "event_type", "split_filter", "wants"]
 
 SOURCE = "urn:seedance-relay"
 TYPE_PREFIX = "io.seedance-relay.job."
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 EVENT_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
+ALL_TYPES = "*"
+TENANT_FILTER = "tenant:"
+
+
+def split_filter(items: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """A subscriber's filter as ``(types, tenants)``; no tenants means every tenant."""
+    items = tuple(items)
+    tenants = frozenset(i.removeprefix(TENANT_FILTER) for i in items if i.startswith(TENANT_FILTER))
+    types = frozenset(i for i in items if not i.startswith(TENANT_FILTER)) or frozenset({ALL_TYPES})
+    return types, tenants
+
+
+def wants(items: Iterable[str], event_type: str, tenant: str | None) -> bool:
+    """Whether a subscriber with filter ``items`` gets an event of ``event_type`` and ``tenant``."""
+    types, tenants = split_filter(items)
+    return (ALL_TYPES in types or event_type in types) and (not tenants or tenant in tenants)
 
 
 def event_id(job_id: str, outcome: str) -> str:
@@ -54,6 +76,7 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
         "source": source,
         "type": event_type(outcome),
         "subject": job.id,
+        "tenant": job.tenant,
         "time": rfc3339(now),
         "datacontenttype": "application/json",
         "data": data,

@@ -2,7 +2,9 @@
 
 A message body is what ``POST /v1/jobs`` takes: a generation request plus an optional
 ``metadata`` object. The idempotency key is the message attribute ``Idempotency-Key`` when
-present, else the SQS message id, so a redelivered message never submits twice. A request
+present, else the SQS message id, so a redelivered message never submits twice. The message
+attribute ``Tenant`` names the job's tenant (``default`` without it): whoever may send to the
+queue is trusted as an operator is, through IAM. A request
 that breaks a rule becomes a ``rejected`` job and event naming every violation.
 """
 
@@ -11,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.adapters.aws.sqs_batch import Record, batch_response, records
-from handlers.base.errors import Conflict, InvalidRequest
+from handlers.base.errors import BudgetExceeded, Conflict, InvalidRequest, Violation
 from handlers.base.jsonbody import parse_object
 from handlers.base.logs import get_logger
+from handlers.domain.tenancy import DEFAULT_TENANT, TENANT_PATTERN
 from handlers.lambdas._relay import flush_metrics, relay
 from handlers.usecases import record_rejection, submit
 
@@ -29,6 +32,12 @@ def _idempotency_key(record: Record) -> str:
     return str(value) if value else record.message_id
 
 
+def _tenant(record: Record) -> str:
+    attribute = record.attributes.get("Tenant") or {}
+    value = attribute.get("stringValue") or attribute.get("StringValue")
+    return str(value) if value else DEFAULT_TENANT
+
+
 def _parse(record: Record) -> tuple[dict[str, Any], object]:
     body = parse_object(record.body, what="message body")
     return body, body.pop("metadata", {})
@@ -38,14 +47,18 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     current = relay()
 
     def handle(record: Record) -> bool:
-        key = _idempotency_key(record)
+        key, tenant = _idempotency_key(record), _tenant(record)
         request: dict[str, Any] | None = None
         metadata: Any = {}
         try:
+            if not TENANT_PATTERN.match(tenant):
+                raise InvalidRequest([Violation("Tenant", "invalid_format", "the Tenant attribute must be 1-63 of "
+                                                "a-z 0-9 _ -")])
             request, metadata = _parse(record)
-            job = submit(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE)
-        except InvalidRequest as exc:
-            job = record_rejection(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE, error=exc)
+            job = submit(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE, tenant=tenant)
+        except (InvalidRequest, BudgetExceeded) as exc:
+            job = record_rejection(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE, error=exc,
+                                   tenant=tenant if TENANT_PATTERN.match(tenant) else DEFAULT_TENANT)
         except Conflict as exc:
             log.warning("submit.conflict", message_id=record.message_id, code=exc.code)
             return True

@@ -1,7 +1,8 @@
 """Submit: validate, create the job idempotently, call the provider exactly once.
 
-A job id is derived from the caller's scope and ``Idempotency-Key`` (else a hash of the
-request), so a repeat finds the same job and never submits twice. Before calling the
+A job id is derived from the caller's tenant and channel (``scope``) and its ``Idempotency-Key``
+(else a hash of the request), so a repeat finds the same job and never submits twice, and two
+tenants using the same key never meet. Before calling the
 provider the submitter claims the job with a conditional write; a claim that is older than
 ``SUBMIT_LEASE`` without a task id means an earlier attempt died mid-call: its outcome is
 unknown and the job waits for the callback (which names the task) instead of resubmitting.
@@ -20,6 +21,7 @@ from handlers.base.errors import (
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
+    RelayError,
     UnknownOutcome,
     Violation,
 )
@@ -27,6 +29,7 @@ from handlers.base.logs import get_logger
 from handlers.domain.contract import METADATA_MAX_BYTES, MODELS
 from handlers.domain.jobrequest import check_metadata
 from handlers.domain.jobs import Job, JobStatus, Outcome, derive_job_id, request_fingerprint
+from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.provider.validation import check_request
 from handlers.usecases.outcomes import conclude
 
@@ -54,13 +57,14 @@ class Submission(NamedTuple):
 
 
 def submit(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
-           idempotency_key: str | None = None, scope: str = "") -> Job:
+           idempotency_key: str | None = None, scope: str = "", tenant: str = DEFAULT_TENANT) -> Job:
     """Create (or find) the job for ``request`` and make sure the provider has it."""
-    return submit_job(relay, request, metadata=metadata, idempotency_key=idempotency_key, scope=scope).job
+    return submit_job(relay, request, metadata=metadata, idempotency_key=idempotency_key, scope=scope,
+                      tenant=tenant).job
 
 
 def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None, scope: str = "") -> Submission:
+               idempotency_key: str | None = None, scope: str = "", tenant: str = DEFAULT_TENANT) -> Submission:
     """:func:`submit`, also saying whether the job already existed (a replay)."""
     metadata = {} if metadata is None else metadata
     problems = _check_extras(metadata, idempotency_key)
@@ -73,8 +77,8 @@ def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[st
     fingerprint = request_fingerprint(request, metadata)
     now = relay.clock()
     fresh = Job(
-        id=derive_job_id(scope, idempotency_key, fingerprint), request=dict(request),
-        fingerprint=fingerprint, created_at=now, updated_at=now, metadata=dict(metadata),
+        id=derive_job_id(_scope(tenant, scope), idempotency_key, fingerprint), request=dict(request),
+        fingerprint=fingerprint, created_at=now, updated_at=now, metadata=dict(metadata), tenant=tenant,
         idempotency_key=idempotency_key, model=str(request["model"]),
         check_at=now + relay.settings.reconcile_grace)
     job = relay.jobs.create(fresh)
@@ -131,16 +135,21 @@ def _unknown(relay: Relay, job: Job, reason: str) -> Job:
     return relay.jobs.update(job.unconfirmed(now, reason, check_at=job.created_at + relay.settings.expire_after))
 
 
+def _scope(tenant: str, scope: str) -> str:
+    """The namespace of job ids: the tenant, and the channel the request came through."""
+    return f"{tenant}/{scope}"
+
+
 def record_rejection(relay: Relay, request: object, *, metadata: object, idempotency_key: str | None,
-                     scope: str, error: InvalidRequest) -> Job:
+                     scope: str, error: RelayError, tenant: str = DEFAULT_TENANT) -> Job:
     """For callers with no HTTP answer (the requests queue): a rejected job and its event."""
     body = dict(request) if isinstance(request, Mapping) else {}
     meta = dict(metadata) if isinstance(metadata, Mapping) and not _check_extras(metadata, None) else {}
     fingerprint = request_fingerprint(body, meta)
     now = relay.clock()
     job = relay.jobs.create(Job(
-        id=derive_job_id(scope, idempotency_key, fingerprint), request=body, fingerprint=fingerprint,
-        created_at=now, updated_at=now, metadata=meta, idempotency_key=idempotency_key,
+        id=derive_job_id(_scope(tenant, scope), idempotency_key, fingerprint), request=body, fingerprint=fingerprint,
+        created_at=now, updated_at=now, metadata=meta, idempotency_key=idempotency_key, tenant=tenant,
         model=body["model"] if body.get("model") in MODELS else None, check_at=now))
     if job.outcome is not None:
         return job

@@ -1,13 +1,15 @@
 """Local files for references: stored in the blob store, handed to the provider as short-lived URLs.
 
-An upload is content-addressed (``uploads/<sha256><ext>``), so sending the same file twice
-stores it once. The URL the provider gets is the store's own presigned GET when it can make
-one (S3), or else a relay URL signed with the callback keys (purpose ``upload-url``).
+An upload is content-addressed within its tenant (``uploads/<tenant>/<sha256><ext>``), so a
+tenant sending the same file twice stores it once, and tenants never share an upload. The URL
+the provider gets is the store's own presigned GET when it can make one (S3), or else a relay
+URL signed with the callback keys (purpose ``upload-url``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +18,7 @@ from handlers.app.relay import Relay
 from handlers.base.errors import InvalidRequest, NotFound, UnsupportedMediaType, Violation
 from handlers.domain.contract import AUDIO, IMAGE, VIDEO, MediaLimits
 from handlers.domain.sniff import SNIFF_BYTES, sniff
+from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.domain.tokens import UPLOAD_URL
 
 __all__ = ["EXTENSIONS", "MismatchedMedia", "Upload", "check_bytes", "check_upload_url", "limits_for", "store_upload",
@@ -25,6 +28,7 @@ EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", 
               "video/quicktime": ".mov", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav",
               "audio/vnd.wave": ".wav", "audio/mpeg": ".mp3", "audio/mp3": ".mp3"}
 _KINDS: tuple[MediaLimits, ...] = (IMAGE, VIDEO, AUDIO)
+_UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/[0-9a-f]{64}\.[a-z0-9]{2,4}$")  # <tenant>/<sha256><ext>
 # Declared types whose bytes are one family: MP4 and QuickTime share the ISO container, and
 # WAV and MP3 have several names.
 _FAMILY = {"video/mp4": "iso-media", "video/quicktime": "iso-media", "audio/x-wav": "audio/wav",
@@ -54,6 +58,7 @@ class Upload:
     sha256: str
     content_type: str
     kind: str
+    tenant: str = DEFAULT_TENANT
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +83,7 @@ def check_bytes(content_type: str, head: bytes) -> None:
         raise MismatchedMedia(declared, detected)
 
 
-def store_upload(relay: Relay, data: bytes, content_type: str, *, ttl: int) -> Upload:
+def store_upload(relay: Relay, data: bytes, content_type: str, *, ttl: int, tenant: str = DEFAULT_TENANT) -> Upload:
     limits = limits_for(content_type)
     if len(data) > limits.max_bytes:
         raise InvalidRequest([Violation("body", "too_large",
@@ -89,12 +94,12 @@ def store_upload(relay: Relay, data: bytes, content_type: str, *, ttl: int) -> U
     check_bytes(content_type, data)
     base = content_type.split(";")[0].strip().lower()
     sha = hashlib.sha256(data).hexdigest()
-    key = f"uploads/{sha}{EXTENSIONS[base]}"
+    key = f"uploads/{tenant}/{sha}{EXTENSIONS[base]}"
     if relay.blobs.head(key) is None:
-        relay.blobs.put_stream(key, [data], content_type=base, metadata={"source": "upload"})
+        relay.blobs.put_stream(key, [data], content_type=base, metadata={"source": "upload", "tenant": tenant})
     url, expires = upload_url(relay, key, ttl=ttl)
     return Upload(key=key, url=url, expires_at=expires, size=len(data), sha256=sha, content_type=base,
-                  kind=limits.kind)
+                  kind=limits.kind, tenant=tenant)
 
 
 def upload_url(relay: Relay, key: str, *, ttl: int) -> tuple[str, int]:
@@ -111,6 +116,6 @@ def upload_url(relay: Relay, key: str, *, ttl: int) -> tuple[str, int]:
 def check_upload_url(relay: Relay, name: str, expires: str, signature: str) -> str:
     """The blob key behind a signed relay URL; ``NotFound`` when forged or expired (the same answer)."""
     valid = relay.signer.verify(f"{name}:{expires}", signature, purpose=UPLOAD_URL)
-    if not valid or not expires.isdigit() or int(expires) < relay.clock() or "/" in name:
+    if not valid or not expires.isdigit() or int(expires) < relay.clock() or not _UPLOAD_NAME.match(name):
         raise NotFound("no such upload, or its link expired")
     return f"uploads/{name}"

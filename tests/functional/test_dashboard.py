@@ -3,6 +3,7 @@ the job details, the stored videos."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -25,6 +26,7 @@ from handlers.sandbox.media import render_video
 from tests.support.fakes import FakeProvider, local_relay
 
 KEY = "key-1"
+DIGEST = hashlib.sha256(KEY.encode()).hexdigest()
 BEARER = {"Authorization": f"Bearer {KEY}"}
 SESSION_KEY = b"dashboard-test-session-key-32by"
 NOW = time.time()
@@ -88,7 +90,7 @@ def sign_in(client: httpx.Client, **request: Any) -> httpx.Response:
 
 
 def test_the_summary_needs_a_key_or_a_session(client: httpx.Client) -> None:
-    for headers in ({}, {"Authorization": "Bearer nope"}, session_cookie("v1.9999999999.abc.def")):
+    for headers in ({}, {"Authorization": "Bearer nope"}, session_cookie("v2.9999999999.abc.def")):
         response = client.get("/dashboard/summary", headers=headers)
         assert response.status_code == 401, headers
         assert response.json()["error"]["code"] == "unauthorized"
@@ -123,7 +125,7 @@ def test_an_unknown_status_filter_is_refused_with_the_accepted_ones(client: http
     response = client.get("/dashboard/summary?status=done", headers=BEARER)
     problem = response.json()["error"]["errors"][0]
     assert response.status_code == 400 and problem["field"] == "status"
-    assert "accepted, submitted, processing" in problem["message"]
+    assert "accepted, queued, submitted, processing" in problem["message"]
 
 
 class CountingJobs:
@@ -204,7 +206,7 @@ def test_a_valid_key_opens_a_session_cookie_and_redirects_home(client: httpx.Cli
     response = sign_in(client, **body)
     cookie = response.headers["set-cookie"]
     assert response.status_code == 303 and response.headers["location"] == "/"
-    assert cookie.startswith(f"{COOKIE_NAME}=v1.") and KEY not in cookie
+    assert cookie.startswith(f"{COOKIE_NAME}=v2.") and KEY not in cookie
     flags = {part.strip().lower() for part in cookie.split(";")[1:]}
     assert {"httponly", "samesite=strict", "path=/", "max-age=43200"} <= flags and "secure" not in flags
 
@@ -260,9 +262,9 @@ def test_the_session_reads_the_summary_and_the_videos(client: httpx.Client, vide
 
 @pytest.mark.parametrize("forge", [
     lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),                       # tampered signature
-    lambda t: t.replace("v1.", "v1.1", 1),                                             # tampered expiry
-    lambda t: SessionTokens(b"another-server-key-of-32-bytes!!").issue(),              # someone else's key
-    lambda t: SessionTokens(SESSION_KEY, clock=lambda: time.time() - 13 * 3600).issue(),  # expired
+    lambda t: t.replace("v2.", "v2.1", 1),                                             # tampered expiry
+    lambda t: SessionTokens(b"another-server-key-of-32-bytes!!").issue(DIGEST),        # someone else's key
+    lambda t: SessionTokens(SESSION_KEY, clock=lambda: time.time() - 13 * 3600).issue(DIGEST),  # expired
     lambda t: "",
 ])
 def test_a_forged_or_expired_session_is_refused(client: httpx.Client, forge: Any) -> None:
@@ -316,7 +318,7 @@ def test_a_session_revoked_by_one_process_is_refused_by_another(relay: Relay, jo
         other.close()
 
 
-@pytest.mark.parametrize("cookie", [None, "v1.9999999999.abc.def", ""])
+@pytest.mark.parametrize("cookie", [None, "v2.9999999999.abc.def", ""])
 def test_signing_out_without_a_valid_session_still_clears_the_cookie(client: httpx.Client,
                                                                      cookie: str | None) -> None:
     headers = session_cookie(cookie) if cookie is not None else {}

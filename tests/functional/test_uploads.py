@@ -58,7 +58,8 @@ def test_an_upload_answers_a_signed_url_that_serves_the_bytes(client: httpx.Clie
 def test_the_same_file_is_stored_once(client: httpx.Client, relay: Relay, tmp_path: Path) -> None:
     first, second = upload(client).json(), upload(client).json()
     assert first["key"] == second["key"]
-    assert len(list((tmp_path / "relay" / "blobs" / "uploads").glob("*.png"))) == 1
+    assert first["tenant"] == "default" and first["key"].startswith("uploads/default/")
+    assert len(list((tmp_path / "relay" / "blobs" / "uploads" / "default").glob("*.png"))) == 1
 
 
 def test_a_tampered_or_expired_url_is_404(client: httpx.Client, clock: Clock) -> None:

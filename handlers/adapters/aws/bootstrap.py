@@ -26,6 +26,7 @@ from handlers.adapters.aws.jobs import TABLE_SPEC, DynamoJobStore
 from handlers.adapters.aws.names import AwsNames
 from handlers.adapters.aws.queue import SqsWorkQueue, queue_url
 from handlers.base.errors import NotFound, QueueError, StorageError
+from handlers.domain.events import split_filter
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -173,9 +174,14 @@ def ensure_topic(client: SNSClient, name: str) -> str:
         return client.create_topic(Name=name)["TopicArn"]
 
 
-def filter_policy(types: Sequence[str]) -> str:
-    """The subscription's filter policy on the ``type`` attribute; ``"{}"`` (none) when ``"*"`` is wanted."""
-    return "{}" if ALL_TYPES in types else json.dumps({"type": sorted(set(types))}, separators=(",", ":"))
+def filter_policy(items: Sequence[str]) -> str:
+    """The subscription's filter policy on the ``type`` attribute (none when ``"*"`` is wanted) and, when the
+    filter names tenants (``tenant:<name>``), on the ``tenant`` attribute; ``"{}"`` when it has neither."""
+    types, tenants = split_filter(items)
+    policy = {} if ALL_TYPES in types else {"type": sorted(types)}
+    if tenants:
+        policy["tenant"] = sorted(tenants)
+    return json.dumps(policy, separators=(",", ":")) if policy else "{}"
 
 
 def ensure_subscriber(sqs: SQSClient, sns: SNSClient, topic_arn: str, queue: str, types: Sequence[str], *,

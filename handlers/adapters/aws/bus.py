@@ -141,9 +141,10 @@ class SnsEventBus:
     def _publish(self, event: Mapping[str, Any], event_type: str) -> None:
         attributes: dict[str, MessageAttributeValueTypeDef] = {
             "type": {"DataType": "String", "StringValue": event_type}}
-        source = event.get("source")
-        if isinstance(source, str) and source:
-            attributes["source"] = {"DataType": "String", "StringValue": source}
+        for name in ("source", "tenant"):
+            value = event.get(name)
+            if isinstance(value, str) and value:
+                attributes[name] = {"DataType": "String", "StringValue": value}
         with aws_errors(QueueError, f"publish to {self.topic_arn}"):
             self._sns.publish(TopicArn=self.topic_arn, Message=json.dumps(event, separators=(",", ":")),
                               MessageAttributes=attributes)

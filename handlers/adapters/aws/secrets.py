@@ -1,7 +1,7 @@
 """Secrets for Lambda: fetched at cold start from SSM Parameter Store, never kept in the environment.
 
 For each secret setting ``NAME`` (``EVOLINK_API_KEY``, ``RELAY_CALLBACK_SECRET``,
-``RELAY_API_KEYS``), ``NAME_PARAM`` names a SecureString parameter to read with decryption.
+``RELAY_API_KEYS``, ``RELAY_ADMIN_KEYS``), ``NAME_PARAM`` names a SecureString parameter to read with decryption.
 A plain ``NAME`` in the environment still wins (local runs).
 """
 
@@ -15,7 +15,7 @@ from handlers.base.logs import register_secret
 
 __all__ = ["SECRET_SETTINGS", "with_secrets"]
 
-SECRET_SETTINGS = ("EVOLINK_API_KEY", "RELAY_CALLBACK_SECRET", "RELAY_API_KEYS")
+SECRET_SETTINGS = ("EVOLINK_API_KEY", "RELAY_CALLBACK_SECRET", "RELAY_API_KEYS", "RELAY_ADMIN_KEYS")
 
 
 def with_secrets(env: Mapping[str, str], ssm: Any | None = None) -> dict[str, str]:
@@ -31,7 +31,8 @@ def with_secrets(env: Mapping[str, str], ssm: Any | None = None) -> dict[str, st
         ssm = boto3.client("ssm")
     for name, parameter in wanted.items():
         resolved[name] = _read(ssm, name, parameter)
-        register_secret(*resolved[name].split(","))
+        entries = [entry.strip() for entry in resolved[name].split(",") if entry.strip()]
+        register_secret(*entries, *(entry.partition(":")[2] for entry in entries if ":" in entry))
     return resolved
 
 

@@ -8,7 +8,8 @@ interested subscriber into that subscriber's queue, ``sub:<name>`` in the same `
 table as :class:`~handlers.adapters.local.queue.SqliteWorkQueue`, on the claim's
 connection, and recording commits (releasing rolls back). A racing publisher waits for
 the write lock, so it only ever finds an id published. A subscriber names the event
-``type`` values it wants, or ``"*"`` for all of them (SNS filter policies, in small).
+``type`` values it wants, or ``"*"`` for all of them, and optionally the tenants whose events
+it wants (``tenant:<name>``; :func:`handlers.domain.events.wants`): SNS filter policies, in small.
 The log keeps every event in publish order for ``events tail``.
 """
 
@@ -26,6 +27,7 @@ from handlers.adapters.local import queue
 from handlers.adapters.local.queue import SqliteWorkQueue, enqueue
 from handlers.adapters.local.sqlite import SqliteDatabase
 from handlers.base.errors import NotFound, QueueError
+from handlers.domain.events import wants
 
 __all__ = ["ALL_TYPES", "SCHEMA", "SUBSCRIBER_PREFIX", "SqliteEventBus"]
 
@@ -93,11 +95,12 @@ class SqliteEventBus:
     def _fan_out(self, connection: sqlite3.Connection, event: Mapping[str, Any], event_type: str) -> None:
         now = self._clock()
         with self._database.translated():
-            for name in self._interested(event_type):
+            for name in self._interested(event_type, event.get("tenant")):
                 enqueue(connection, SUBSCRIBER_PREFIX + name, event, now=now)
 
-    def _interested(self, event_type: str) -> list[str]:
-        return [name for name, types in self._wanted.items() if ALL_TYPES in types or event_type in types]
+    def _interested(self, event_type: str, tenant: object) -> list[str]:
+        return [name for name, items in self._wanted.items()
+                if wants(items, event_type, tenant if isinstance(tenant, str) else None)]
 
 
 class _SqliteLedger(EventLedger[sqlite3.Connection]):
