@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from handlers.base.logs import configure, get_logger
+from handlers.domain.pricing import load_price_table
 from handlers.net.server import ReadyServer, bind, server_config
 from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
@@ -25,6 +26,8 @@ _TYPES: dict[str, Any] = {
     "create_error_rate": click.FloatRange(0.0, 1.0),
     "download_delay": click.FloatRange(min=0.0),
     "url_ttl": click.FloatRange(min=0.0),
+    "quota": click.FloatRange(min=0.0),
+    "max_concurrency": click.IntRange(min=1),
 }
 
 
@@ -48,11 +51,17 @@ def sandbox_settings(data_dir: Path | None, **switches: Any) -> SandboxSettings:
               help="Accept only this bearer key [env SANDBOX_API_KEY, default: any non-empty key].")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where tasks and result videos live [env SANDBOX_DATA_DIR, default .relay/sandbox].")
+@click.option("--price-table", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              envvar="RELAY_PRICE_TABLE", show_envvar=False,
+              help="The price table tasks are billed by, as the relay's (docs/costs.md) [env RELAY_PRICE_TABLE, "
+                   "default: the built-in table].")
 @switch_options
-def sandbox(host: str, port: int, api_key: str | None, data_dir: Path | None, **switches: Any) -> None:
+def sandbox(host: str, port: int, api_key: str | None, data_dir: Path | None, price_table: Path | None,
+            **switches: Any) -> None:
     """Run the EvoLink look-alike: same routes, errors, callbacks; real MP4 results."""
     configure()
-    settings = sandbox_settings(data_dir, api_key=api_key, **switches)
+    prices = load_price_table(price_table) if price_table is not None else None
+    settings = sandbox_settings(data_dir, api_key=api_key, prices=prices, **switches)
     listener = bind(host, port)
     port = listener.getsockname()[1]  # --port 0 picks a free one
     engine = SandboxEngine(settings).start()

@@ -285,7 +285,7 @@ def _parse(path: Path, raw: bytes) -> PriceTable:
     try:
         document = parse_object(raw, what="the file", strict=True)
     except InvalidRequest as exc:
-        raise _refuse(path, "", f"is not valid JSON: {exc.violations[0].message}") from exc
+        raise _refuse(path, "", exc.violations[0].message) from exc
     unknown = [key for key in document if key not in _TOP_KEYS]
     if unknown:
         raise _refuse(path, unknown[0], f"is not a price table field; use {', '.join(_TOP_KEYS)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,8 +32,9 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def error_response(status: int, code: str, message: str, *, param: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    error: dict[str, Any] = {"code": code, "message": message, "type": _TYPES.get(status, "api_error")}
+                   headers: dict[str, str] | None = None, kind: str | None = None) -> JSONResponse:
+    """EvoLink's error body; ``kind`` is its ``type`` when the status's usual one does not fit."""
+    error: dict[str, Any] = {"code": code, "message": message, "type": kind or _TYPES.get(status, "api_error")}
     if param is not None:
         error["param"] = param
     return JSONResponse({"error": error}, status_code=status, headers=headers)
@@ -62,6 +64,13 @@ def _authorize(engine: SandboxEngine, request: Request) -> str | None:
     if key is None or (expected is not None and not hmac.compare_digest(key, expected)):
         return None
     return key
+
+
+def _provider_error(exc: ProviderError) -> JSONResponse:
+    """A refused create as EvoLink answers it: a 429 with ``Retry-After`` (whole seconds) and its create type."""
+    headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))} if exc.retry_after else None
+    kind = "rate_limit_error" if exc.status == 429 else None  # the create call's 429 type (GET's differs)
+    return error_response(exc.status or 500, exc.code, exc.message, headers=headers, kind=kind)
 
 
 def _callback_allowed(url: str) -> bool:
@@ -95,15 +104,16 @@ def create_sandbox_app(engine: SandboxEngine) -> Starlette:
             first = exc.violations[0]
             return error_response(400, "invalid_request", exc.message, param=first.field)
         except ProviderError as exc:
-            headers = {"Retry-After": str(int(exc.retry_after))} if exc.retry_after else None
-            return error_response(exc.status or 500, exc.code, exc.message, headers=headers)
+            return _provider_error(exc)
         callback = body.get("callback_url")
         if callback and not _callback_allowed(str(callback)):
             return error_response(400, "invalid_request", "callback_url must be HTTPS "
                                   "(plain http only to loopback in the sandbox)",
                                   param="callback_url")
-        task = await run_in_threadpool(engine.create, body, owner=key,
-                                       base_url=str(request.base_url))
+        try:
+            task = await run_in_threadpool(engine.create, body, owner=key, base_url=str(request.base_url))
+        except ProviderError as exc:  # past the plan's concurrency or the account's credits
+            return _provider_error(exc)
         return JSONResponse(task)
 
     async def get_task(request: Request) -> Response:

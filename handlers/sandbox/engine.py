@@ -9,6 +9,14 @@ duration/quality/aspect/audio), marks the task ``completed`` or ``failed`` and h
 the :class:`CallbackSender`. Tasks are kept as
 JSON files so a restarted sandbox still answers for them.
 
+Billing follows EvoLink's rules with the relay's price table (:mod:`handlers.domain.pricing`):
+a task reserves its estimate on creation (``usage.credits_reserved``; reference videos are read
+for their length), uses it on completion (``usage.credits_used``), and a failed or cancelled
+task is not billed. ``quota`` is the account's credits: a create that would reserve more than
+remain is refused with EvoLink's 402 ``insufficient_quota``. ``max_concurrency`` is the plan's
+limit of tasks not yet final: past it a create is refused with 429 and a ``Retry-After`` of
+the seconds until the earliest running task is due to end.
+
 Result URLs name the address a task was created through, unless the engine is told where
 it is served (:meth:`SandboxEngine.advertise`, as the relay's in-process sandbox does): then
 every answer and callback gives them on that address, so a sandbox restarted on another
@@ -38,14 +46,19 @@ from urllib.parse import urlencode, urlsplit
 from handlers.base.errors import NotFound, ProviderError, ProviderRejected
 from handlers.base.logs import get_logger
 from handlers.domain.contract import DEFAULTS
+from handlers.domain.pricing import estimate
+from handlers.net.netguard import AddressPolicy
 from handlers.provider.evolink.task import new_task_id
 from handlers.sandbox import media
 from handlers.sandbox.callbacks import CallbackSender
 from handlers.sandbox.settings import SandboxSettings
+from handlers.usecases.estimate import Estimator, estimate_job, reference_prober
 
 __all__ = ["FAILURE_MESSAGES", "SandboxEngine", "SandboxTask", "estimate_seconds"]
 
 log = get_logger(__name__)
+_PROBE = reference_prober(AddressPolicy(allow_http=True, allow_private=True), timeout=5.0)  # reads what EvoLink would
+_NOT_BILLED = frozenset({"failed", "cancelled"})  # failed tasks are not billed: their reservation is released
 _QUALITY_FACTOR = {"480p": 0.8, "720p": 1.0, "1080p": 1.5, "4k": 2.5}
 FAILURE_MESSAGES = {
     "content_policy_violation": "Content policy violation. Your request was blocked by safety filters.",
@@ -84,6 +97,7 @@ class SandboxTask:
     base_url: str
     callback_url: str | None = None
     planned_failure: str | None = None
+    credits: float | None = None  # reserved at creation, used on completion; None in tasks saved before billing
     status: str = "pending"
     results: list[str] = field(default_factory=list)
     media_path: str | None = None
@@ -127,10 +141,15 @@ class SandboxTask:
 
     def _usage(self, status: str) -> dict[str, Any]:
         usage: dict[str, Any] = {"billing_rule": "per_second", "user_group": "default",
-                                 "credits_reserved": self.duration * 6}
+                                 "credits_reserved": self.credits}
         if status == "completed":
-            usage["credits_used"] = self.duration * 6
+            usage["credits_used"] = self.credits  # a failed or cancelled task is not billed: no credits_used
         return usage
+
+    @property
+    def billed(self) -> float:
+        """What the task holds of the account: its reservation, or its use; nothing once it failed."""
+        return 0.0 if self.status in _NOT_BILLED else self.credits or 0.0
 
 
 class SandboxEngine:
@@ -156,6 +175,7 @@ class SandboxEngine:
         (self._dir / "tasks").mkdir(parents=True, exist_ok=True)
         self._secret = _load_secret(self._dir / "url-secret")
         self.sender = sender or CallbackSender(settings, rng=random.Random(settings.seed))
+        self._estimator = Estimator(settings.prices, _PROBE)
         self._render = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-render")
         self._thread = threading.Thread(target=self._run, name="sandbox-scheduler", daemon=True)
         self._load()
@@ -188,26 +208,54 @@ class SandboxEngine:
                             retry_after=1.0 if status != 500 else None)
 
     def create(self, request: Mapping[str, Any], *, owner: str, base_url: str) -> dict[str, Any]:
+        """A new task for a valid ``request``; ``ProviderError`` 429 past ``max_concurrency``, 402 past ``quota``.
+
+        The task reserves what the price table says the request costs, its reference videos read
+        for their length as EvoLink reads them (15 s, the worst case, where they cannot be read).
+        """
+        credits = estimate_job(self._estimator, request).credits
         now = self._clock()
         duration = int(request.get("duration", DEFAULTS["duration"]))
         quality = str(request.get("quality", DEFAULTS["quality"]))
         nominal = estimate_seconds(duration, quality)
-        estimate = max(1, math.ceil(nominal / self.settings.speed))
+        estimate_time = max(1, math.ceil(nominal / self.settings.speed))
         with self._lock:
+            self._admit(credits, now)
             failure = self._next_failure() if self._rng.random() < self.settings.fail_rate else None
             task = SandboxTask(
                 id=new_task_id(now), model=str(request["model"]), owner=_owner(owner),
-                created=now, estimated_time=estimate, run_seconds=nominal / self.settings.speed,
+                created=now, estimated_time=estimate_time, run_seconds=nominal / self.settings.speed,
                 duration=duration, quality=quality,
                 aspect_ratio=str(request.get("aspect_ratio", DEFAULTS["aspect_ratio"])),
                 audio=bool(request.get("generate_audio", True)), base_url=base_url.rstrip("/"),
-                callback_url=request.get("callback_url"), planned_failure=failure,
+                callback_url=request.get("callback_url"), planned_failure=failure, credits=credits,
             )
             self._tasks[task.id] = task
             self._schedule(task)
         self._save(task)
-        log.info("sandbox.task.created", task_id=task.id, run_seconds=round(task.run_seconds, 3))
+        log.info("sandbox.task.created", task_id=task.id, run_seconds=round(task.run_seconds, 3), credits=credits)
         return task.view(now)
+
+    def _admit(self, credits: float, now: float) -> None:
+        """Refuse a create the plan's concurrency or the account's credits cannot take (lock held)."""
+        limit, quota = self.settings.max_concurrency, self.settings.quota
+        if limit is not None:
+            running = [t.created + t.run_seconds for t in self._tasks.values() if not t.final]
+            if len(running) >= limit:
+                wait = max(1, math.ceil(min(running) - now))
+                raise ProviderError(f"Too many requests: {len(running)} tasks are running, the plan allows "
+                                    f"{limit} at once; try again later", status=429, code="rate_limit_exceeded",
+                                    retry_after=float(wait))
+        if quota is not None:
+            remaining = quota - math.fsum(t.billed for t in self._tasks.values())
+            if credits > remaining:
+                raise ProviderError(f"Insufficient quota. Please top up your account: this task needs {credits:g} "
+                                    f"credits and {max(remaining, 0.0):g} remain", status=402,
+                                    code="insufficient_quota")
+
+    def _price(self, task: SandboxTask) -> float:
+        return estimate({"model": task.model, "duration": task.duration, "quality": task.quality}, [],
+                        self.settings.prices).credits
 
     def _next_failure(self) -> str:
         """``fail_code`` may list several codes (comma-separated): they are used in turn."""
@@ -301,6 +349,8 @@ class SandboxEngine:
     def _load(self) -> None:
         for path in sorted((self._dir / "tasks").glob("*.json")):
             task = SandboxTask(**json.loads(path.read_text(encoding="utf-8")))
+            if task.credits is None:  # saved before tasks were billed: priced as a request without references
+                task.credits = self._price(task)
             self._tasks[task.id] = task
             if not task.final:
                 heapq.heappush(self._due, (task.created + task.run_seconds, task.id))

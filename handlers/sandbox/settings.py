@@ -10,12 +10,13 @@ from typing import Any
 
 from handlers.app.knobs import default_of, knob, number, path, text, whole
 from handlers.base.errors import ConfigurationError
+from handlers.domain.pricing import DEFAULT_PRICE_TABLE, PriceTable
 
 __all__ = ["SWITCHES", "SandboxSettings"]
 
 # The settings the CLI offers as flags of ``serve`` and ``sandbox`` (the others have their own options).
 _FLAGS = ("speed", "callback_drop", "callback_duplicate", "callback_delay", "fail_rate", "fail_code",
-          "create_error_rate", "download_delay", "url_ttl")
+          "create_error_rate", "download_delay", "url_ttl", "quota", "max_concurrency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +33,18 @@ class SandboxSettings:
     create_error_rate: float = knob("SANDBOX_CREATE_ERROR_RATE", 0.0, "probability of 429/500/503 on create", number)
     download_delay: float = knob("SANDBOX_DOWNLOAD_DELAY", 0.0, "seconds before a result download starts", number)
     url_ttl: float = knob("SANDBOX_URL_TTL", 24 * 3600.0, "seconds result URLs stay valid", number)
+    quota: float | None = knob("SANDBOX_QUOTA", None, "credits the account holds: a create that would reserve more "
+                               "than remain answers 402 insufficient_quota (default: unlimited)", number)
+    max_concurrency: int | None = knob("SANDBOX_MAX_CONCURRENCY", None, "tasks not yet final at once (the plan's "
+                                       "limit): past it, create answers 429 with Retry-After (default: unlimited)",
+                                       whole)
     api_key: str | None = knob("SANDBOX_API_KEY", None, "the bearer key the sandbox accepts (default: any "
                                "non-empty key)", text, secret=True)
     data_dir: Path = knob(  # noqa: RUF009 (knob() declares a field, as dataclasses.field does)
         "SANDBOX_DATA_DIR", Path(".relay/sandbox"), "where tasks and result videos live", path)
     seed: int | None = knob("SANDBOX_SEED", None, "seed of the random choices (drops, failures), for repeatable "
                             "runs", whole)
+    prices: PriceTable = DEFAULT_PRICE_TABLE  # what tasks reserve and use (the relay's RELAY_PRICE_TABLE)
     callback_timeout: float = 10.0
     callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
 
@@ -48,6 +55,8 @@ class SandboxSettings:
         _check(self.callback_duplicate >= 0, "callback_duplicate", "must be 0 or more")
         for name in ("callback_delay", "download_delay", "url_ttl"):
             _check(getattr(self, name) >= 0, name, "must be 0 or more seconds")
+        _check(self.quota is None or self.quota >= 0, "quota", "must be 0 or more credits")
+        _check(self.max_concurrency is None or self.max_concurrency >= 1, "max_concurrency", "must be 1 or more tasks")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> SandboxSettings:

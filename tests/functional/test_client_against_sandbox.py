@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from handlers.base.errors import ProviderRejected, ProviderUnavailable
+from handlers.domain.pricing import DEFAULT_PRICE_TABLE
 from handlers.provider.evolink import EvoLinkClient, RetryPolicy
 from tests.support.servers import running_sandbox, wait_until
 
@@ -18,7 +19,8 @@ def test_create_then_read_until_completed(tmp_path: Path) -> None:
     with running_sandbox(tmp_path, speed=400.0) as sandbox, EvoLinkClient("sk-evo-1", sandbox.url) as client:
         created = client.create_task(REQUEST, idempotency_key="job_abc.1")
         final = wait_until(lambda: (t := client.get_task(created.id)).is_final and t, 20.0, "completion")
-    assert created.status == "pending" and created.estimated_time and created.credits_reserved == 24
+    fast_480p = DEFAULT_PRICE_TABLE.rates["fast"]["480p"].credits
+    assert created.status == "pending" and created.estimated_time and created.credits_reserved == 4 * fast_480p
     assert final.outcome == "completed" and final.results[0].startswith(sandbox.url)
 
 

@@ -141,3 +141,21 @@ def test_api_key_never_reaches_a_rendered_log() -> None:
                                                 ("Thu, 01 Jan 1970 00:16:50 GMT", 10.0)])
 def test_retry_after_accepts_seconds_and_http_dates(value: str | None, seconds: float | None) -> None:
     assert parse_retry_after(value, now=1000.0) == seconds
+
+
+def test_402_insufficient_quota_is_a_rejection_never_retried_with_a_clear_message() -> None:
+    """An account out of credits: ProviderRejected, code insufficient_quota, one request, no wait."""
+    recorder, sleeps = Recorder(err(402, "insufficient_quota", {"Retry-After": "5"})), []
+    with pytest.raises(ProviderRejected) as info:
+        make_client(recorder, sleeps).create_task(BODY, idempotency_key="k" * 16)
+    assert (info.value.status, info.value.code, len(recorder.requests), sleeps) == (402, "insufficient_quota", 1, [])
+    assert "too few credits for this task, so none was created" in info.value.message
+
+
+def test_a_429_that_outlasts_the_attempts_is_unavailable_carrying_retry_after() -> None:
+    """Every attempt answered 429 with Retry-After: ProviderUnavailable whose retry_after is that wait."""
+    recorder, sleeps = Recorder(*[err(429, "rate_limit_exceeded", {"Retry-After": "9"})] * 4), []
+    with pytest.raises(ProviderUnavailable) as info:
+        make_client(recorder, sleeps).create_task(BODY, idempotency_key="k" * 16)
+    assert (info.value.status, info.value.code, info.value.retry_after) == (429, "rate_limit_exceeded", 9.0)
+    assert sleeps == [9.0, 9.0, 9.0] and "Retry-After" in info.value.message

@@ -163,7 +163,7 @@ def _setting(document: dict[str, Any], value: object, *path: str) -> dict[str, A
 
 BAD_TABLES = {
     "not JSON": ("{families: ", ("is not valid JSON",)),
-    "not an object": ("[1, 2]", ("is not valid JSON", "array")),
+    "not an object": ("[1, 2]", ("must be a JSON object, got array",)),
     "no families": (_without(DEFAULT_PRICE_TABLE.as_dict(), "families"), ("families is missing",)),
     "missing family": (_without(DEFAULT_PRICE_TABLE.as_dict(), "families", "mini"),
                        ("families has no mini entry", "standard, fast, mini")),

@@ -2,9 +2,12 @@
 
 Retry policy: 429, 502 and 503 are retried with exponential backoff and full jitter,
 honouring ``Retry-After``; connection failures that happen before a request is sent are
-retried too. A ``create_task`` that fails after the request may have reached EvoLink (a
-read timeout, a dropped connection) is never retried: it raises :class:`UnknownOutcome`
-so the caller can reconcile. ``get_task`` is safe to retry on any transport failure.
+retried too. A 429 that outlasts the attempts is a :class:`ProviderUnavailable` carrying the
+last ``Retry-After`` in seconds (``retry_after``); a 402 (the account is out of credits) is a
+:class:`ProviderRejected`, never retried, with EvoLink's code (``insufficient_quota``). A
+``create_task`` that fails after the request may have reached EvoLink (a read timeout, a
+dropped connection) is never retried: it raises :class:`UnknownOutcome` so the caller can
+reconcile. ``get_task`` is safe to retry on any transport failure.
 The API key goes only to EvoLink's host and never into a log.
 """
 
@@ -33,6 +36,10 @@ __all__ = ["RETRYABLE_STATUSES", "USER_AGENT", "EvoLinkClient", "RetryPolicy"]
 
 USER_AGENT = f"seedance-relay/{__version__}"
 RETRYABLE_STATUSES = frozenset({429, 502, 503})
+# What a status means for whoever reads the error, beside EvoLink's own message.
+_HINTS = {402: "the EvoLink account has too few credits for this task, so none was created; top it up, then submit "
+               "again",
+          429: "EvoLink's rate or concurrency limit for this plan; retry after the time Retry-After gives"}
 _SAFE_TO_RETRY = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 log = get_logger(__name__)
 
@@ -170,8 +177,9 @@ def _error_from(response: httpx.Response, now: float) -> ProviderError:
     message = str(error.get("message") or response.reason_phrase or "error")
     status = response.status_code
     cls = ProviderRejected if 400 <= status < 500 and status != 429 else ProviderUnavailable
+    hint = f" ({_HINTS[status]})" if status in _HINTS else ""
     return cls(
-        f"EvoLink {status} {code}: {message}",
+        f"EvoLink {status} {code}: {message}{hint}",
         status=status,
         code=code,
         body=body if isinstance(body, Mapping) else {},
