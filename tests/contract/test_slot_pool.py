@@ -171,6 +171,14 @@ def test_expired_lists_oldest_first_up_to_the_limit(slot_pool: SlotPool) -> None
     assert [lease.job_id for lease in slot_pool.expired(T0 + 15)] == ["job_1"]
 
 
+def test_acquire_passes_over_more_expired_leases_than_one_sweep_takes(slot_pool: SlotPool) -> None:
+    for n in range(120):
+        assert take(slot_pool, f"dead_{n:03}", until=T0 + 60, cap=120)
+    assert take(slot_pool, "job_1", now=T0 + 61, until=T0 + LEASE, cap=10)
+    assert held(slot_pool, T0 + 61) == ["job_1"]
+    assert len(slot_pool.expired(T0 + 61, limit=1000)) == 120
+
+
 def test_expired_forgets_a_lease_a_week_past_its_end(slot_pool: SlotPool) -> None:
     assert take(slot_pool, "job_dead", until=T0 + 60, cap=1)
     week = 7 * 86_400.0

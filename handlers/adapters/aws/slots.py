@@ -48,11 +48,12 @@ from handlers.ports import SlotLease
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["ATTEMPTS", "POOL_ID", "RETENTION", "SWEEP_BATCH", "DynamoSlotPool"]
+__all__ = ["ATTEMPTS", "MAX_TURNS", "POOL_ID", "RETENTION", "SWEEP_BATCH", "DynamoSlotPool"]
 
 POOL_ID = "slots#pool"
 ATTEMPTS = 8
-SWEEP_BATCH = 25
+SWEEP_BATCH = 50
+MAX_TURNS = 64
 RETENTION = 7 * 86_400.0
 _NAMES = {"#leases": "leases", "#lapsed": "lapsed", "#tenants": "tenants", "#tn": "tenant", "#u": "until"}
 _EMPTY: dict[str, Any] = {"M": {}}
@@ -71,24 +72,29 @@ class DynamoSlotPool:
 
     def acquire(self, job_id: str, tenant: str, *, now: float, until: float, cap: int,
                 tenant_cap: int | None) -> bool:
-        for _ in range(ATTEMPTS):
+        """Every turn of the loop but a sweep that made room counts against :data:`ATTEMPTS` (all turns:
+        :data:`MAX_TURNS`, room to sweep the most leases the item holds)."""
+        races = 0
+        for _ in range(MAX_TURNS):
             refused = self._try_acquire(job_id, tenant, until=until, cap=cap, tenant_cap=tenant_cap)
             if refused is None:
                 return True
-            if "leases" not in refused:
-                self._create_pool()
-                continue
             leases, lapsed = _entries(refused, "leases"), _entries(refused, "lapsed")
             mine = leases.get(job_id)
-            if mine is not None and mine.until > now:
+            stale = [lease for lease in leases.values() if lease.until <= now]
+            if "leases" not in refused:
+                self._create_pool()
+            elif mine is not None and mine.until > now:
                 if self.renew(job_id, now=now, until=until):
                     return True
-                continue
-            stale = [lease for lease in leases.values() if lease.until <= now]
-            if not stale:
+            elif not stale:
                 return False
-            self._sweep(stale, [lease for lease in lapsed.values() if lease.until <= now - self.retention])
-        raise Conflict(f"slot pool: acquiring a slot for job {job_id!r} lost {ATTEMPTS} races in a row")
+            elif self._sweep(stale, [lease for lease in lapsed.values() if lease.until <= now - self.retention]):
+                continue
+            races += 1
+            if races == ATTEMPTS:
+                break
+        raise Conflict(f"slot pool: acquiring a slot for job {job_id!r}: other writers kept changing the pool")
 
     def renew(self, job_id: str, *, now: float, until: float) -> bool:
         """Move ``until`` later (never earlier) while the lease is unexpired."""
@@ -142,9 +148,10 @@ class DynamoSlotPool:
             "SET #leases.#j = :lease, #tenants.#t = if_not_exists(#tenants.#t, :zero) + :one REMOVE #lapsed.#j",
             condition, {"#j": job_id, "#t": tenant}, values)
 
-    def _sweep(self, stale: list[SlotLease], forgotten: list[SlotLease]) -> None:
+    def _sweep(self, stale: list[SlotLease], forgotten: list[SlotLease]) -> bool:
         """Move ``stale`` leases (still as read) to ``lapsed`` and lower their tenants' counts; drop
-        ``forgotten`` lapsed ones. A lease renewed or released meanwhile fails the write: nothing changes."""
+        ``forgotten`` lapsed ones; whether it was written. A lease renewed or released meanwhile fails
+        the write, and nothing changes."""
         stale, forgotten = stale[:SWEEP_BATCH], forgotten[:SWEEP_BATCH]
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
@@ -152,20 +159,22 @@ class DynamoSlotPool:
         removes: list[str] = []
         conditions: list[str] = []
         for n, lease in enumerate(stale):
-            names[f"#s{n}"], values[f":s{n}"], values[f":u{n}"] = lease.job_id, _lease(lease.tenant, lease.until), \
-                _number(lease.until)
+            names[f"#s{n}"] = lease.job_id
+            values.update({f":s{n}": _lease(lease.tenant, lease.until), f":u{n}": _number(lease.until)})
             removes.append(f"#leases.#s{n}")
             sets.append(f"#lapsed.#s{n} = :s{n}")
             conditions.append(f"#leases.#s{n}.#u = :u{n}")
         for n, (tenant, count) in enumerate(Counter(lease.tenant for lease in stale).items()):
-            names[f"#t{n}"], values[f":d{n}"] = tenant, {"N": str(count)}
+            names[f"#t{n}"] = tenant
+            values[f":d{n}"] = {"N": str(count)}
             sets.append(f"#tenants.#t{n} = #tenants.#t{n} - :d{n}")
         for n, lease in enumerate(forgotten):
-            names[f"#f{n}"], values[f":f{n}"] = lease.job_id, _number(lease.until)
+            names[f"#f{n}"] = lease.job_id
+            values[f":f{n}"] = _number(lease.until)
             removes.append(f"#lapsed.#f{n}")
             conditions.append(f"#lapsed.#f{n}.#u = :f{n}")
-        self._update("sweep expired slot leases", f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
-                     " AND ".join(conditions), names, values)
+        return self._update("sweep expired slot leases", f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+                            " AND ".join(conditions), names, values) is None
 
     def _create_pool(self) -> None:
         """Create the item with its three empty maps, keeping any that exist (safe to race)."""
@@ -174,7 +183,7 @@ class DynamoSlotPool:
                      " #tenants = if_not_exists(#tenants, :empty)", None, {}, {":empty": _EMPTY})
 
     def _read(self, what: str) -> dict[str, Any]:
-        with aws_errors(StorageError, what):
+        with aws_errors(StorageError, f"slot pool: {what}"):
             return dict(self._client.get_item(TableName=self.table, Key=_KEY, ConsistentRead=True).get("Item")
                         or {})
 
