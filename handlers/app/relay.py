@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from handlers.app.settings import Settings
+from handlers.domain.pricing import PriceTable
 from handlers.domain.tokens import TokenSigner
-from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
+from handlers.ports import BlobStore, BudgetLedger, EventBus, JobStore, KeyStore, Provider, SlotPool, WorkQueue
 
 if TYPE_CHECKING:
     from handlers.app.metrics import RelayMetrics
@@ -30,6 +31,10 @@ class Relay:
     fetcher: ResultFetcher
     callback_base: str
     metrics: RelayMetrics
+    keys: KeyStore
+    ledger: BudgetLedger
+    slots: SlotPool
+    prices: PriceTable
     clock: Callable[[], float] = time.time
     closers: list[Callable[[], None]] = field(default_factory=list)
 

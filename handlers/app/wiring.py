@@ -16,16 +16,17 @@ from handlers.app.settings import Settings
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import register_secret
 from handlers.domain.events import TENANT_FILTER, event_type
+from handlers.domain.pricing import DEFAULT_PRICE_TABLE, load_price_table
 from handlers.domain.tokens import TokenSigner
 from handlers.net.download import ResultFetcher
 from handlers.net.netguard import AddressPolicy
-from handlers.ports import BlobStore, EventBus, JobStore, Provider, WorkQueue
+from handlers.ports import BlobStore, BudgetLedger, EventBus, JobStore, KeyStore, Provider, SlotPool, WorkQueue
 from handlers.provider.evolink.client import EvoLinkClient
 
 if TYPE_CHECKING:
     from handlers.adapters.aws.names import AwsNames
 
-__all__ = ["SANDBOX_KEY", "aws_names", "build_ports", "build_relay", "local_secret", "result_policy",
+__all__ = ["SANDBOX_KEY", "aws_names", "build_accounts", "build_ports", "build_relay", "local_secret", "result_policy",
            "subscriber_filters", "watched_queues"]
 
 SANDBOX_KEY = "sk-evo-sandbox-local"
@@ -73,6 +74,7 @@ def _callback_base(settings: Settings) -> str:
 
 
 Ports = tuple[JobStore, BlobStore, WorkQueue, EventBus, list[Callable[[], None]]]
+Accounts = tuple[KeyStore, BudgetLedger, SlotPool, list[Callable[[], None]]]
 
 
 def build_ports(settings: Settings, clock: Callable[[], float] = time.time) -> Ports:
@@ -88,6 +90,8 @@ def build_relay(settings: Settings, *, provider: Provider | None = None,
     Its metrics count every provider call; ``metrics_sink`` also gets every figure (EMF on Lambda).
     """
     jobs, blobs, queue, bus, closers = build_ports(settings, clock)
+    keys, ledger, slots, account_closers = build_accounts(settings, clock)
+    prices = DEFAULT_PRICE_TABLE if settings.price_table is None else load_price_table(settings.price_table)
     client = None
     if provider is None:
         provider = client = EvoLinkClient(settings.evolink_api_key or SANDBOX_KEY, settings.evolink_base_url)
@@ -97,11 +101,34 @@ def build_relay(settings: Settings, *, provider: Provider | None = None,
     relay = Relay(settings=settings, jobs=jobs, blobs=blobs, ingest_queue=queue, bus=bus,
                   provider=MeteredProvider(provider, metrics),
                   signer=TokenSigner.from_config(_callback_secrets(settings), required=settings.backend != "aws"),
-                  fetcher=fetcher, callback_base=_callback_base(settings), metrics=metrics, clock=clock)
-    relay.closers += [fetcher.close, *closers]
+                  fetcher=fetcher, callback_base=_callback_base(settings), metrics=metrics, clock=clock,
+                  keys=keys, ledger=ledger, slots=slots, prices=prices)
+    relay.closers += [fetcher.close, *closers, *account_closers]
     if client is not None:
         relay.closers.append(client.close)
     return relay
+
+
+def build_accounts(settings: Settings, clock: Callable[[], float] = time.time) -> Accounts:
+    """The run-time API keys, the budget ledger and the slot pool (plus their closers), in the job store's
+    database (SQLite file, or DynamoDB table): for the relay and for tools such as ``keys`` and ``tenants``."""
+    if settings.backend == "aws":
+        from handlers.adapters.aws import DynamoBudgetLedger, DynamoKeyStore, DynamoSlotPool, aws_clients
+
+        names = aws_names(settings)
+        dynamodb = aws_clients(names, endpoint_url=settings.aws_endpoint_url).dynamodb
+        return (DynamoKeyStore(dynamodb, names.table), DynamoBudgetLedger(dynamodb, names.table, clock=clock),
+                DynamoSlotPool(dynamodb, names.table), [])
+    from handlers.adapters.local import SqliteBudgetLedger, SqliteKeyStore, SqliteSlotPool
+
+    db = _local_database(settings)
+    keys, ledger, slots = SqliteKeyStore(db), SqliteBudgetLedger(db, clock=clock), SqliteSlotPool(db)
+    return keys, ledger, slots, [keys.close, ledger.close, slots.close]
+
+
+def _local_database(settings: Settings) -> Path:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings.data_dir / "relay.sqlite3"
 
 
 def watched_queues(settings: Settings, ingest: WorkQueue, bus: EventBus) -> dict[str, WorkQueue]:
@@ -120,8 +147,7 @@ def _callback_secrets(settings: Settings) -> tuple[str, ...]:
 def _local_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
     from handlers.adapters.local import FolderBlobStore, SqliteEventBus, SqliteJobStore, SqliteWorkQueue
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = settings.data_dir / "relay.sqlite3"
+    db = _local_database(settings)
     jobs, blobs = SqliteJobStore(db, clock=clock), FolderBlobStore(settings.data_dir / "blobs")
     queue = SqliteWorkQueue(db, "ingest", visibility_timeout=settings.queue_visibility_timeout,
                             max_receives=settings.queue_max_receives, clock=clock)

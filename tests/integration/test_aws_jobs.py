@@ -51,8 +51,8 @@ def test_existing_asks_again_for_the_keys_dynamodb_left_unprocessed(jobs: Dynamo
         if answers == 1:  # DynamoDB may answer none of a batch and hand the keys back
             parsed["Responses"] = {jobs.table: []}
             parsed["UnprocessedKeys"] = {jobs.table: {"Keys": [{"id": {"S": job_id}} for job_id in asked],
-                                                      "ConsistentRead": True, "ProjectionExpression": "#id",
-                                                      "ExpressionAttributeNames": {"#id": "id"}}}
+                                                      "ConsistentRead": True, "ProjectionExpression": "#id, #kind",
+                                                      "ExpressionAttributeNames": {"#id": "id", "#kind": "kind"}}}
 
     clients.dynamodb.meta.events.register("after-call.dynamodb.BatchGetItem", throttle_first_answer)
     try:

@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from handlers.adapters.aws.bus import LEDGER_PREFIX
 from handlers.adapters.aws.errors import CONDITION_FAILED, aws_errors, error_code, translate
 from handlers.base.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
 from handlers.domain.jobs import Job, JobStatus
@@ -53,7 +52,6 @@ __all__ = ["CREATED_INDEX", "DUE_INDEX", "DUE_SHARD", "JOB_KIND", "SESSION_PREFI
 DUE_INDEX, CREATED_INDEX, STATUS_INDEX, TENANT_INDEX = "due-index", "created-index", "status-index", "tenant-index"
 DUE_SHARD, JOB_KIND = "due", "job"
 SESSION_PREFIX = "session#"
-NOT_JOBS = (SESSION_PREFIX, LEDGER_PREFIX)
 TTL_ATTRIBUTE = "expires_at"
 DAY = 86_400.0
 BATCH_GET_LIMIT = 100
@@ -155,7 +153,8 @@ class DynamoJobStore:
     def existing(self, job_ids: Collection[str]) -> set[str]:
         """Consistent ``BatchGetItem`` calls of up to 100 keys, projected on the key: no record is read.
 
-        Ids of the other items the table keeps (``session#…``, ``event#…``) are never jobs.
+        Only items of ``kind`` job count: the other items the table keeps (sessions, the event
+        ledger, keys, budgets, slots) are never jobs.
 
         Keys DynamoDB leaves unprocessed (throttling) are asked again, with a short backoff.
         """
@@ -164,14 +163,15 @@ class DynamoJobStore:
         for start in range(0, len(wanted), BATCH_GET_LIMIT):
             request: dict[str, Any] = {self.table: {
                 "Keys": [{"id": {"S": job_id}} for job_id in wanted[start:start + BATCH_GET_LIMIT]],
-                "ConsistentRead": True, "ProjectionExpression": "#id", "ExpressionAttributeNames": {"#id": "id"}}}
+                "ConsistentRead": True, "ProjectionExpression": "#id, #kind",
+                "ExpressionAttributeNames": {"#id": "id", "#kind": "kind"}}}
             for attempt in range(UNPROCESSED_ATTEMPTS):
                 if attempt:
                     time.sleep(min(0.05 * 2 ** attempt, 1.0))
                 with aws_errors(StorageError, f"look up {len(request[self.table]['Keys'])} jobs"):
                     answer = self._client.batch_get_item(RequestItems=request)
                 found.update(item["id"]["S"] for item in answer.get("Responses", {}).get(self.table, [])
-                             if not item["id"]["S"].startswith(NOT_JOBS))
+                             if item.get("kind", {}).get("S") == JOB_KIND)
                 request = dict(answer.get("UnprocessedKeys") or {})
                 if not request:
                     break
