@@ -1,4 +1,5 @@
-"""``seedance-relay submit``: a job from a request file or flags, local files uploaded first."""
+"""``seedance-relay submit``: a job from a request file or flags, local files uploaded first; ``--estimate`` prints
+what it would cost instead (``POST /v1/estimates``) and submits nothing."""
 
 from __future__ import annotations
 
@@ -123,19 +124,27 @@ def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) ->
 @click.option("--metadata", help='A JSON object carried into every event, e.g. \'{"order": 1}\'.')
 @click.option("--idempotency-key", help="Repeat-safe key; a repeat returns the same job.")
 @click.option("--wait", is_flag=True, help="Follow the job (generation, then copy) until it is final.")
+@click.option("--estimate", "only_estimate", is_flag=True,
+              help="Print what the job would cost in credits (the relay's POST /v1/estimates) and submit nothing; "
+                   "local files are still uploaded, so the relay can read their length.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines; the last one is the final job.")
 @click.option("--relay-url", help="The relay [env RELAY_URL, default http://127.0.0.1:8000].")
 @click.option("--api-key", help="Bearer key [env RELAY_API_KEY].")
 def submit(file: Path | None, wait: bool, as_json: bool, relay_url: str | None, api_key: str | None,
-           idempotency_key: str | None, **options: Any) -> None:
+           idempotency_key: str | None, only_estimate: bool, **options: Any) -> None:
     """Submit a generation job (FILE, flags, or both; flags win) to a running relay.
 
     Local files given as references are uploaded first. Exits 0 for a published job (or an
-    accepted one without --wait), 1 for a failed one or an error answer, 2 for bad flags.
+    accepted one without --wait, or an estimate), 1 for a failed one or an error answer, 2 for bad flags.
     """
+    if only_estimate and wait:
+        raise click.UsageError("--estimate submits nothing, so there is nothing to --wait for; leave one out")
     client = relay_client(relay_url, api_key)
     try:
         body = _request(client, file, options)
+        if only_estimate:
+            _show_estimate(client.call("POST", "/v1/estimates", json=body), as_json)
+            return
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         try:
             job = client.call("POST", "/v1/jobs", json=body, headers=headers)
@@ -151,6 +160,20 @@ def submit(file: Path | None, wait: bool, as_json: bool, relay_url: str | None, 
     if not as_json:
         _summary(job)
     sys.exit(0 if job.get("status") == "published" or (not wait and job.get("status") not in FINAL) else 1)
+
+
+def _show_estimate(answer: dict[str, Any], as_json: bool) -> None:
+    """The relay's estimate: one JSON line, or the credits, a line per item and the assumptions."""
+    if as_json:
+        click.echo(json.dumps(answer, separators=(",", ":")))
+        return
+    click.echo(f"{answer['credits']:g} credits (estimate; nothing was submitted)")
+    for line in answer["breakdown"]:
+        per_second = line["seconds"] is not None and line["rate"] is not None
+        how = f"{line['seconds']:g} s x {line['rate']:g} = " if per_second else ""
+        click.echo(f"  {line['what']}: {how}{line['credits']:g}")
+    for assumption in answer["assumptions"]:
+        click.echo(f"  assumed: {assumption}")
 
 
 def _emit(job: dict[str, Any], as_json: bool) -> None:

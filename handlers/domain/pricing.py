@@ -100,10 +100,11 @@ _ANCHOR, _LEGACY_720 = 6.0, 0.1985  # credits/s and legacy $/s of standard 720p 
 _SEED_DATE, _VOLC_DATE = "2026-03-30", "2026-10-14"
 _SEED = "seed document: 60 credits reserved for 10 s of 720p (example task of 2026-03-30)"
 _LEGACY = "6 credits/s (seed) x EvoLink's legacy $/s ratio: ${:.4f} / $0.1985, with video input ${:.4f} / $0.1985"
-_VOLC = "6 credits/s (seed) x {} (Volcengine list prices, docs.laozhang.ai/en/announcements/seedance-pricing-2026-10)"
+_VOLC = "{} (Volcengine list prices as resold at docs.laozhang.ai/en/announcements/seedance-pricing-2026-10)"
 _PIXELS_1080, _PIXELS_4K = 1920 * 1080 / (1280 * 720), 3840 * 2160 / (1280 * 720)
 _TOKEN_1080, _TOKEN_1080_VIDEO = 8.74 / 7.88, 5.31 / 4.80  # $/1M tokens at 1080p over 480p-720p
 _MINI = 3.94 / 7.88  # mini's $/1M tokens over standard's (2.40 / 4.80 with video input: the same)
+_MINI_HOW = "3.94 / 7.88 (mini's token price over standard's; 2.40 / 4.80 with video input)"
 
 
 def _legacy(plain: float, with_video: float) -> Rate:
@@ -124,14 +125,15 @@ DEFAULT_PRICE_TABLE = PriceTable({
         "720p": Rate(_ANCHOR, round(_ANCHOR * 0.1209 / _LEGACY_720, 2), _SEED_DATE,
                      _SEED + "; with video input x EvoLink's legacy ratio $0.1209 / $0.1985"),
         "1080p": _derived(0.1985, 0.1209, _PIXELS_1080 * _TOKEN_1080, _PIXELS_1080 * _TOKEN_1080_VIDEO,
-                          "720p x 2.25 (pixels) x 8.74 / 7.88 (1080p token price; 5.31 / 4.80 with video input)"),
+                          "standard 720p x 2.25 (1080p's pixels) x 8.74 / 7.88 (1080p's token price over 720p's; "
+                          "5.31 / 4.80 with video input)"),
         "4k": _derived(0.1985, 0.1209, _PIXELS_4K * _TOKEN_1080, _PIXELS_4K * _TOKEN_1080_VIDEO,
-                       "720p x 9 (pixels) x the 1080p token price ratio; no 4k price is published"),
+                       "standard 720p x 9 (4k's pixels) x 1080p's token price ratio (no 4k price is published)"),
     },
     "fast": {"480p": _legacy(0.0745, 0.0443), "720p": _legacy(0.1608, 0.0957)},
     "mini": {
-        "480p": _derived(0.0919, 0.0560, _MINI, _MINI, "standard 480p x 3.94 / 7.88 (mini's token price)"),
-        "720p": _derived(0.1985, 0.1209, _MINI, _MINI, "standard 720p x 3.94 / 7.88 (mini's token price)"),
+        "480p": _derived(0.0919, 0.0560, _MINI, _MINI, f"standard 480p x {_MINI_HOW}"),
+        "720p": _derived(0.1985, 0.1209, _MINI, _MINI, f"standard 720p x {_MINI_HOW}"),
     },
 })
 

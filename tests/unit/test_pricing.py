@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from handlers.base.errors import ConfigurationError
 from handlers.domain.contract import FAMILIES, MODELS, QUALITIES
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, PriceTable, Rate, estimate, load_price_table
+from tests.conftest import ROOT
 
 R2V = "seedance-2.0-reference-to-video"
 STANDARD_720 = DEFAULT_PRICE_TABLE.rates["standard"]["720p"]
@@ -42,6 +44,15 @@ def test_the_default_table_prices_every_family_and_quality_with_a_date_and_a_sou
         for rate in DEFAULT_PRICE_TABLE.rates[family].values():
             assert 0 < rate.with_video < rate.credits
             assert len(rate.date) == 10 and rate.date.startswith("2026-") and rate.source
+
+
+def test_docs_costs_shows_the_default_table_figure_for_figure() -> None:
+    """docs/costs.md's table has every family and quality with the code's rates and dates."""
+    text = (ROOT / "docs" / "costs.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (standard|fast|mini) \| (\w+) \| ([\d.]+) \| ([\d.]+) \| ([\d-]+) \|", text, re.M)
+    documented = {(family, quality): (float(rate), float(video), date) for family, quality, rate, video, date in rows}
+    assert documented == {(family, quality): (rate.credits, rate.with_video, rate.date)
+                          for family, rates in DEFAULT_PRICE_TABLE.rates.items() for quality, rate in rates.items()}
 
 
 def test_fast_and_mini_cost_less_than_standard_at_every_quality() -> None:
