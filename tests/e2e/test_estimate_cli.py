@@ -150,3 +150,23 @@ def test_a_bad_price_table_is_one_line_naming_the_file_and_entry(tmp_path: Path)
     assert done.stderr.strip().splitlines() == [
         f"error: price table {tmp_path / 'prices.json'}: families has no mini entry; a price table needs "
         "standard, fast, mini"]
+
+
+# --- the sandbox's billing flags -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("--price-table", "{tmp}/prices.json"), "error: price table {tmp}/prices.json: families.fast.720p.rate must "
+                                              "not be negative, got -1"),
+    (("--quota", "-1"), "--quota"),
+    (("--max-concurrency", "0"), "--max-concurrency"),
+])
+def test_the_sandbox_refuses_a_bad_price_table_or_limit_in_one_line(tmp_path: Path, args: tuple[str, ...],
+                                                                      says: str) -> None:
+    """sandbox --price-table, --quota and --max-concurrency: a bad value exits 2 naming it, before serving."""
+    table = DEFAULT_PRICE_TABLE.as_dict()
+    table["families"]["fast"]["720p"]["rate"] = -1
+    (tmp_path / "prices.json").write_text(json.dumps(table))
+    done = run("sandbox", "--port", "0", *(a.replace("{tmp}", str(tmp_path)) for a in args), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert says.replace("{tmp}", str(tmp_path)) in done.stderr
