@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Route
 from handlers.api.auth import ApiKeys
 from handlers.api.callback_batch import CallbackBatch
 from handlers.api.estimates import estimate_routes
-from handlers.api.listing import list_params, visible_job
+from handlers.api.keys import key_routes
+from handlers.api.listing import list_params, shown, visible_job
 from handlers.api.metrics import metrics_routes
 from handlers.api.middleware import Observer, RequestLog
 from handlers.api.openapi import openapi_document
@@ -30,6 +31,7 @@ from handlers.base.logs import get_logger
 from handlers.domain.contract import REQUEST_BODY_MAX
 from handlers.domain.jobrequest import parse_job_request
 from handlers.domain.jobs import JobStatus
+from handlers.usecases.budget import usage_report
 from handlers.usecases.callbacks import check_callback
 from handlers.usecases.submit import submit_job
 
@@ -93,7 +95,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
     async def get_job(request: Request) -> Response:
         caller = await run_in_threadpool(api_keys.principal, request)
         job = await run_in_threadpool(visible_job, relay, caller, request.path_params["job_id"])
-        return JSONResponse(job.public())
+        return JSONResponse((await run_in_threadpool(shown, relay, [job]))[0])
 
     async def list_jobs(request: Request) -> Response:
         caller = await run_in_threadpool(api_keys.principal, request)
@@ -101,7 +103,13 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         jobs, next_cursor = await run_in_threadpool(
             relay.jobs.page, status=listing.status, limit=listing.limit, cursor=listing.cursor,
             tenant=listing.tenant if caller.admin else caller.tenant)
-        return JSONResponse({"jobs": [j.public() for j in jobs], "next_cursor": next_cursor})
+        return JSONResponse({"jobs": await run_in_threadpool(shown, relay, jobs), "next_cursor": next_cursor})
+
+    async def usage(request: Request) -> Response:
+        caller = await run_in_threadpool(api_keys.principal, request)
+        tenants = None if caller.admin else [caller.tenant]
+        lines = await run_in_threadpool(usage_report, relay.ledger, relay.settings.budgets, tenants, relay.clock())
+        return JSONResponse({"usage": [line.as_dict() for line in lines]}, headers={"Cache-Control": "no-store"})
 
     async def callback(request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -127,10 +135,12 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         Route("/v1/jobs", answering(create_job), methods=["POST"]),
         Route("/v1/jobs", answering(list_jobs), methods=["GET"]),
         Route("/v1/jobs/{job_id}", answering(get_job), methods=["GET"]),
+        Route("/v1/usage", answering(usage), methods=["GET"]),
         Route("/v1/callbacks/evolink/{job_id}", answering(callback), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *upload_routes(relay, api_keys),
+        *key_routes(relay.keys, api_keys, relay.clock),
         *estimate_routes(relay, api_keys),
         *reference_routes(),
         *metrics_routes(relay, api_keys),

@@ -6,7 +6,7 @@ an id tells a caller nothing about other tenants.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 
@@ -14,8 +14,9 @@ from handlers.app.relay import Relay
 from handlers.base.errors import InvalidRequest, NotFound, Violation
 from handlers.domain.jobs import Job, JobStatus
 from handlers.domain.tenancy import TENANT_PATTERN, Principal
+from handlers.usecases.admission import places
 
-__all__ = ["Listing", "list_params", "visible_job"]
+__all__ = ["Listing", "list_params", "shown", "visible_job"]
 
 
 class Listing(NamedTuple):
@@ -55,3 +56,10 @@ def visible_job(relay: Relay, viewer: Principal, job_id: str) -> Job:
     if not viewer.sees(job.tenant):
         raise NotFound(f"no job {job_id!r}")
     return job
+
+
+def shown(relay: Relay, jobs: list[Job]) -> list[dict[str, Any]]:
+    """The jobs as the API shows them; a queued one also with its ``queue_position`` (1: next)."""
+    queued = places(relay) if any(job.status is JobStatus.QUEUED for job in jobs) else {}
+    return [{**job.public(), **({"queue_position": queued.get(job.id)} if job.status is JobStatus.QUEUED else {})}
+            for job in jobs]

@@ -13,6 +13,7 @@ from handlers import __version__
 from handlers.api.session import COOKIE_NAME
 from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
 from handlers.domain.jobs import JobStatus
+from handlers.domain.tenancy import TENANT_PATTERN, Role
 from handlers.tooling.event_schemas import TIME_PATTERN
 
 __all__ = ["openapi_document"]
@@ -38,7 +39,10 @@ def _response(description: str, schema: dict[str, Any] | None = None, media_type
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    names = {400: "invalid request", 401: "missing or wrong credentials", 403: "cross-site request refused",
+    names = {400: "invalid request", 401: "missing or wrong credentials",
+             402: "the tenant's budget cannot hold the job's estimate (`budget_exceeded`, with `remaining` and "
+                  "`resets_at`)",
+             403: "the key's role may not do this (`forbidden`), or a cross-site request was refused",
              404: "not found", 409: "idempotency key reused", 413: "body too large",
              415: "the bytes are not the declared type (`unsupported_media_type`, with `declared` and `detected`)",
              500: "internal error (no detail)", 502: "provider error",
@@ -77,6 +81,7 @@ def _schemas() -> dict[str, Any]:
             "url": {"type": "string", "description": "the relay's route for it: /v1/jobs/{job_id}/outputs/{index}"}}},
         "Job": {"type": "object", "required": ["id", "status"], "properties": {
             "id": {"type": "string"},
+            "tenant": {"type": "string", "description": "the tenant of the key that created it"},
             "status": {"type": "string", "enum": [s.value for s in JobStatus]},
             "outcome": {"type": ["string", "null"]},
             "task_id": {"type": ["string", "null"]},
@@ -86,6 +91,11 @@ def _schemas() -> dict[str, Any]:
             "submitted_at": {**_TIME, "type": ["string", "null"]}, "finished_at": {**_TIME, "type": ["string", "null"]},
             "estimated_time": {"type": ["integer", "null"]},
             "credits_reserved": {"type": ["number", "null"]},
+            "credits": {"type": "object", "description": "estimated by the price table, held against the budget, "
+                        "reserved and used as EvoLink reported (docs/costs.md)", "properties": {
+                            name: {"type": ["number", "null"]} for name in ("estimated", "held", "reserved", "used")}},
+            "queue_position": {"type": "integer", "minimum": 1,
+                               "description": "only while queued: its place in the queue (1: next)"},
             "error": {"type": ["object", "null"]},
             "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/Output"}},
             "event_ids": {"type": "array", "items": {"type": "string"}},
@@ -105,6 +115,16 @@ def _schemas() -> dict[str, Any]:
             "assumptions": {"type": "array", "items": {"type": "string"},
                             "description": "what the estimate had to assume, such as a reference video that "
                                            "could not be read, billed at the most the rules allow"}}},
+        **_key_schemas(),
+        "Usage": {"type": "object", "properties": {"usage": {"type": "array", "items": {
+            "type": "object", "properties": {
+                "tenant": {"type": "string"}, "period": {"type": "string", "description": "day:YYYY-MM-DD or "
+                                                          "month:YYYY-MM (UTC)"},
+                "budget": {"type": ["object", "null"], "properties": {
+                    "credits": {"type": "number"}, "per": {"type": "string", "enum": ["day", "month"]}}},
+                "held": {"type": "number"}, "spent": {"type": "number"},
+                "remaining": {"type": ["number", "null"]}, "jobs": {"type": "integer"},
+                "resets_at": _TIME}}}}},
         "JobPage": {"type": "object", "properties": {
             "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
             "next_cursor": {"type": ["string", "null"]}}},
@@ -116,6 +136,24 @@ def _schemas() -> dict[str, Any]:
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
                     "field": {"type": "string"}, "code": {"type": "string"},
                     "message": {"type": "string"}}}}}}}},
+    }
+
+
+def _key_schemas() -> dict[str, Any]:
+    tenant = {"type": "string", "pattern": TENANT_PATTERN.pattern, "description": "1-63 of a-z 0-9 _ -"}
+    role = {"type": "string", "enum": [r.value for r in Role]}
+    record = {"id": {"type": "string", "pattern": "^key_[0-9a-f]{12}$"}, "tenant": tenant, "role": role,
+              "created_at": _TIME, "revoked_at": {**_TIME, "type": ["string", "null"]}}
+    required = ["id", "tenant", "role", "created_at", "revoked_at"]
+    return {
+        "KeyRequest": {"type": "object", "required": ["tenant"], "additionalProperties": False, "properties": {
+            "tenant": tenant, "role": {**role, "default": Role.SUBMITTER.value,
+                                       "description": "`submitter` when not given"}}},
+        "ApiKey": {"type": "object", "required": required, "properties": record},
+        "NewApiKey": {"type": "object", "required": [*required, "key"], "properties": {
+            **record, "key": {"type": "string", "description": "the key itself: keep it, it is never shown again"}}},
+        "KeyList": {"type": "object", "required": ["keys"], "properties": {
+            "keys": {"type": "array", "items": {"$ref": "#/components/schemas/ApiKey"}}}},
     }
 
 
@@ -134,7 +172,7 @@ def _job_paths() -> dict[str, Any]:
                          "schema": {"$ref": "#/components/schemas/GenerationRequest"}}}},
                      "responses": {"202": _response("the job (new or repeated)", job, headers=replayed),
                                    "422": _response("the provider rejected the job", job, headers=replayed),
-                                   **_errors(400, 401, 409, 413, 500, 503)}},
+                                   **_errors(400, 401, 402, 403, 409, 413, 500, 503)}},
             "get": {"summary": "List jobs, newest first", "operationId": "listJobs", "tags": ["jobs"],
                     "security": _SECURED,
                     "parameters": [
@@ -142,7 +180,9 @@ def _job_paths() -> dict[str, Any]:
                             "type": "string", "enum": [s.value for s in JobStatus]}},
                         {"name": "limit", "in": "query", "schema": {
                             "type": "integer", "minimum": 1, "maximum": 100}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "tenant", "in": "query", "description": "admin keys only: one tenant's jobs",
+                         "schema": {"type": "string"}}],
                     "responses": {"200": _response("a page of jobs", {"$ref": "#/components/schemas/JobPage"}),
                                   **_errors(400, 401, 500)}}},
         "/v1/estimates": {"post": {
@@ -152,6 +192,11 @@ def _job_paths() -> dict[str, Any]:
                 "schema": {"$ref": "#/components/schemas/GenerationRequest"}}}},
             "responses": {"200": _response("the estimate", {"$ref": "#/components/schemas/Estimate"}),
                           **_errors(400, 401, 413, 500)}}},
+        "/v1/usage": {"get": {
+            "summary": "Credits held and spent in the current period, against the budget: the caller's tenant "
+                       "(an admin: every tenant)", "operationId": "getUsage", "tags": ["jobs"], "security": _SECURED,
+            "responses": {"200": _response("usage by tenant", {"$ref": "#/components/schemas/Usage"}),
+                          **_errors(401, 500)}}},
         "/v1/jobs/{job_id}": {"get": {
             "summary": "One job", "operationId": "getJob", "tags": ["jobs"], "security": _SECURED,
             "parameters": [_path_param("job_id")],
@@ -187,6 +232,31 @@ def _job_paths() -> dict[str, Any]:
                            {"name": "expires", "in": "query", "required": True, "schema": {"type": "string"}},
                            {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": _response("the file"), **_errors(404, 500)}}},
+    }
+
+
+def _key_paths() -> dict[str, Any]:
+    key = {"$ref": "#/components/schemas/ApiKey"}
+    forbidden = {"403": _response("`forbidden`: not an admin key", _ERROR)}
+    return {
+        "/v1/keys": {
+            "post": {"summary": "Make an API key (admin only); the key is in this answer and nowhere else",
+                     "operationId": "createKey", "tags": ["keys"], "security": _SECURED,
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/KeyRequest"}}}},
+                     "responses": {"201": _response("the new key, with the key itself (shown once)",
+                                                    {"$ref": "#/components/schemas/NewApiKey"}),
+                                   **_errors(400, 401), **forbidden, **_errors(413, 500),
+                                   "409": _response("`conflict`: the key store was busy; try again", _ERROR)}},
+            "get": {"summary": "Every key made at run time, oldest first (admin only; never the keys)",
+                    "operationId": "listKeys", "tags": ["keys"], "security": _SECURED,
+                    "responses": {"200": _response("the keys", {"$ref": "#/components/schemas/KeyList"}),
+                                  **_errors(401), **forbidden, **_errors(500)}}},
+        "/v1/keys/{key_id}": {"delete": {
+            "summary": "Revoke a key at once (admin only); revoking it again changes nothing",
+            "operationId": "revokeKey", "tags": ["keys"], "security": _SECURED, "parameters": [_path_param("key_id")],
+            "responses": {"200": _response("the revoked key", key), **_errors(401), **forbidden,
+                          **_errors(404, 500)}}},
     }
 
 
@@ -247,7 +317,7 @@ def _service_paths() -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    return {**_job_paths(), **_dashboard_paths(), **_service_paths()}
+    return {**_job_paths(), **_key_paths(), **_dashboard_paths(), **_service_paths()}
 
 
 @cache

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from handlers.app.settings import Settings
+from handlers.domain.admission import IN_FLIGHT_LIMIT, Throttle
 from handlers.domain.pricing import PriceTable
 from handlers.domain.tokens import TokenSigner
 from handlers.ports import BlobStore, BudgetLedger, EventBus, JobStore, KeyStore, Provider, SlotPool, WorkQueue
@@ -36,6 +37,8 @@ class Relay:
     slots: SlotPool
     prices: PriceTable
     clock: Callable[[], float] = time.time
+    throttle: Throttle = field(default_factory=lambda: Throttle(IN_FLIGHT_LIMIT))
+    """This process's answer to EvoLink's 429s (each process keeps its own)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def callback_url(self, job_id: str) -> str:

@@ -128,7 +128,7 @@ class LocalRuntime:
 
     def app(self) -> Starlette:
         assert self.relay is not None, "start() first"
-        keys = ApiKeys(self.api_keys, admins=self.admin_keys)
+        keys = ApiKeys(self.api_keys, admins=self.admin_keys, store=self.relay.keys)
         return create_app(self.relay, keys, extra_routes=dashboard_routes(self.relay, keys))
 
     @property

@@ -15,6 +15,7 @@ from handlers.app.relay import Relay
 from handlers.app.settings import Settings
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import register_secret
+from handlers.domain.admission import IN_FLIGHT_LIMIT, Throttle
 from handlers.domain.events import TENANT_FILTER, event_type
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, load_price_table
 from handlers.domain.tokens import TokenSigner
@@ -102,7 +103,8 @@ def build_relay(settings: Settings, *, provider: Provider | None = None,
                   provider=MeteredProvider(provider, metrics),
                   signer=TokenSigner.from_config(_callback_secrets(settings), required=settings.backend != "aws"),
                   fetcher=fetcher, callback_base=_callback_base(settings), metrics=metrics, clock=clock,
-                  keys=keys, ledger=ledger, slots=slots, prices=prices)
+                  keys=keys, ledger=ledger, slots=slots, prices=prices,
+                  throttle=Throttle(settings.max_in_flight or IN_FLIGHT_LIMIT))
     relay.closers += [fetcher.close, *closers, *account_closers]
     if client is not None:
         relay.closers.append(client.close)

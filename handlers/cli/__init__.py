@@ -21,6 +21,7 @@ from handlers.cli.docs import docs
 from handlers.cli.events import events
 from handlers.cli.infra import infra
 from handlers.cli.jobs import dlq, jobs
+from handlers.cli.keys import keys
 from handlers.cli.sandbox import sandbox
 from handlers.cli.serve import serve
 from handlers.cli.submit import submit
@@ -60,4 +61,5 @@ main.add_command(infra)
 main.add_command(submit)
 main.add_command(jobs)
 main.add_command(dlq)
+main.add_command(keys)
 main.add_command(docs)

@@ -26,7 +26,7 @@ __all__ = ["DEFAULT_TENANT", "TENANT_PATTERN", "ApiKey", "ConfiguredKey", "Princ
            "key_digest", "key_id_of", "new_key", "parse_keys"]
 
 DEFAULT_TENANT = "default"
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 _KEY_PREFIX = "sr_"
 _KEY = re.compile(r"^[\x21-\x2b\x2d-\x7e]{1,256}$")  # printable ASCII, no space or comma
 

@@ -17,7 +17,7 @@ def _adapter() -> Any:
     from handlers.api.dashboard import dashboard_routes
     from handlers.lambdas._relay import relay, settings
 
-    keys = ApiKeys(settings().api_keys, admins=settings().admin_keys)
+    keys = ApiKeys(settings().api_keys, admins=settings().admin_keys, store=relay().keys)
     app = create_app(relay(), keys, extra_routes=dashboard_routes(relay(), keys))
     return Mangum(app, lifespan="off")
 

@@ -138,6 +138,8 @@ def event_schema(event_type: str) -> dict[str, Any]:
                    "description": f"The relay: {SOURCE}."},
         "type": {"const": event_type, "description": "io.seedance-relay.job.<outcome>; filter on it."},
         "subject": {**_JOB_ID, "description": "The job id."},
+        "tenant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$",
+                   "description": "CloudEvents extension: the job's tenant; subscribers may filter on it."},
         "time": {**_TIME, "description": "When the event was built (UTC)."},
         "datacontenttype": {"const": "application/json", "description": "data is a JSON object."},
         "data": _data(outcome),

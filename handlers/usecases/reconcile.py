@@ -12,8 +12,9 @@ from handlers.app.relay import Relay
 from handlers.base.errors import Conflict
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, JobStatus, Outcome
+from handlers.usecases.admission import reclaim
 from handlers.usecases.outcomes import conclude
-from handlers.usecases.submit import send_to_provider
+from handlers.usecases.submit import admit_waiting, send_to_provider
 
 __all__ = ["reconcile"]
 
@@ -21,13 +22,19 @@ log = get_logger(__name__)
 
 
 def reconcile(relay: Relay, *, limit: int = 500) -> dict[str, int]:
-    """One pass; returns counts by action (``enqueued``, ``expired``, ``resubmitted``…)."""
+    """One pass; returns counts by action (``enqueued``, ``expired``, ``resubmitted``, ``admitted``…).
+
+    It first frees the slots of holders that died (expired leases) and admits the queued jobs the
+    free slots allow, then looks at each due job."""
     counts: Counter[str] = Counter()
+    counts["slots_reclaimed"] = reclaim(relay, lambda job: job.terminal or job.outcome is not None)
+    counts["admitted"] = admit_waiting(relay)
     for job in relay.jobs.due(relay.clock(), limit):
         try:
             counts[_reconcile_one(relay, job)] += 1
         except Conflict:
             counts["raced"] += 1  # someone else moved the job on; it is due again later
+    counts = +counts  # only what happened
     if counts:
         log.info("reconcile.pass", **counts)
     return dict(counts)
@@ -39,6 +46,9 @@ def _reconcile_one(relay: Relay, job: Job) -> str:
         conclude(relay, job, Outcome.EXPIRED, {"code": "expired",
                                                "message": "no final answer from the provider in time"})
         return "expired"
+    if job.status is JobStatus.QUEUED:  # still waiting for a slot (the pass admitted what it could)
+        relay.jobs.update(job.rescheduled(now, max(relay.throttle.blocked_until, now + relay.settings.reconcile_every)))
+        return "still_queued"
     if job.status is JobStatus.ACCEPTED and job.outcome is None:
         after = send_to_provider(relay, job)
         if after.version == job.version:  # another submitter holds the claim: look again later

@@ -31,10 +31,13 @@ from handlers.domain.jobrequest import check_metadata
 from handlers.domain.jobs import Job, JobStatus, Outcome, derive_job_id, request_fingerprint
 from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.provider.validation import check_request
+from handlers.usecases.admission import admit, admit_queued, rate_limited, running, wait_in_queue
+from handlers.usecases.budget import budget_for, take_hold
+from handlers.usecases.estimate import Estimator, estimate_job, estimator_for
 from handlers.usecases.outcomes import conclude
 
-__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "record_rejection", "send_to_provider", "submit",
-           "submit_job"]
+__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "admit_waiting", "record_rejection", "send_to_provider",
+           "start", "submit", "submit_job"]
 
 log = get_logger(__name__)
 SUBMIT_LEASE = 300.0
@@ -75,18 +78,43 @@ def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[st
     if problems:
         raise InvalidRequest(problems)
     fingerprint = request_fingerprint(request, metadata)
+    job_id = derive_job_id(_scope(tenant, scope), idempotency_key, fingerprint)
+    estimated = _estimate(relay, tenant, request)
+    hold = take_hold(relay.ledger, relay.settings.budgets, tenant, job_id, estimated, relay.clock())
     now = relay.clock()
     fresh = Job(
-        id=derive_job_id(_scope(tenant, scope), idempotency_key, fingerprint), request=dict(request),
-        fingerprint=fingerprint, created_at=now, updated_at=now, metadata=dict(metadata), tenant=tenant,
-        idempotency_key=idempotency_key, model=str(request["model"]),
+        id=job_id, request=dict(request), fingerprint=fingerprint, created_at=now, updated_at=now,
+        metadata=dict(metadata), tenant=tenant, idempotency_key=idempotency_key, model=str(request["model"]),
+        credits_estimated=estimated, credits_held=hold.held, hold_period=hold.period,
         check_at=now + relay.settings.reconcile_grace)
-    job = relay.jobs.create(fresh)
+    try:
+        job = relay.jobs.create(fresh)
+    except RelayError:
+        relay.ledger.settle(tenant, hold.period, job_id, 0.0)  # no job: give the hold back
+        raise
     if job.fingerprint != fingerprint:
         raise Conflict("this Idempotency-Key was already used with a different request",
                        code="idempotency_key_reused")
     replayed = job != fresh  # the store answers the stored job: ours only if it was not there yet
-    return Submission(send_to_provider(relay, job) if job.status is JobStatus.ACCEPTED else job, replayed)
+    return Submission(start(relay, job) if job.status is JobStatus.ACCEPTED else job, replayed)
+
+
+def _estimate(relay: Relay, tenant: str, request: Mapping[str, Any]) -> float:
+    """The job's estimated credits. Reference videos are probed for their length only when the tenant has a
+    budget (then the estimate decides); otherwise each counts at the worst case the rules allow."""
+    budgeted = budget_for(tenant, relay.settings.budgets, relay.ledger) is not None
+    estimator = estimator_for(relay, relay.prices) if budgeted else Estimator(relay.prices)
+    return estimate_job(estimator, request).credits
+
+
+def start(relay: Relay, job: Job) -> Job:
+    """Send an accepted job to the provider if it gets a slot; otherwise it waits its turn as ``queued``."""
+    return send_to_provider(relay, job) if admit(relay, job) else wait_in_queue(relay, job)
+
+
+def admit_waiting(relay: Relay) -> int:
+    """Admit and submit the queued jobs the free slots allow (see :mod:`handlers.usecases.admission`)."""
+    return admit_queued(relay, send_to_provider)
 
 
 def send_to_provider(relay: Relay, job: Job) -> Job:
@@ -115,6 +143,8 @@ def _call_provider(relay: Relay, job: Job) -> Job:
         log.warning("job.rejected", job_id=job.id, code=exc.code, status=exc.status)
         return conclude(relay, job, Outcome.REJECTED, {**exc.as_dict(), "provider_code": exc.code})
     except ProviderUnavailable as exc:
+        if exc.status == 429:
+            return rate_limited(relay, job, exc)
         log.warning("job.submit_deferred", job_id=job.id, code=exc.code, status=exc.status)
         now = relay.clock()
         return relay.jobs.update(job.deferred(now, exc.as_dict(), now + min(relay.settings.reconcile_grace, 60.0)))
@@ -122,6 +152,7 @@ def _call_provider(relay: Relay, job: Job) -> Job:
         return _unknown(relay, job, exc.message)
     now = relay.clock()
     log.info("job.submitted", job_id=job.id, task_id=task.id, estimated_time=task.estimated_time)
+    running(relay, job)
     return relay.jobs.update(job.submitted(
         now, task.id, estimated_time=task.estimated_time, credits_reserved=task.credits_reserved,
         check_at=min(now + (task.estimated_time or 0) + relay.settings.reconcile_grace,

@@ -28,7 +28,7 @@ EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", 
               "video/quicktime": ".mov", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/wave": ".wav",
               "audio/vnd.wave": ".wav", "audio/mpeg": ".mp3", "audio/mp3": ".mp3"}
 _KINDS: tuple[MediaLimits, ...] = (IMAGE, VIDEO, AUDIO)
-_UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/[0-9a-f]{64}\.[a-z0-9]{2,4}$")  # <tenant>/<sha256><ext>
+_UPLOAD_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}/[0-9a-f]{64}\.[a-z0-9]{2,4}\Z")  # <tenant>/<sha256><ext>
 # Declared types whose bytes are one family: MP4 and QuickTime share the ISO container, and
 # WAV and MP3 have several names.
 _FAMILY = {"video/mp4": "iso-media", "video/quicktime": "iso-media", "audio/x-wav": "audio/wav",

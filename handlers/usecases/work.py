@@ -9,7 +9,9 @@ from typing import Any
 from handlers.app.relay import Relay
 from handlers.base.errors import Conflict, DownloadFailed, NotFound, RelayError
 from handlers.base.logs import get_logger
+from handlers.usecases.admission import ADMISSION_MESSAGE
 from handlers.usecases.ingest import Busy, ingest
+from handlers.usecases.submit import admit_waiting
 
 __all__ = ["Disposition", "handle_ingest_message"]
 
@@ -48,6 +50,14 @@ def _callback_at(relay: Relay, body: Mapping[str, Any]) -> float | None:
 
 
 def _handle(relay: Relay, body: Mapping[str, Any], *, receive_count: int, worker: str) -> Disposition:
+    if body.get("source") == ADMISSION_MESSAGE:  # a slot freed: admit queued jobs in their fair order
+        try:
+            admitted = admit_waiting(relay)
+        except RelayError as exc:
+            return Disposition(done=False, delay=min(MAX_BACKOFF, 2.0 ** receive_count), reason=exc.code,
+                               outcome="retry")
+        log.info("admission.done", admitted=admitted)
+        return Disposition(done=True)
     job_id = body.get("job_id")
     if not isinstance(job_id, str):
         log.error("ingest.bad_message", body=dict(body))

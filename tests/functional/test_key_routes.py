@@ -133,6 +133,7 @@ def test_no_or_a_wrong_key_gets_401(client: httpx.Client, method: str, path: str
     ({"tenant": "Acme Corp"}, "tenant", "1-63 of a-z 0-9 _ -"),
     ({"tenant": ""}, "tenant", "tenant '' must be"),
     ({"tenant": "x" * 64}, "tenant", "1-63"),
+    ({"tenant": "acme\n"}, "tenant", "1-63"),
     ({}, "tenant", "tenant is required"),
     ({"tenant": 7}, "tenant", "tenant must be a string"),
     ({"tenant": "acme", "role": "owner"}, "role", "admin, submitter, reader"),
