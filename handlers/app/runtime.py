@@ -36,6 +36,7 @@ from handlers.app.relay import Relay
 from handlers.app.settings import DEFAULT_EVOLINK_URL, Settings
 from handlers.app.wiring import build_relay, local_secret
 from handlers.base.logs import get_logger
+from handlers.domain.pricing import load_price_table
 from handlers.net.server import BackgroundServer, free_port
 from handlers.ports import WorkQueue, settle
 from handlers.sandbox.app import create_sandbox_app
@@ -96,8 +97,9 @@ class LocalRuntime:
         return self
 
     def _start_sandbox(self, settings: Settings) -> Settings:
-        sandbox = (self.sandbox or SandboxSettings.from_env()).with_(
-            data_dir=settings.data_dir / "sandbox")
+        sandbox = (self.sandbox or SandboxSettings.from_env()).with_(data_dir=settings.data_dir / "sandbox")
+        if settings.price_table is not None:  # the sandbox bills by the relay's own table
+            sandbox = sandbox.with_(prices=load_price_table(settings.price_table))
         self._engine = SandboxEngine(sandbox)
         remembered = _remembered_port(sandbox.data_dir / SANDBOX_PORT_FILE)
         port = remembered if remembered not in (None, settings.port) and _bindable(remembered) else free_port()

@@ -39,6 +39,7 @@ from handlers.app.knobs import (
 )
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import FORMATS
+from handlers.domain.admission import IN_FLIGHT_LIMIT
 from handlers.domain.budgets import Budget, parse_budgets
 from handlers.domain.events import TENANT_FILTER
 from handlers.domain.tenancy import Role, check_tenant, parse_keys
@@ -139,10 +140,10 @@ def _budgets(env: Mapping[str, str], name: str, default: Any) -> Any:
 
 
 def _cap(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    """A cap of 1 or more; unset means no cap."""
+    """A cap from 1 to the most the slot pools take; unset means no cap."""
     if not (env.get(name) or "").strip():
         return default
-    return int(bounded(1)(env, name, 1))
+    return int(bounded(1, IN_FLIGHT_LIMIT)(env, name, 1))
 
 
 _AWS = "AWS resource"
@@ -279,6 +280,12 @@ class Settings:
         return any(param and not value for param, value in (
             (self.evolink_api_key_param, self.evolink_api_key), (self.callback_secret_param, self.callback_secrets),
             (self.api_keys_param, self.api_keys), (self.admin_keys_param, self.admin_keys)))
+
+    def configured_tenants(self) -> set[str]:
+        """The tenants of the keys in ``RELAY_API_KEYS`` and ``RELAY_ADMIN_KEYS`` (``default`` for bare keys)."""
+        return {key.tenant for entries, role, name in ((self.api_keys, Role.SUBMITTER, "RELAY_API_KEYS"),
+                                                       (self.admin_keys, Role.ADMIN, "RELAY_ADMIN_KEYS"))
+                for key in parse_keys(",".join(entries), role, name)}
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -18,6 +18,7 @@ from handlers.base.logs import register_secret
 from handlers.domain.admission import IN_FLIGHT_LIMIT, Throttle
 from handlers.domain.events import TENANT_FILTER, event_type
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, load_price_table
+from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.domain.tokens import TokenSigner
 from handlers.net.download import ResultFetcher
 from handlers.net.netguard import AddressPolicy
@@ -27,8 +28,18 @@ from handlers.provider.evolink.client import EvoLinkClient
 if TYPE_CHECKING:
     from handlers.adapters.aws.names import AwsNames
 
-__all__ = ["SANDBOX_KEY", "aws_names", "build_accounts", "build_ports", "build_relay", "local_secret", "result_policy",
-           "subscriber_filters", "watched_queues"]
+__all__ = [
+    "SANDBOX_KEY",
+    "aws_names",
+    "build_accounts",
+    "build_ports",
+    "build_relay",
+    "check_budget_tenants",
+    "local_secret",
+    "result_policy",
+    "subscriber_filters",
+    "watched_queues",
+]
 
 SANDBOX_KEY = "sk-evo-sandbox-local"
 
@@ -92,6 +103,8 @@ def build_relay(settings: Settings, *, provider: Provider | None = None,
     """
     jobs, blobs, queue, bus, closers = build_ports(settings, clock)
     keys, ledger, slots, account_closers = build_accounts(settings, clock)
+    if settings.budgets:
+        check_budget_tenants(settings, keys)
     prices = DEFAULT_PRICE_TABLE if settings.price_table is None else load_price_table(settings.price_table)
     client = None
     if provider is None:
@@ -109,6 +122,15 @@ def build_relay(settings: Settings, *, provider: Provider | None = None,
     if client is not None:
         relay.closers.append(client.close)
     return relay
+
+
+def check_budget_tenants(settings: Settings, store: KeyStore) -> None:
+    """Refuse (one line) a budget for a tenant that no key belongs to: most likely a typo."""
+    stored = store.keys()
+    known = {DEFAULT_TENANT, *settings.configured_tenants(), *(key.tenant for key in stored)}
+    for tenant in sorted(set(settings.budgets) - known):
+        raise ConfigurationError(f"RELAY_BUDGETS: tenant {tenant!r} has no key (in RELAY_API_KEYS, RELAY_ADMIN_KEYS "
+                                 "or made with `seedance-relay keys create`)")
 
 
 def build_accounts(settings: Settings, clock: Callable[[], float] = time.time) -> Accounts:

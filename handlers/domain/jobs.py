@@ -190,11 +190,13 @@ class Job:
         self._check(Step.RELEASED)
         return replace(self, updated_at=now, lease_owner=None, lease_until=None)
 
-    def stored(self, now: float, outputs: tuple[Output, ...]) -> Job:
-        """The result is copied: the outcome is ``completed``, and its event is due at once."""
+    def stored(self, now: float, outputs: tuple[Output, ...], *, credits_used: float | None = None) -> Job:
+        """The result is copied: the outcome is ``completed`` (billed ``credits_used``, when EvoLink says), and its
+        event is due at once."""
         self._check(Step.STORED, to=JobStatus.STORED, records=Outcome.COMPLETED)
         return replace(self, updated_at=now, status=JobStatus.STORED, outcome=Outcome.COMPLETED, outputs=outputs,
-                       progress=100, finished_at=now, error=None, check_at=now)
+                       progress=100, finished_at=now, error=None, check_at=now,
+                       credits_used=self.credits_used if credits_used is None else credits_used)
 
     def concluded(self, now: float, outcome: Outcome, error: Mapping[str, Any] | None) -> Job:
         """The job ends without outputs (``outcome`` and ``error``); it keeps its status until it is published."""

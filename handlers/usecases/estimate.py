@@ -52,9 +52,9 @@ def reference_policy(settings: Settings, own_base: str) -> AddressPolicy:
     return AddressPolicy(allow_http=True, allowed_hosts=frozenset({urlsplit(own_base).netloc}))
 
 
-def estimator_for(relay: Relay, prices: PriceTable = DEFAULT_PRICE_TABLE) -> Estimator:
-    """The relay's estimator: ``prices``, and the probe under :func:`reference_policy`."""
-    return Estimator(prices, reference_prober(reference_policy(relay.settings, relay.callback_base)))
+def estimator_for(relay: Relay, prices: PriceTable | None = None) -> Estimator:
+    """The relay's estimator: ``prices`` (default: the relay's table), and the probe under :func:`reference_policy`."""
+    return Estimator(prices or relay.prices, reference_prober(reference_policy(relay.settings, relay.callback_base)))
 
 
 def video_lengths(report: ProbeReport, count: int) -> tuple[list[float | None], list[str]]:

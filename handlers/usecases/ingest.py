@@ -49,6 +49,7 @@ class Verdict(NamedTuple):
     results: tuple[str, ...] = ()
     report: Mapping[str, Any] = {}
     outputs: tuple[Output, ...] = ()
+    credits_used: float | None = None
 
 
 def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: str = "worker",
@@ -123,7 +124,7 @@ def decide(task: Task | ProviderRejected) -> Verdict:
     if isinstance(task, ProviderRejected):
         return Verdict(Outcome.FAILED, {"code": "task_not_found", "message": task.message})
     if task.outcome is Outcome.COMPLETED and task.results:
-        return Verdict(Outcome.COMPLETED, results=task.results, report=task.raw)
+        return Verdict(Outcome.COMPLETED, results=task.results, report=task.raw, credits_used=task.credits_used)
     if task.outcome is Outcome.COMPLETED:
         return Verdict(Outcome.FAILED, {"code": "no_results", "message": "the task completed without results"})
     outcome = task.outcome or Outcome.FAILED
@@ -252,7 +253,8 @@ def _owned_update(relay: Relay, job: Job, worker: str, move: Callable[[Job], Job
 def _conclude(relay: Relay, job: Job, verdict: Verdict, worker: str) -> Job:
     """Record the outcome: ``stored`` with the copies (under the lease), or ``concluded`` with the error."""
     if verdict.outcome is Outcome.COMPLETED:
-        return _owned_update(relay, job, worker, lambda current: current.stored(relay.clock(), verdict.outputs))
+        return _owned_update(relay, job, worker, lambda current: current.stored(
+            relay.clock(), verdict.outputs, credits_used=verdict.credits_used))
     return record_outcome(relay, job, verdict.outcome, verdict.error)
 
 

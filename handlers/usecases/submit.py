@@ -141,7 +141,8 @@ def _call_provider(relay: Relay, job: Job) -> Job:
         return _unknown(relay, job, exc.message)
     except ProviderRejected as exc:
         log.warning("job.rejected", job_id=job.id, code=exc.code, status=exc.status)
-        return conclude(relay, job, Outcome.REJECTED, {**exc.as_dict(), "provider_code": exc.code})
+        outcome = Outcome.FAILED if exc.status == 402 else Outcome.REJECTED  # the account's fault, not the request's
+        return conclude(relay, job, outcome, {**exc.as_dict(), "provider_code": exc.code})
     except ProviderUnavailable as exc:
         if exc.status == 429:
             return rate_limited(relay, job, exc)

@@ -135,8 +135,9 @@ def test_failed_tasks_give_their_reservation_back(tmp_path: Path) -> None:
         assert create(client, SEED).status_code == 200
 
 
-def test_the_client_turns_402_into_a_rejection_and_the_relay_into_a_rejected_job(tmp_path: Path) -> None:
-    """An exhausted account: the client raises ProviderRejected at once; the relay's job ends rejected."""
+def test_the_client_turns_402_into_a_rejection_and_the_relay_into_a_failed_job(tmp_path: Path) -> None:
+    """An exhausted account: the client raises ProviderRejected at once (no retry loop); the relay's job ends
+    failed with the provider's code (the account's fault, not the request's), and its hold is released."""
     sleeps: list[float] = []
     with running_sandbox(tmp_path / "sandbox", quota=0.0) as running, \
             EvoLinkClient("sk-evo-1", running.url, sleep=sleeps.append) as client:
@@ -150,8 +151,9 @@ def test_the_client_turns_402_into_a_rejection_and_the_relay_into_a_rejected_job
         finally:
             relay.close()
     assert (info.value.status, info.value.code, sleeps) == (402, "insufficient_quota", [])
-    assert job.status is JobStatus.REJECTED and job.error is not None
+    assert job.status is JobStatus.FAILED and job.error is not None
     assert job.error["provider_code"] == "insufficient_quota" and "top it up" in job.error["message"]
+    assert job.credits_held is not None and job.credits_held > 0 and job.hold_period is not None
 
 
 # --- SANDBOX_MAX_CONCURRENCY ------------------------------------------------------------------------

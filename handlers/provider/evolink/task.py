@@ -89,6 +89,7 @@ class Task:
     estimated_time: int | None = None
     video_duration: int | None = None
     credits_reserved: float | None = None
+    credits_used: float | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -108,6 +109,7 @@ class Task:
             estimated_time=_int(info.get("estimated_time")),
             video_duration=_int(info.get("video_duration")),
             credits_reserved=_number(usage.get("credits_reserved")),
+            credits_used=_number(usage.get("credits_used")),
             raw=dict(data),
         )
 
