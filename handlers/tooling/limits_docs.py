@@ -71,8 +71,10 @@ def _model_rows(qualities: list[str]) -> list[list[str]]:
         elif spec.media:
             references = ", ".join(f"`{m.array}` ≤ {spec.max_images if m is IMAGE else m.max_count}"
                                    for m in spec.media)
-        else:
+        elif "model_params" in spec.extra_fields:
             references = "none; `model_params` (" + code(MODEL_PARAMS_FIELDS) + ")"
+        else:
+            references = "none"
         rows.append([f"`{name}`", *("yes" if q in spec.qualities else "—" for q in qualities), references])
     return rows
 
