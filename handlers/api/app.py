@@ -31,6 +31,7 @@ from handlers.base.logs import get_logger
 from handlers.domain.contract import REQUEST_BODY_MAX
 from handlers.domain.jobrequest import parse_job_request
 from handlers.domain.jobs import JobStatus
+from handlers.net.refusals import refusal_message
 from handlers.usecases.budget import usage_report
 from handlers.usecases.callbacks import check_callback
 from handlers.usecases.submit import submit_job
@@ -46,12 +47,8 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (no route, wrong method, a missing static file) in the error shape."""
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message = f"no route {request.method} {request.url.path}"
-    elif exc.status_code == 405:
-        message = f"{request.method} is not allowed here; allowed: {(exc.headers or {}).get('Allow', 'none')}"
-    else:
-        message = str(exc.detail)
+    message = refusal_message(request, exc, no_route="no route {method} {path}",
+                              bad_method="{method} is not allowed here; allowed: {allowed}")
     body = error_body(_HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), message)
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from handlers.base.errors import InvalidRequest, NotFound, ProviderError
 from handlers.domain.contract import REQUEST_BODY_MAX
 from handlers.net.files import MediaFileResponse
+from handlers.net.refusals import refusal_message
 from handlers.provider.evolink.task import is_task_id
 from handlers.provider.validation import parse_request_bytes
 from handlers.sandbox.engine import SandboxEngine
@@ -43,12 +44,8 @@ def error_response(status: int, code: str, message: str, *, param: str | None = 
 async def _http_error(request: Request, exc: Exception) -> Response:
     """No route, or a wrong method, in EvoLink's JSON error shape (clients parse every error body)."""
     assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message = f"Route {request.method} {request.url.path} not found"
-    elif exc.status_code == 405:
-        message = f"Method {request.method} not allowed; allowed: {(exc.headers or {}).get('Allow', 'none')}"
-    else:
-        message = str(exc.detail)
+    message = refusal_message(request, exc, no_route="Route {method} {path} not found",
+                              bad_method="Method {method} not allowed; allowed: {allowed}")
     return error_response(exc.status_code, _HTTP_CODES.get(exc.status_code, "invalid_request"), message,
                           headers=dict(exc.headers or {}))
 
