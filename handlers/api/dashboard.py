@@ -8,12 +8,14 @@ Wire it with ``create_app(relay, api_keys, extra_routes=dashboard_routes(relay, 
 | ``GET /dashboard/static/{name}`` | anyone | its script, stylesheet and icon |
 | ``POST /session`` | anyone | ``api_key`` (form or JSON) valid: a session cookie and 303 to ``/``; else 401 |
 | ``POST /session/logout`` | anyone | revokes the session, clears the cookie, 303 to ``/`` |
-| ``GET /dashboard/summary?limit=&status=&tenant=`` | bearer or session | recent jobs, counts, queue depths (1) |
-| ``GET /dashboard/jobs/{id}`` | bearer or session | one job: request, metadata, outputs, error, events |
+| ``GET /dashboard/summary?limit=&status=&tenant=`` | bearer or session | recent jobs, counts, queue depths, usage (1) |
+| ``GET /dashboard/jobs/{id}`` | bearer or session | one job: its row (tenant, credits, queue place), request, … (2) |
 | ``GET /v1/jobs/{id}/outputs/{index}`` | bearer or session | the stored file (Range-aware), or 307 to a presigned URL |
 
-(1) A tenant's key sees its own jobs only; an admin's sees every tenant's, or ``tenant``'s, with a
-tenant column. A job of another tenant is answered as one that does not exist.
+(1) A tenant's key sees its own jobs, counts and usage only; an admin's sees every tenant's jobs and counts,
+or ``tenant``'s, with a tenant column, and every tenant's usage. A job of another tenant is answered as one
+that does not exist. Queued jobs carry their place in the queue (``queue_position``).
+(2) The row's fields, then request, metadata, outputs (with their sha256), error and events.
 """
 
 from __future__ import annotations
@@ -152,7 +154,8 @@ class Dashboard:
     async def details(self, request: Request) -> Response:
         viewer = await self.sessions.viewer(request)
         job = await run_in_threadpool(visible_job, self.relay, viewer, request.path_params["job_id"])
-        return JSONResponse(job_details(job), headers={"Cache-Control": "no-store"})
+        body = await run_in_threadpool(job_details, self.relay, job)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def output(self, request: Request) -> Response:
         """Output ``index`` of the job: a 307 to a presigned URL, or the bytes themselves."""

@@ -1,20 +1,25 @@
-"""What the dashboard shows, as JSON: the summary (jobs, counts, queues) and one job's details.
+"""What the dashboard shows, as JSON: the summary (jobs, counts, queues, usage) and one job's details.
 
 Times are RFC 3339 in UTC, as in the rest of the API (:func:`handlers.domain.jobs.rfc3339`); the page
 shows them in the viewer's locale. Counts are one capped count per status
 (:meth:`~handlers.ports.JobStore.count`): each reads at most ``COUNT_CAP + 1`` index entries,
-however many jobs there are, and says ``more`` past the cap.
+however many jobs there are, and says ``more`` past the cap. ``usage`` holds the lines of
+``GET /v1/usage`` the viewer may see. A queued job carries its ``queue_position`` (1: next), as in the
+API; the places are read once per answer, and only when a queued job is in it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from handlers.app.relay import Relay
 from handlers.domain.events import EVENT_TYPES, event_id
 from handlers.domain.jobs import Job, JobStatus, output_url, rfc3339
+from handlers.usecases.admission import places
+from handlers.usecases.budget import usage_report
 
-__all__ = ["COUNT_CAP", "REFRESH_SECONDS", "job_details", "summarize"]
+__all__ = ["COUNT_CAP", "REFRESH_SECONDS", "job_details", "summarize", "usage"]
 
 COUNT_CAP = 1000
 REFRESH_SECONDS = 5.0
@@ -25,22 +30,32 @@ _DETAIL_FIELDS = ("task_id", "idempotency_key", "credits_reserved", "attempts")
 
 def summarize(relay: Relay, limit: int, refresh_seconds: float = REFRESH_SECONDS, *,
               status: JobStatus | None = None, tenant: str | None = None, admin: bool = True) -> dict[str, Any]:
-    """The newest ``limit`` jobs (of ``status``, of ``tenant`` if given), counts by status, every queue's depth.
+    """The newest ``limit`` jobs (of ``status``, of ``tenant`` if given), counts by status, every queue's depth,
+    and the usage of ``tenant`` (of every tenant for an ``admin``, whose rows also name their tenant).
 
-    ``admin`` says whether the viewer sees every tenant (then each row names its tenant)."""
+    A viewer that is not an admin must pass its own ``tenant`` (without one it is shown no usage)."""
     jobs, _ = relay.jobs.page(status=status, tenant=tenant, limit=limit)
+    queued = places(relay) if any(job.status is JobStatus.QUEUED for job in jobs) else {}
     queues = [{"name": "ingest", "kind": "ingest", **relay.ingest_queue.depth()}]
     queues += [{"name": name, "kind": "subscriber", **relay.bus.subscriber(name).depth()}
                for name, _ in relay.settings.subscribers]
     return {"server_time": rfc3339(relay.clock()), "refresh_seconds": refresh_seconds,
             "status": status.value if status else None, "tenant": tenant, "admin": admin,
-            "jobs": [_job_row(job) for job in jobs], "counts": _counts(relay, tenant), "queues": queues,
-            "dead_letters": sum(q["dead"] for q in queues)}
+            "jobs": [_job_row(job, queued) for job in jobs], "counts": _counts(relay, tenant), "queues": queues,
+            "dead_letters": sum(q["dead"] for q in queues),
+            "usage": usage(relay, None if admin else [tenant] if tenant else [])}
 
 
-def job_details(job: Job) -> dict[str, Any]:
-    """One job for its details panel: the row's fields plus request, metadata, outputs and events."""
-    details = _job_row(job)
+def usage(relay: Relay, tenants: Collection[str] | None) -> list[dict[str, Any]]:
+    """The lines of ``GET /v1/usage`` for ``tenants`` (``None``: every tenant with a budget or holds)."""
+    lines = usage_report(relay.ledger, relay.settings.budgets, tenants, relay.clock())
+    return [line.as_dict() for line in lines]
+
+
+def job_details(relay: Relay, job: Job) -> dict[str, Any]:
+    """One job for its details panel: the row's fields (a queued job's place too) plus request, metadata,
+    outputs and events."""
+    details = _job_row(job, places(relay) if job.status is JobStatus.QUEUED else {})
     details.update({name: getattr(job, name) for name in _DETAIL_FIELDS})
     details["request"] = dict(job.request)
     details["metadata"] = dict(job.metadata)
@@ -55,9 +70,12 @@ def _event_type(job_id: str, published: str) -> str | None:
     return next((kind for kind in EVENT_TYPES if event_id(job_id, kind.rpartition(".")[2]) == published), None)
 
 
-def _job_row(job: Job) -> dict[str, Any]:
+def _job_row(job: Job, queued: Mapping[str, int]) -> dict[str, Any]:
+    """The job's row; a queued job's ``queue_position`` is its place in ``queued`` (``None`` if not there)."""
     public = job.public()
     row = {name: public[name] for name in _JOB_FIELDS}
+    if job.status is JobStatus.QUEUED:
+        row["queue_position"] = queued.get(job.id)
     duration = job.request.get("duration")
     row["duration"] = duration if isinstance(duration, int) else None
     row["outputs"] = [{"index": i, "url": output_url(job.id, i),
