@@ -21,27 +21,14 @@ from handlers.app.runtime import run_worker_once
 from handlers.base.errors import ProviderUnavailable
 from handlers.net.server import BackgroundServer
 from handlers.provider.evolink.task import Task
-from handlers.sandbox.media import render_video
 from handlers.usecases import submit
+from tests.functional.conftest import VIDEO
 from tests.support.fakes import FakeProvider, local_relay
 from tests.support.media_server import MediaServer
 
 KEY = "key-1"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 REQUEST = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse in a storm", "duration": 4}
-VIDEO = render_video(seconds=1, width=320, height=240, audio=False)
-
-
-@pytest.fixture
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as server:
-        server.add("/video.mp4", VIDEO, content_type="video/mp4")
-        yield server
-
-
-@pytest.fixture
-def provider(media: MediaServer) -> FakeProvider:
-    return FakeProvider(results=[media.url("/video.mp4")])
 
 
 @pytest.fixture

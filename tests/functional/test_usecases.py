@@ -15,27 +15,14 @@ from handlers.app.runtime import run_worker_once
 from handlers.base.errors import ProviderRejected, ProviderUnavailable
 from handlers.domain.jobs import JobStatus, Outcome
 from handlers.provider.evolink.task import new_task_id
-from handlers.sandbox.media import render_video
 from handlers.usecases import accept_callback, ingest, reconcile, submit
 from handlers.usecases.ingest import MAX_OTHER_TASKS, late_callback_key
 from handlers.usecases.outcomes import record_outcome
+from tests.functional.conftest import VIDEO
 from tests.support.fakes import Clock, FakeProvider, local_relay
 from tests.support.media_server import MediaServer
 
 REQUEST = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse in a storm", "duration": 4}
-VIDEO = render_video(seconds=1, width=320, height=240, audio=False)
-
-
-@pytest.fixture
-def media() -> Iterator[MediaServer]:
-    with MediaServer() as server:
-        server.add("/video.mp4", VIDEO, content_type="video/mp4")
-        yield server
-
-
-@pytest.fixture
-def provider(media: MediaServer) -> FakeProvider:
-    return FakeProvider(results=[media.url("/video.mp4")])
 
 
 @pytest.fixture
@@ -106,10 +93,23 @@ def test_a_lost_create_that_never_calls_back_expires_with_an_event(
 
 
 def test_a_rejected_create_is_a_rejected_job_with_an_event(relay: Relay, provider: FakeProvider) -> None:
+    provider.create_error = ProviderRejected("EvoLink 400", status=400, code="invalid_parameters")
+    job = submit(relay, REQUEST)
+    assert job.status is JobStatus.REJECTED and job.error and job.error["provider_code"] == "invalid_parameters"
+    assert job.event_ids and job.check_at is None
+
+
+def test_an_account_out_of_credits_fails_the_job_at_once_and_releases_its_hold(
+        relay: Relay, provider: FakeProvider) -> None:
+    """402 insufficient_quota is the account's fault, not the request's: failed (not rejected), no retry, the
+    budget hold settled to nothing."""
     provider.create_error = ProviderRejected("EvoLink 402", status=402, code="insufficient_quota")
     job = submit(relay, REQUEST)
-    assert job.status is JobStatus.REJECTED and job.error and job.error["provider_code"] == "insufficient_quota"
-    assert job.event_ids and job.check_at is None
+    assert job.status is JobStatus.FAILED and job.error and job.error["provider_code"] == "insufficient_quota"
+    assert job.event_ids and job.check_at is None and len(provider.creates) == 1
+    assert job.hold_period is not None
+    usage = relay.ledger.usage(job.tenant, job.hold_period)
+    assert (usage.held, usage.spent) == (0.0, 0.0)
 
 
 def test_an_unavailable_provider_leaves_the_job_accepted_and_the_reconciler_resubmits(
