@@ -268,7 +268,9 @@ class SlotLease:
 class SlotPool(Protocol):
     """The relay's tasks in flight at EvoLink, as leases: a dead holder's slot frees itself when its lease ends.
 
-    Only leases whose ``until`` is after ``now`` count; an expired lease is not in flight.
+    Only leases whose ``until`` is after ``now`` count; a lease with ``until <= now`` has expired
+    and is not in flight. ``acquire`` and ``renew`` never shorten a lease. An expired lease that was
+    never released stays listed by ``expired`` for at least 7 days, for the reconciler.
     """
 
     def acquire(self, job_id: str, tenant: str, *, now: float, until: float, cap: int,
