@@ -25,6 +25,7 @@ from handlers.cli.keys import keys
 from handlers.cli.sandbox import sandbox
 from handlers.cli.serve import serve
 from handlers.cli.submit import submit
+from handlers.cli.tenants import tenants
 from handlers.cli.validate import validate
 
 __all__ = ["EXIT_CONFIGURATION", "EXIT_FAILURE", "main"]
@@ -62,4 +63,5 @@ main.add_command(submit)
 main.add_command(jobs)
 main.add_command(dlq)
 main.add_command(keys)
+main.add_command(tenants)
 main.add_command(docs)

@@ -31,7 +31,12 @@ class Budget:
     per: Per
 
     def __str__(self) -> str:
-        return f"{self.credits:g}/{self.per.value}"
+        return f"{_plain(self.credits)}/{self.per.value}"
+
+
+def _plain(credits: float) -> str:
+    """A figure as people write it: ``1500000``, ``0.5``; never an exponent."""
+    return f"{credits:.6f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True, slots=True)
