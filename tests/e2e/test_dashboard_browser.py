@@ -1,5 +1,7 @@
 """The dashboard in headless Chromium, over the real pipeline: sign in (and be refused), read the board,
-open a job's details, filter by status, see times in the viewer's locale, play a video, sign out for good.
+open a job's details, filter by status, see times in the viewer's locale, play a video, sign out for good;
+as an admin, see every tenant's jobs with a tenant column and filter, each tenant's credits, and queued
+jobs' places in the queue.
 
 Each behaviour is read from the DOM and checked again in a screenshot: its size, and the colours that
 must (or must not) be in it, over the whole viewport or over one element.
@@ -17,6 +19,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ from handlers.app.relay import Relay
 from handlers.domain.contract import frame_size
 from handlers.domain.jobs import Job, JobStatus
 from handlers.net.server import BackgroundServer
+from handlers.usecases.budget import take_hold
 from tests.support.browser import CHROMIUM, INSTALL_HINT, Chromium, Page
 from tests.support.pipeline import API_KEY, REQUEST, Pipeline, running_pipeline
 
@@ -38,12 +42,20 @@ WIDTH, HEIGHT = 1280, 720
 REFRESH_SECONDS = 1.0
 DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 BADGE_RGB = {"published": (0x15, 0x80, 0x3D), "failed": (0xB9, 0x1C, 0x1C), "processing": (0x6D, 0x28, 0xD9)}
+QUEUED_RGB = (0xA1, 0x62, 0x07)
+TENANT_RGB = (0xE0, 0xE7, 0xFF)  # the tenant chip's background
 ACCENT_RGB = (0x1D, 0x4E, 0xD8)  # the sign-in button
 ALERT_RGB = (0xB9, 0x1C, 0x1C)  # the refused sign-in's message
 WHITE = (0xFF, 0xFF, 0xFF)
 # Before signing in, the page asks for the summary once and is told 401: Chromium logs that load.
 EXPECTED_PROBLEM = "status of 401"
 METADATA = {"order": "A-17", "customer": "dashboard test"}
+# The relay also knows tenant acme (a budget of 300 credits a day), whose two jobs wait for the one slot
+# (RELAY_MAX_IN_FLIGHT=1, held by the processing job), 120 credits held for each; an admin sees them.
+ACME_KEY, ADMIN_KEY = "relay-acme-key-0123456789", "relay-admin-key-0123456789"
+RELAY_ENV = {"RELAY_SUBSCRIBERS": "default:*,audit:failed", "RELAY_API_KEYS": f"{API_KEY},acme:{ACME_KEY}",
+             "RELAY_BUDGETS": "acme=300/day", "RELAY_MAX_IN_FLIGHT": "1"}
+ACME_HOLD = 120.0
 
 
 @dataclass
@@ -53,16 +65,18 @@ class Site:
     published: list[dict[str, object]]
     failed_id: str
     processing_id: str
+    queued_ids: list[str]
 
 
 def fake_id(label: str) -> str:
     return "job_" + hashlib.sha256(label.encode()).hexdigest()[:26]
 
 
-def put_job(relay: Relay, label: str, status: JobStatus, *, age: float, **changes: object) -> Job:
+def put_job(relay: Relay, label: str, status: JobStatus, *, age: float, tenant: str = "default",
+            **changes: object) -> Job:
     now = relay.clock()
     job = relay.jobs.create(Job(id=fake_id(label), request=REQUEST, fingerprint=label, created_at=now - age,
-                                updated_at=now - age, model=str(REQUEST["model"])))
+                                updated_at=now - age, model=str(REQUEST["model"]), tenant=tenant))
     return relay.jobs.update(replace(job, updated_at=now, status=status, **changes))
 
 
@@ -86,17 +100,31 @@ def seed(pipeline: Pipeline, relay: Relay) -> tuple[list[dict[str, object]], str
     return published, failed.id, processing.id
 
 
+def seed_queue(relay: Relay, holder: str) -> list[str]:
+    """``holder`` takes the one slot; two jobs of acme wait for it, each holding its estimate; oldest first."""
+    now = relay.clock()
+    assert relay.slots.acquire(holder, "default", now=now, until=now + 3600, cap=1, tenant_cap=None)
+    queued = []
+    for n, age in enumerate((12, 6), start=1):
+        job_id = fake_id(f"acme queued {n}")
+        hold = take_hold(relay.ledger, relay.settings.budgets, "acme", job_id, ACME_HOLD, now)
+        queued.append(put_job(relay, f"acme queued {n}", JobStatus.QUEUED, age=age, tenant="acme",
+                              credits_estimated=ACME_HOLD, credits_held=hold.held, hold_period=hold.period).id)
+    return queued
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp_path = tmp_path_factory.mktemp("dashboard")
-    with running_pipeline(tmp_path, relay_env={"RELAY_SUBSCRIBERS": "default:*,audit:failed"}) as pipeline:
+    with running_pipeline(tmp_path, relay_env=RELAY_ENV) as pipeline:
         assert pipeline.relay is not None and pipeline.relay.runtime.relay is not None
         relay = pipeline.relay.runtime.relay
         published, failed_id, processing_id = seed(pipeline, relay)
-        keys = ApiKeys([API_KEY])
+        queued_ids = seed_queue(relay, processing_id)
+        keys = ApiKeys(relay.settings.api_keys, admins=[ADMIN_KEY])
         routes = dashboard_routes(relay, keys, refresh_seconds=REFRESH_SECONDS)
         with BackgroundServer(create_app(relay, keys, extra_routes=routes)) as url:
-            yield Site(url, relay, published, failed_id, processing_id)
+            yield Site(url, relay, published, failed_id, processing_id, queued_ids)
 
 
 @pytest.fixture(scope="module")
@@ -114,11 +142,11 @@ def page(browser: Chromium) -> Iterator[Page]:
     page.close()
 
 
-def sign_in(page: Page, site: Site) -> None:
+def sign_in(page: Page, site: Site, key: str = API_KEY) -> None:
     """Through the form, as a person would: type the key, press the button, wait for the board."""
     page.goto(site.url + "/")
     page.wait_for("!document.getElementById('sign-in').hidden", what="the sign-in form")
-    page.type("#api-key", API_KEY)
+    page.type("#api-key", key)
     page.click("#sign-in button[type=submit]")
     page.wait_for("!document.getElementById('board').hidden && document.body.dataset.loaded", what="the board")
 
@@ -227,6 +255,11 @@ def test_signing_in_shows_every_job_with_its_badge_progress_and_error(page: Page
     assert rows[site.failed_id]["took"] == "6.0 s"
     assert rows[site.processing_id]["status"] == "badge status-processing"
     assert rows[site.processing_id]["took"].startswith("running ")
+    assert not set(site.queued_ids) & set(rows), "another tenant's jobs are on the board"
+    view = page.evaluate("""({column: document.getElementById('tenant-column').hidden,
+        filter: getComputedStyle(document.getElementById('tenant-filter-label')).display,
+        cells: document.querySelector('#job-rows tr').cells.length})""")
+    assert view == {"column": True, "filter": "none", "cells": 8}, "a tenant's board has no tenant column or filter"
 
 
 def test_the_dead_letter_count_is_shown_in_red(page: Page, site: Site) -> None:
@@ -366,6 +399,7 @@ def test_filtering_by_status_shows_only_those_jobs(page: Page, site: Site, tmp_p
     table = shot(page, tmp_path / "failed.png", selector=".jobs table")
     found = badge_pixels(table)
     assert found["failed"] > 300 and found["published"] == 0 and found["processing"] == 0, found
+    assert pixels_near(table, TENANT_RGB) == 0, "a tenant's table shows tenant chips"
     page.evaluate("""(() => { const s = document.getElementById('status-filter'); s.value = 'published';
         s.dispatchEvent(new Event('change')); })()""")
     page.wait_for("document.body.dataset.shown === 'published'", what="the published jobs")
@@ -394,3 +428,78 @@ def test_times_are_shown_in_the_viewer_s_locale(browser: Chromium, site: Site, t
         assert shot(page, tmp_path / f"{locale}.png").size == (WIDTH, HEIGHT)
     finally:
         page.close()
+
+
+def admin_rows(page: Page) -> dict[str, dict[str, str]]:
+    """Each job row of an admin's board as ``{id: {tenant, status, badge, took}}``."""
+    rows = page.evaluate("""[...document.querySelectorAll('#job-rows tr')].map((row) => ({
+        id: row.dataset.job, tenant: row.cells[1].textContent, status: row.querySelector('.badge').className,
+        badge: row.querySelector('.badge').textContent, took: row.cells[6].textContent}))""")
+    return {row.pop("id"): row for row in rows}
+
+
+def choose_tenant(page: Page, tenant: str) -> None:
+    page.evaluate(f"""(() => {{ const s = document.getElementById('tenant-filter'); s.value = {json.dumps(tenant)};
+        s.dispatchEvent(new Event('change')); }})()""")
+    page.wait_for(f"document.body.dataset.tenant === {json.dumps(tenant or 'all')}", what=f"tenant {tenant!r}")
+
+
+def test_an_admin_sees_every_tenant_in_a_column_and_filters_by_one(page: Page, site: Site, tmp_path: Path) -> None:
+    sign_in(page, site, ADMIN_KEY)
+    rows = admin_rows(page)
+    assert {job_id: row["tenant"] for job_id, row in rows.items() if row["tenant"] == "acme"} == dict.fromkeys(
+        site.queued_ids, "acme")
+    assert {row["tenant"] for row in rows.values()} == {"acme", "default"} and len(rows) == 6
+    header = page.evaluate("[...document.querySelectorAll('.jobs thead th')].map((th) => th.textContent)")
+    assert header[:3] == ["job", "tenant", "status"]
+    options = page.evaluate("[...document.querySelectorAll('#tenant-filter option')].map((o) => o.textContent)")
+    assert options == ["all", "acme", "default"]
+    assert pixels_near(shot(page, tmp_path / "all.png", selector=".jobs table"), TENANT_RGB) > 300
+    choose_tenant(page, "acme")
+    assert set(admin_rows(page)) == set(site.queued_ids)
+    table = shot(page, tmp_path / "acme.png", selector=".jobs table")
+    assert pixels_near(table, TENANT_RGB) > 200 and badge_pixels(table) == dict.fromkeys(BADGE_RGB, 0)
+    choose_tenant(page, "")
+    assert len(admin_rows(page)) == 6
+
+
+def test_queued_jobs_show_their_place_in_the_queue(page: Page, site: Site, tmp_path: Path) -> None:
+    sign_in(page, site, ADMIN_KEY)
+    rows = admin_rows(page)
+    first, second = site.queued_ids
+    assert [rows[first]["badge"], rows[second]["badge"]] == ["queued #1", "queued #2"]
+    assert rows[first]["status"] == "badge status-queued" and rows[first]["took"].startswith("waiting ")
+    image = shot(page, tmp_path / "queued.png", selector=f"#job-rows tr[data-job='{second}']")
+    assert pixels_near(image, QUEUED_RGB) > 300, "the queued badge is not in the screenshot"
+    page.click(f"#job-rows tr[data-job='{second}'] td:nth-child(4)")
+    page.wait_for(f"document.getElementById('details-id').textContent === {json.dumps(second)}", what="the details")
+    facts = page.evaluate("""Object.fromEntries([...document.querySelectorAll('#details-facts div')].map(
+        (fact) => [fact.querySelector('dt').textContent, fact.querySelector('dd').textContent]))""")
+    assert (facts["place in queue"], facts["tenant"]) == ("#2", "acme")
+    assert (facts["credits estimated"], facts["credits held"], facts["credits used"]) == ("120", "120", "—")
+
+
+def usage_lines(page: Page) -> dict[str, list[str]]:
+    lines = page.evaluate("""[...document.querySelectorAll('#usage-rows tr')].map((row) =>
+        [...row.cells].map((cell) => cell.textContent.trim()))""")
+    return {line[0]: line[1:] for line in lines}
+
+
+def test_the_usage_panel_shows_each_tenant_s_credits_to_an_admin_and_its_own_to_a_tenant(
+        page: Page, site: Site, tmp_path: Path) -> None:
+    sign_in(page, site, ADMIN_KEY)
+    lines = usage_lines(page)
+    today = datetime.fromtimestamp(site.relay.clock(), UTC)
+    resets = page.evaluate(f"""new Intl.DateTimeFormat(undefined, {{dateStyle: 'short', timeStyle: 'medium'}})
+        .format(new Date({json.dumps((today.replace(hour=0, minute=0, second=0, microsecond=0)
+                                      + timedelta(days=1)).isoformat())}))""")
+    assert lines["acme"] == [today.strftime("%Y-%m-%d"), "300 / day", "240", "0", "60", "2", resets]
+    assert lines["default"][1] == "no budget" and lines["default"][4] == "—" and lines["default"][5] == "2"
+    bar = page.evaluate("document.querySelector('#usage-rows tr[data-tenant=acme] progress').ariaLabel")
+    assert bar == "acme: 240 of 300 credits held or spent"
+    panel = shot(page, tmp_path / "usage.png", selector=".usage")
+    assert pixels_near(panel, TENANT_RGB) > 200 and pixels_near(panel, ACCENT_RGB) > 50, "no chips or bar drawn"
+    page.click("#sign-out button")
+    page.wait_for("!document.getElementById('sign-in').hidden", what="the sign-in form")
+    sign_in(page, site)
+    assert list(usage_lines(page)) == ["default"]

@@ -1,17 +1,21 @@
 // The dashboard: reads /dashboard/summary every few seconds and renders it; a click on a job reads
-// /dashboard/jobs/{id} into the details panel. No framework, no build step. Times are shown in the
-// viewer's own locale and time zone (Intl.DateTimeFormat with the browser's defaults).
+// /dashboard/jobs/{id} into the details panel. No framework, no build step. Times and figures are shown
+// in the viewer's own locale and time zone (Intl formats with the browser's defaults). An admin's board
+// has a tenant column and a tenant filter; anyone else's shows its own tenant's jobs only.
 "use strict";
 
 (() => {
   const FINAL = new Set(["published", "failed", "cancelled", "rejected", "expired"]);
   const WHEN = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
   const TIME = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+  const CREDITS = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
   const byId = (id) => document.getElementById(id);
   let refreshMs = 5000;
   let timer = 0;
   let playing = null;
   let opened = null;
+  let admin = false;
+  const tenants = new Set();  // every tenant an admin's board has named so far: the filter's choices
 
   function element(tag, props = {}, ...children) {
     const node = Object.assign(document.createElement(tag), props);
@@ -35,11 +39,25 @@
 
   function took(job, now) {
     if (job.finished_at != null) return span(seconds(job.finished_at) - seconds(job.created_at));
-    return FINAL.has(job.status) ? "—" : `running ${span(Math.max(0, seconds(now) - seconds(job.created_at)))}`;
+    if (FINAL.has(job.status)) return "—";
+    const waited = span(Math.max(0, seconds(now) - seconds(job.created_at)));
+    return job.status === "queued" ? `waiting ${waited}` : `running ${waited}`;
   }
 
-  function badge(status) {
-    return element("span", { className: `badge status-${status}`, textContent: status });
+  // A queued job's badge also says its place in the queue: "queued #3" (3: two jobs go to EvoLink first).
+  function badge(status, place = null) {
+    const node = element("span", { className: `badge status-${status}`,
+                                   textContent: place == null ? status : `${status} #${place}` });
+    if (place != null) node.title = `number ${place} in the queue`;
+    return node;
+  }
+
+  function tenantChip(tenant) {
+    return element("span", { className: "tenant", textContent: tenant });
+  }
+
+  function credits(value) {
+    return value == null ? "—" : CREDITS.format(value);
   }
 
   function progress(job) {
@@ -73,8 +91,9 @@
   }
 
   function jobRow(job, now) {
-    const cells = [jobLink(job), badge(job.status), progress(job), clock(job.created_at), clock(job.finished_at),
-                   took(job, now), failure(job.error), playButton(job)];
+    const cells = [jobLink(job), ...(admin ? [tenantChip(job.tenant)] : []), badge(job.status, job.queue_position),
+                   progress(job), clock(job.created_at), clock(job.finished_at), took(job, now), failure(job.error),
+                   playButton(job)];
     const row = element("tr");
     row.classList.toggle("selected", playing === job.id);
     row.classList.toggle("open", opened === job.id);
@@ -88,7 +107,8 @@
     const focusedClass = document.activeElement?.classList?.contains("play") ? "play" : "open";
     const rows = summary.jobs.map((job) => jobRow(job, summary.server_time));
     const empty = summary.status ? `No ${summary.status} jobs.` : "No jobs yet.";
-    if (!rows.length) rows.push(element("tr", {}, element("td", { colSpan: 8, textContent: empty })));
+    if (!rows.length) rows.push(element("tr", {}, element("td", { colSpan: admin ? 9 : 8, textContent: empty })));
+    byId("tenant-column").hidden = !admin;
     byId("job-rows").replaceChildren(...rows);
     if (focused) document.querySelector(`button.${focusedClass}[data-job="${CSS.escape(focused)}"]`)?.focus();
   }
@@ -114,17 +134,70 @@
     total.classList.toggle("alert", summary.dead_letters > 0);
   }
 
+  function budget(line) {
+    if (!line.budget) return element("span", { className: "none", textContent: "no budget" });
+    return `${CREDITS.format(line.budget.credits)} / ${line.budget.per}`;
+  }
+
+  // What is left of a budget, with a bar of the share held or spent (nothing to show without a budget).
+  function remaining(line) {
+    if (!line.budget) return "—";
+    const used = Math.min(line.budget.credits, line.held + line.spent);
+    const bar = element("progress", { max: line.budget.credits, value: used });
+    bar.setAttribute("aria-label", `${line.tenant}: ${CREDITS.format(used)} of ${CREDITS.format(line.budget.credits)} `
+                                   + "credits held or spent");
+    return element("span", { className: "progress" }, bar, ` ${CREDITS.format(line.remaining)}`);
+  }
+
+  function usageRow(line) {
+    const period = line.period.slice(line.period.indexOf(":") + 1);
+    const row = element("tr", {}, element("th", { scope: "row" }, tenantChip(line.tenant)),
+                        element("td", { title: line.period, textContent: period }), element("td", {}, budget(line)),
+                        element("td", { textContent: credits(line.held) }),
+                        element("td", { textContent: credits(line.spent) }),
+                        element("td", { className: line.remaining === 0 ? "remaining alert" : "remaining" },
+                                remaining(line)),
+                        element("td", { textContent: line.jobs }), element("td", {}, clock(line.resets_at)));
+    row.dataset.tenant = line.tenant;
+    return row;
+  }
+
+  function renderUsage(usage) {
+    const rows = usage.map(usageRow);
+    if (!rows.length) rows.push(element("tr", {}, element("td", { colSpan: 8, textContent: "No credits held or spent yet." })));
+    byId("usage-rows").replaceChildren(...rows);
+  }
+
+  // The admin's tenant filter: every tenant named by the usage or by a row so far, the chosen one kept.
+  function renderTenantFilter(summary) {
+    byId("tenant-filter-label").hidden = !admin;
+    if (!admin) return;
+    const known = tenants.size;
+    [...summary.usage.map((line) => line.tenant), ...summary.jobs.map((job) => job.tenant), summary.tenant]
+      .filter(Boolean).forEach((tenant) => tenants.add(tenant));
+    const select = byId("tenant-filter");
+    if (tenants.size !== known) {
+      select.replaceChildren(element("option", { value: "", textContent: "all" }),
+                             ...[...tenants].sort().map((tenant) => element("option", { textContent: tenant })));
+    }
+    select.value = summary.tenant || "";
+  }
+
   function fact(label, value) {
     return element("div", {}, element("dt", { textContent: label }), element("dd", {}, value ?? "—"));
   }
 
   function renderDetails(job) {
     byId("details-id").textContent = job.id;
+    const queued = job.status === "queued" ? [fact("place in queue", job.queue_position == null ? null
+                                                                       : `#${job.queue_position}`)] : [];
     byId("details-facts").replaceChildren(
-      fact("status", badge(job.status)), fact("progress", `${job.progress}%`), fact("model", job.model),
+      fact("status", badge(job.status)), ...queued, fact("tenant", tenantChip(job.tenant)),
+      fact("progress", `${job.progress}%`), fact("model", job.model),
       fact("task", job.task_id), fact("created", clock(job.created_at)), fact("submitted", clock(job.submitted_at)),
       fact("finished", clock(job.finished_at)), fact("updated", clock(job.updated_at)),
-      fact("attempts", String(job.attempts)), fact("idempotency key", job.idempotency_key));
+      fact("attempts", String(job.attempts)), fact("idempotency key", job.idempotency_key),
+      ...["estimated", "held", "reserved", "used"].map((kind) => fact(`credits ${kind}`, credits(job.credits[kind]))));
     byId("details-request").textContent = JSON.stringify(job.request, null, 2);
     byId("details-metadata").textContent = JSON.stringify(job.metadata, null, 2);
     const outputs = job.outputs.map((o) => element("li", {}, element("a", { href: o.url, textContent: `output ${o.index}` }),
@@ -178,8 +251,12 @@
   }
 
   function summaryUrl() {
+    const query = new URLSearchParams({ limit: "50" });
     const status = byId("status-filter").value;
-    return `/dashboard/summary?limit=50${status ? `&status=${encodeURIComponent(status)}` : ""}`;
+    const tenant = admin ? byId("tenant-filter").value : "";
+    if (status) query.set("status", status);
+    if (tenant) query.set("tenant", tenant);
+    return `/dashboard/summary?${query}`;
   }
 
   async function refresh() {
@@ -195,15 +272,20 @@
       }
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const summary = await response.json();
+      admin = summary.admin;
       renderCounts(summary.counts);
       renderQueues(summary);
+      renderUsage(summary.usage);
+      renderTenantFilter(summary);
       renderJobs(summary);
       showBoard(true);
       if (opened) await loadDetails(opened);
       refreshMs = (summary.refresh_seconds || 5) * 1000;
       status.textContent = `Updated ${TIME.format(new Date(summary.server_time))}`
-                           + ` · refreshes every ${refreshMs / 1000} s`;
+                           + ` · refreshes every ${refreshMs / 1000} s`
+                           + (admin ? " · admin: every tenant" : ` · tenant ${summary.tenant}`);
       document.body.dataset.shown = summary.status || "all";
+      document.body.dataset.tenant = summary.tenant || "all";
       document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
     } catch (error) {
       status.textContent = `Could not refresh (${error.message}); trying again.`;
@@ -220,6 +302,7 @@
     });
     byId("details-close").addEventListener("click", closeDetails);
     byId("status-filter").addEventListener("change", refresh);
+    byId("tenant-filter").addEventListener("change", refresh);
     refresh();
   });
 })();
