@@ -283,7 +283,8 @@
       refreshMs = (summary.refresh_seconds || 5) * 1000;
       status.textContent = `Updated ${TIME.format(new Date(summary.server_time))}`
                            + ` · refreshes every ${refreshMs / 1000} s`
-                           + (admin ? " · admin: every tenant" : ` · tenant ${summary.tenant}`);
+                           + (admin ? ` · admin: ${summary.tenant ? `tenant ${summary.tenant}` : "every tenant"}`
+                                    : ` · tenant ${summary.tenant}`);
       document.body.dataset.shown = summary.status || "all";
       document.body.dataset.tenant = summary.tenant || "all";
       document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
