@@ -50,6 +50,7 @@ class TenantStack:
     server: BackgroundServer | None = None
     url: str = ""
     _clients: dict[str, httpx.Client] = field(default_factory=dict)
+    _keys: dict[str, str] = field(default_factory=dict)
 
     # speaking HTTP ------------------------------------------------------------------------------
     def client(self, key: str) -> httpx.Client:
@@ -59,9 +60,26 @@ class TenantStack:
                                               timeout=60)
         return self._clients[key]
 
+    def key_of(self, tenant: str) -> str:
+        """``tenant``'s submitter key (``admin``: the admin key)."""
+        return ADMIN_KEY if tenant == "admin" else self._keys[tenant]
+
     def api(self, tenant: str) -> httpx.Client:
-        """The client of ``tenant``'s configured submitter key (``admin``: the admin key)."""
-        return self.client(ADMIN_KEY if tenant == "admin" else KEYS[tenant])
+        """A client presenting ``tenant``'s submitter key (``admin``: the admin key)."""
+        return self.client(self.key_of(tenant))
+
+    def new_key(self, tenant: str, role: str = "submitter") -> str:
+        """A key of ``tenant`` with ``role``, made at run time by the admin (``POST /v1/keys``)."""
+        made = self.api("admin").post("/v1/keys", json={"tenant": tenant, "role": role})
+        assert made.status_code == 201, made.text
+        key: str = made.json()["key"]
+        return key
+
+    def new_tenant(self, prefix: str) -> str:
+        """A tenant no other test uses, with a submitter key made at run time; ``api(tenant)`` speaks as it."""
+        tenant = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        self._keys[tenant] = self.new_key(tenant)
+        return tenant
 
     def submit(self, tenant: str, body: Mapping[str, Any] | None = None, *, key: str | None = None) -> dict[str, Any]:
         """``POST /v1/jobs`` as ``tenant``; asserts the 202 and returns the job."""
@@ -74,8 +92,8 @@ class TenantStack:
     def submit_concurrently(self, tenant: str, count: int, threads: int, prefix: str) -> list[httpx.Response]:
         """``count`` submits of distinct jobs (``Idempotency-Key`` ``<prefix>-<n>``) from ``threads`` threads
         released together, each thread with its own connection."""
-        clients = [httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {KEYS[tenant]}"}, timeout=60)
-                   for _ in range(threads)]
+        clients = [httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key_of(tenant)}"},
+                                timeout=60) for _ in range(threads)]
 
         def one(index: int) -> httpx.Response:
             return clients[index % threads].post("/v1/jobs", json={**REQUEST, "metadata": {"n": index}},
@@ -179,21 +197,23 @@ def bootstrap_aws(env: Mapping[str, str]) -> None:
 
 @contextmanager
 def tenant_stack(backend: str, tmp: Path, *, moto: str | None = None, relay_env: Mapping[str, str] | None = None,
-                 **sandbox: Any) -> Iterator[TenantStack]:
+                 tenants: tuple[str, ...] = (), **sandbox: Any) -> Iterator[TenantStack]:
     """The sandbox (``sandbox`` overrides its settings; speed 400 unless given) and the relay with the keys of
-    ``acme``, ``bravo`` and an admin, on ``backend`` (``local`` or ``aws``, the latter on ``moto``)."""
+    ``acme``, ``bravo`` and an admin, on ``backend`` (``local`` or ``aws``, the latter on ``moto``). ``tenants``
+    get configured keys too (``RELAY_API_KEYS``), so ``RELAY_BUDGETS`` may name them."""
     sandbox.setdefault("speed", 400.0)
+    keys = {**KEYS, **{tenant: f"{tenant}-key-0123456789" for tenant in tenants}}
     with ExitStack() as stack:
         box = stack.enter_context(running_sandbox(tmp / "sandbox", **sandbox))
         env = {"RELAY_DATA_DIR": str(tmp / "relay"), "EVOLINK_BASE_URL": box.url, "RELAY_CALLBACK_SECRET": SECRET,
-               "RELAY_API_KEYS": ",".join(f"{tenant}:{key}" for tenant, key in KEYS.items()),
+               "RELAY_API_KEYS": ",".join(f"{tenant}:{key}" for tenant, key in keys.items()),
                "RELAY_ADMIN_KEYS": f"ops:{ADMIN_KEY}", "RELAY_RECONCILE_EVERY": "0.5", "RELAY_RECONCILE_GRACE": "1",
                "RELAY_PORT": str(free_port()), **(relay_env or {})}
         if backend == "aws":
             assert moto is not None, "the aws backend needs the moto server"
             env.update(aws_names(moto))
             bootstrap_aws(env)
-        running = TenantStack(backend, tmp, box, env)
+        running = TenantStack(backend, tmp, box, env, _keys=keys)
         running.start_relay()
         stack.callback(running.stop_relay)
         yield running
