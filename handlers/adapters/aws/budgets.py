@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.adapters.aws.batch import batch_get
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
 from handlers.base.errors import StorageError
 from handlers.domain.budgets import Budget, Per, Usage, period_resets_at
@@ -67,8 +68,6 @@ CANCELLED, CHECK_FAILED, TX_CONFLICT = "TransactionCanceledException", "Conditio
 NO_REASON, HELD, SETTLED = "None", "held", "settled"
 CONFLICT_ATTEMPTS = 8
 BACKOFF_BASE, BACKOFF_CAP = 0.02, 1.0
-BATCH_GET_LIMIT = 100
-UNPROCESSED_ATTEMPTS = 6
 DAY = 86_400.0
 MICRO = Decimal(1_000_000)
 _BUDGET_ATTRIBUTE = "t#"
@@ -258,25 +257,7 @@ class DynamoBudgetLedger:
         return dict(item) if item is not None else None
 
     def _batch_get(self, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Consistent ``BatchGetItem`` of ``ids``; keys left unprocessed (throttling) are asked again."""
-        items: list[dict[str, Any]] = []
-        for start in range(0, len(ids), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {self.table: {
-                "Keys": [{"id": _s(item_id)} for item_id in ids[start:start + BATCH_GET_LIMIT]],
-                "ConsistentRead": True}}
-            for attempt in range(UNPROCESSED_ATTEMPTS):
-                if attempt:
-                    self._sleep(min(BACKOFF_BASE * 2 ** attempt, BACKOFF_CAP))
-                with aws_errors(StorageError, f"read the totals of {len(request[self.table]['Keys'])} tenants"):
-                    answer = self._client.batch_get_item(RequestItems=request)
-                items += answer.get("Responses", {}).get(self.table, [])
-                request = dict(answer.get("UnprocessedKeys") or {})
-                if not request:
-                    break
-            else:
-                raise StorageError(f"DynamoDB left {len(request[self.table]['Keys'])} totals unread",
-                                   code="throttled")
-        return items
+        return batch_get(self._client, self.table, ids, what="read the totals of tenants", sleep=self._sleep)
 
     def _expires(self, period: str) -> AttributeValueTypeDef:
         return _n(int(period_resets_at(period) + self.ttl_days * DAY))

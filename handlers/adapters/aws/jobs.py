@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.adapters.aws.batch import batch_get
 from handlers.adapters.aws.errors import CONDITION_FAILED, aws_errors, error_code, translate
 from handlers.base.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
 from handlers.domain.jobs import Job, JobStatus
@@ -54,8 +55,6 @@ DUE_SHARD, JOB_KIND = "due", "job"
 SESSION_PREFIX = "session#"
 TTL_ATTRIBUTE = "expires_at"
 DAY = 86_400.0
-BATCH_GET_LIMIT = 100
-UNPROCESSED_ATTEMPTS = 6
 
 
 def _index(name: str, partition: str, sort: str) -> dict[str, Any]:
@@ -158,27 +157,9 @@ class DynamoJobStore:
 
         Keys DynamoDB leaves unprocessed (throttling) are asked again, with a short backoff.
         """
-        wanted = list(dict.fromkeys(job_ids))  # BatchGetItem refuses a repeated key
-        found: set[str] = set()
-        for start in range(0, len(wanted), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {self.table: {
-                "Keys": [{"id": {"S": job_id}} for job_id in wanted[start:start + BATCH_GET_LIMIT]],
-                "ConsistentRead": True, "ProjectionExpression": "#id, #kind",
-                "ExpressionAttributeNames": {"#id": "id", "#kind": "kind"}}}
-            for attempt in range(UNPROCESSED_ATTEMPTS):
-                if attempt:
-                    time.sleep(min(0.05 * 2 ** attempt, 1.0))
-                with aws_errors(StorageError, f"look up {len(request[self.table]['Keys'])} jobs"):
-                    answer = self._client.batch_get_item(RequestItems=request)
-                found.update(item["id"]["S"] for item in answer.get("Responses", {}).get(self.table, [])
-                             if item.get("kind", {}).get("S") == JOB_KIND)
-                request = dict(answer.get("UnprocessedKeys") or {})
-                if not request:
-                    break
-            else:
-                raise StorageError(f"DynamoDB left {len(request[self.table]['Keys'])} job lookups unprocessed",
-                                   code="throttled")
-        return found
+        items = batch_get(self._client, self.table, list(job_ids), what="look up jobs",
+                          projection={"#id": "id", "#kind": "kind"})
+        return {item["id"]["S"] for item in items if item.get("kind", {}).get("S") == JOB_KIND}
 
     def update(self, job: Job) -> Job:
         """``PutItem`` conditional on ``version``; ``Conflict`` if it moved on, ``NotFound`` if absent."""
