@@ -408,9 +408,11 @@ def test_table_has_its_indexes_ttl_recovery_and_encryption(packaged: Packaged) -
                                 i["Projection"]["ProjectionType"])
                for i in table["GlobalSecondaryIndexes"]}
     assert indexes["due-index"] == ([("due_shard", "HASH"), ("check_at", "RANGE")], "ALL")
-    assert indexes["created-index"][0] == [("kind", "HASH"), ("created_at", "RANGE")]
-    assert indexes["status-index"][0] == [("status", "HASH"), ("created_at", "RANGE")]
-    assert types == {"id": "S", "due_shard": "S", "check_at": "N", "kind": "S", "created_at": "N", "status": "S"}
+    assert indexes["created-index"][0] == [("kind", "HASH"), ("created_key", "RANGE")]
+    assert indexes["status-index"][0] == [("status", "HASH"), ("created_key", "RANGE")]
+    assert indexes["tenant-index"][0] == [("tenant", "HASH"), ("created_key", "RANGE")]
+    assert types == {"id": "S", "due_shard": "S", "check_at": "N", "kind": "S", "created_key": "S", "status": "S",
+                     "tenant": "S"}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"]["SSEEnabled"] is True
