@@ -19,6 +19,15 @@ from tests.support.tenants import REQUEST, TenantStack, max_overlap, tenant_stac
 
 pytestmark = pytest.mark.e2e
 SLOW = 120.0  # sandbox speed: a 4 s 480p task runs 86 s / 120 = 0.72 s
+# Under a cap, queued jobs are admitted by the one worker that takes each freed slot's message; the reconciler,
+# which admits too, passes rarely. Two admitters at once can exceed the cap (a known race, pinned by
+# tests/functional/test_admission_races.py), which these tests do not measure.
+ONE_ADMITTER = {"RELAY_WORKERS": "1", "RELAY_RECONCILE_EVERY": "5"}
+
+
+def capped(cap: int, tenant_cap: int | None = None) -> dict[str, str]:
+    return {**ONE_ADMITTER, "RELAY_MAX_IN_FLIGHT": str(cap),
+            **({"RELAY_TENANT_MAX_IN_FLIGHT": str(tenant_cap)} if tenant_cap else {})}
 
 
 @pytest.fixture(params=["local", pytest.param("aws", marks=pytest.mark.integration)])
@@ -43,7 +52,7 @@ def at_once(stack: TenantStack, task_ids: set[str] | None = None) -> int:
 
 def test_with_two_slots_the_third_job_waits_queued_and_the_sandbox_never_runs_more_than_two(
         backend: str, moto: str | None, tmp_path: Path) -> None:
-    with tenant_stack(backend, tmp_path, moto=moto, relay_env={"RELAY_MAX_IN_FLIGHT": "2"}, speed=SLOW) as stack:
+    with tenant_stack(backend, tmp_path, moto=moto, relay_env=capped(2), speed=SLOW) as stack:
         jobs = [stack.submit("acme", body(n)) for n in range(3)]
         third = stack.job("acme", jobs[2]["id"])
         finals = stack.wait_final("acme", [j["id"] for j in jobs])
@@ -59,7 +68,7 @@ def test_with_two_slots_the_third_job_waits_queued_and_the_sandbox_never_runs_mo
 @pytest.mark.xfail(strict=True, reason="POST /v1/jobs answers a queued job without its queue_position; only GET "
                                        "(listing.shown) adds it")
 def test_the_202_of_a_queued_job_gives_its_place_in_the_queue(tmp_path: Path) -> None:
-    with tenant_stack("local", tmp_path, relay_env={"RELAY_MAX_IN_FLIGHT": "1"}, speed=SLOW) as stack:
+    with tenant_stack("local", tmp_path, relay_env=capped(1), speed=SLOW) as stack:
         stack.submit("acme", body(0))
         queued = stack.submit("acme", body(1))
     assert (queued["status"], queued.get("queue_position")) == ("queued", 1)
@@ -67,20 +76,18 @@ def test_the_202_of_a_queued_job_gives_its_place_in_the_queue(tmp_path: Path) ->
 
 def test_a_tenant_behind_another_tenants_burst_is_next_in_the_queue(
         backend: str, moto: str | None, tmp_path: Path) -> None:
-    """Two slots; acme fills them and queues two more; bravo's one job, queued after, goes before acme's. (acme's
-    first two start a third of a second apart, so their slots free one at a time.)"""
-    with tenant_stack(backend, tmp_path, moto=moto, relay_env={"RELAY_MAX_IN_FLIGHT": "2"}, speed=SLOW) as stack:
-        acme = [stack.submit("acme", body(0))["id"]]
-        time.sleep(0.33)
-        acme += [stack.submit("acme", body(n))["id"] for n in range(1, 4)]
+    """Two slots; acme fills them and queues three more; bravo's one job, queued after, is shown first in the
+    queue and starts with the next pair, before acme's fourth and fifth."""
+    with tenant_stack(backend, tmp_path, moto=moto, relay_env=capped(2), speed=SLOW) as stack:
+        acme = [stack.submit("acme", body(n))["id"] for n in range(5)]
         bravo = stack.submit("bravo", body(9))["id"]
         places = {job_id: stack.job("admin", job_id).get("queue_position") for job_id in [*acme[2:], bravo]}
         finals = stack.wait_final("admin", [*acme, bravo])
         created = [t["id"] for t in stack.sandbox_tasks()]
         most = at_once(stack)
-    order = [created.index(finals[job_id]["task_id"]) for job_id in [*acme, bravo]]
-    assert places == {bravo: 1, acme[2]: 2, acme[3]: 3}
-    assert order[4] < order[2] < order[3]  # bravo's task was created before acme's third and fourth
+    order = {job_id: created.index(finals[job_id]["task_id"]) for job_id in [*acme, bravo]}
+    assert places == {bravo: 1, acme[2]: 2, acme[3]: 3, acme[4]: 4}
+    assert order[bravo] < min(order[acme[3]], order[acme[4]])
     assert {j["status"] for j in finals.values()} == {"published"} and most == 2
 
 
@@ -90,7 +97,7 @@ def test_a_tenant_behind_another_tenants_burst_is_next_in_the_queue(
     "(domain.admission.fair_order, called after the slot is released)"))
 def test_with_one_slot_another_tenants_job_is_not_starved_by_a_burst(tmp_path: Path) -> None:
     """One slot; acme runs one job and queues two; bravo's job, shown first in the queue, runs next."""
-    with tenant_stack("local", tmp_path, relay_env={"RELAY_MAX_IN_FLIGHT": "1"}, speed=SLOW) as stack:
+    with tenant_stack("local", tmp_path, relay_env=capped(1), speed=SLOW) as stack:
         acme = [stack.submit("acme", body(n))["id"] for n in range(3)]
         bravo = stack.submit("bravo", body(9))["id"]
         place = stack.job("bravo", bravo)["queue_position"]
@@ -103,8 +110,7 @@ def test_with_one_slot_another_tenants_job_is_not_starved_by_a_burst(tmp_path: P
 def test_a_tenant_at_its_own_cap_waits_while_another_tenant_runs(
         backend: str, moto: str | None, tmp_path: Path) -> None:
     """Three slots, one per tenant: acme's second job waits though slots are free, bravo's starts at once."""
-    env = {"RELAY_MAX_IN_FLIGHT": "3", "RELAY_TENANT_MAX_IN_FLIGHT": "1"}
-    with tenant_stack(backend, tmp_path, moto=moto, relay_env=env, speed=SLOW) as stack:
+    with tenant_stack(backend, tmp_path, moto=moto, relay_env=capped(3, tenant_cap=1), speed=SLOW) as stack:
         acme = [stack.submit("acme", body(n)) for n in range(2)]
         bravo = stack.submit("bravo", body(9))
         finals = stack.wait_final("admin", [j["id"] for j in [*acme, bravo]])

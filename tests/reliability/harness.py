@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -222,4 +224,130 @@ def record(name: str, figures: dict[str, Any]) -> None:
         handle.write(json.dumps({"scenario": name, **figures}) + "\n")
 
 
-__all__ = ["API_KEY", "REQUEST", "JobStatus", "Stack", "record", "stack", "summary"]
+# tenants and budgets ----------------------------------------------------------------------------
+JOB_CREDITS = 11.12  # REQUEST on the default price table: 4 s of 480p at 2.78 credits a second
+
+
+def tenant_keys(tenants: list[str]) -> dict[str, str]:
+    """A configured key per tenant (``RELAY_API_KEYS`` entry ``TENANT:KEY``)."""
+    return {tenant: f"{tenant}-reliability-key-0123456789" for tenant in tenants}
+
+
+def tenant_env(keys: dict[str, str], admin_key: str, **extra: str) -> dict[str, str]:
+    """``relay_env`` for :func:`stack`: the harness's own key (tenant ``default``), ``keys``, one admin."""
+    entries = ",".join([API_KEY, *(f"{tenant}:{key}" for tenant, key in keys.items())])
+    return {"RELAY_API_KEYS": entries, "RELAY_ADMIN_KEYS": f"ops:{admin_key}", **extra}
+
+
+def budget_race(stack_: Stack, *, submits: int, fits: int, threads: int) -> dict[str, Any]:
+    """``submits`` distinct jobs of the tenant ``default`` from ``threads`` threads at once, against the budget
+    ``RELAY_BUDGETS`` gives it (room for ``fits`` jobs); ``GET /v1/usage`` is read all the while.
+
+    Returns what was answered, the most held (and held plus spent) that any read saw, and what the sandbox made."""
+    assert stack_.server is not None
+    url, done = stack_.server.url, threading.Event()
+    seen: list[tuple[float, float]] = []
+
+    def watch() -> None:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as client:
+            while not done.is_set():
+                [line] = client.get("/v1/usage").json()["usage"]
+                seen.append((line["held"], line["held"] + line["spent"]))
+
+    def submit(index: int, client: httpx.Client) -> httpx.Response:
+        return client.post("/v1/jobs", json={**REQUEST, "metadata": {"n": index}},
+                           headers={"Idempotency-Key": f"race-{index}"})
+
+    clients = [httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120)
+               for _ in range(threads)]
+    watcher = threading.Thread(target=watch, name="usage-watcher")
+    watcher.start()
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            answers = list(pool.map(lambda i: submit(i, clients[i % threads]), range(submits)))
+    finally:
+        seconds = time.monotonic() - started
+        done.set()
+        watcher.join(timeout=60)
+        for client in clients:
+            client.close()
+    [final] = stack_.api.get("/v1/usage").json()["usage"] if stack_.api is not None else [{}]
+    statuses = _tally(str(a.status_code) for a in answers)
+    return {"submits": submits, "fits": fits, "budget": final["budget"]["credits"], "threads": threads,
+            "answers": statuses, "accepted": statuses.get("202", 0), "refused": statuses.get("402", 0),
+            "refusal_codes": _tally(a.json()["error"]["code"] for a in answers if a.status_code != 202),
+            "max_held": round(max((h for h, _ in seen), default=0.0), 6),
+            "max_committed": round(max((c for _, c in seen), default=0.0), 6), "usage_reads": len(seen),
+            "final_held_plus_spent": round(final["held"] + final["spent"], 6), "final_jobs": final["jobs"],
+            "sandbox_tasks": len(list((stack_.tmp / "sandbox" / "tasks").glob("*.json"))),
+            "seconds": round(seconds, 2)}
+
+
+def isolation_sweep(stack_: Stack, keys: dict[str, str], admin_key: str, *, jobs_each: int) -> dict[str, Any]:
+    """Every tenant of ``keys`` submits ``jobs_each`` jobs (all at once); once they are final, every tenant asks
+    for every other tenant's jobs (the job, its output, its dashboard details), lists and usage.
+
+    A *leak* is any answer that shows another tenant's job or usage; *distinct_404s* counts the shapes of the
+    answers to those probes beside the answer for a job id that does not exist (``1``: all the same)."""
+    assert stack_.server is not None
+    clients = {tenant: httpx.Client(base_url=stack_.server.url, headers={"Authorization": f"Bearer {key}"},
+                                    timeout=60) for tenant, key in {**keys, "admin": admin_key}.items()}
+    try:
+        owned = _submit_as_tenants(clients, list(keys), jobs_each)
+        stack_.wait_all_final([j for ids in owned.values() for j in ids], timeout=120)
+        return _probe(clients, owned) | {"tenants": len(keys), "jobs": sum(len(v) for v in owned.values())}
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def _submit_as_tenants(clients: dict[str, httpx.Client], tenants: list[str], jobs_each: int) -> dict[str, list[str]]:
+    def submit(tenant: str, index: int) -> str:
+        response = clients[tenant].post("/v1/jobs", json={**REQUEST, "metadata": {"n": index}},
+                                        headers={"Idempotency-Key": f"iso-{index}"})  # the same keys in every tenant
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    plan = [(tenant, index) for index in range(jobs_each) for tenant in tenants]
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda item: submit(*item), plan))
+    owned: dict[str, list[str]] = {tenant: [] for tenant in tenants}
+    for (tenant, _), job_id in zip(plan, ids, strict=True):
+        owned[tenant].append(job_id)
+    return owned
+
+
+_MISSING = "job_" + "0" * 26
+_ROUTES = ("/v1/jobs/{id}", "/v1/jobs/{id}/outputs/0", "/dashboard/jobs/{id}")
+
+
+def _shape(response: httpx.Response, job_id: str) -> str:
+    return f"{response.status_code} {response.text.replace(job_id, '<id>')}"
+
+
+def _probe(clients: dict[str, httpx.Client], owned: dict[str, list[str]]) -> dict[str, Any]:
+    probes = leaks = 0
+    shapes: set[str] = set()
+    for tenant in owned:
+        client, others = clients[tenant], {j for t, ids in owned.items() if t != tenant for j in ids}
+        shapes |= {_shape(client.get(route.format(id=_MISSING)), _MISSING) for route in _ROUTES}
+        for job_id in others:
+            for route in _ROUTES:
+                shapes.add(_shape(client.get(route.format(id=job_id)), job_id))
+                probes += 1
+        listed = {j["id"] for j in client.get("/v1/jobs", params={"limit": 100}).json()["jobs"]}
+        filtered = {j["id"] for t in owned for j in
+                    client.get("/v1/jobs", params={"limit": 100, "tenant": t}).json()["jobs"]}
+        usage = {line["tenant"] for line in client.get("/v1/usage").json()["usage"]}
+        leaks += len((listed | filtered) & others) + len(usage - {tenant})
+        probes += 2 + len(owned)
+    admin_sees = {j["id"] for j in clients["admin"].get("/v1/jobs", params={"limit": 100}).json()["jobs"]}
+    return {"cross_tenant_probes": probes, "leaks": leaks, "distinct_404s": len(shapes),
+            "own_jobs_listed": all(set(ids) <= {j["id"] for j in clients[t].get(
+                "/v1/jobs", params={"limit": 100}).json()["jobs"]} for t, ids in owned.items()),
+            "admin_sees_all": {j for ids in owned.values() for j in ids} <= admin_sees}
+
+
+__all__ = ["API_KEY", "JOB_CREDITS", "REQUEST", "JobStatus", "Stack", "budget_race", "isolation_sweep", "record",
+           "stack", "summary", "tenant_env", "tenant_keys"]
