@@ -8,10 +8,9 @@ allow, and the estimate says which video and why.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from handlers.app.relay import Relay
@@ -20,15 +19,17 @@ from handlers.base.errors import InvalidRequest
 from handlers.domain.contract import VIDEO
 from handlers.domain.jobrequest import check_metadata
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, Estimate, PriceTable, estimate
-from handlers.net.netguard import AddressPolicy
-from handlers.provider.probe import ProbeReport, probe_request
 from handlers.provider.validation import check_request
+
+if TYPE_CHECKING:
+    from handlers.net.netguard import AddressPolicy
+    from handlers.provider.probe import ProbeReport
 
 __all__ = ["PROBE_TIMEOUT", "Estimator", "VideoProbe", "check_job_request", "estimate_job", "estimator_for",
            "reference_policy", "reference_prober", "video_lengths"]
 
 PROBE_TIMEOUT = 10.0  # seconds the probe of one request's reference videos may take, all together
-VideoProbe = Callable[[Mapping[str, Any]], ProbeReport]
+VideoProbe = Callable[[Mapping[str, Any]], "ProbeReport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +41,23 @@ class Estimator:
 
 
 def reference_prober(policy: AddressPolicy, *, timeout: float = PROBE_TIMEOUT) -> VideoProbe:
-    """A probe of a request's reference videos alone, where ``policy`` lets it go."""
-    return functools.partial(probe_request, policy=policy, timeout=timeout, kinds=(VIDEO,))
+    """A probe of a request's reference videos alone, where ``policy`` lets it go.
+
+    The probe (and PyAV, which reads a video's length) is imported on the first call, so that
+    submitting a job without reference videos, and the Lambda functions' cold start, never load it."""
+    def probe(request: Mapping[str, Any]) -> ProbeReport:
+        from handlers.provider.probe import probe_request
+
+        return probe_request(request, policy=policy, timeout=timeout, kinds=(VIDEO,))
+
+    return probe
 
 
 def reference_policy(settings: Settings, own_base: str) -> AddressPolicy:
     """Where the relay may read references: public https hosts; with the sandbox, plain http and the relay's
     own address too (its uploads), as the sandbox provider accepts them."""
+    from handlers.net.netguard import AddressPolicy  # httpx comes with it: not at a Lambda's cold start
+
     if not settings.uses_sandbox:
         return AddressPolicy()
     return AddressPolicy(allow_http=True, allowed_hosts=frozenset({urlsplit(own_base).netloc}))
@@ -78,11 +89,14 @@ def estimate_job(estimator: Estimator, request: Mapping[str, Any]) -> Estimate:
     count = len(request.get(VIDEO.array) or [])
     if count == 0:
         return estimate(request, [], estimator.prices)
+    lengths: list[float | None] = [None] * count
     if estimator.probe is None:
-        lengths: list[float | None] = [None] * count
         reasons = ["reference videos were not probed for their length"]
     else:
-        lengths, reasons = video_lengths(estimator.probe(request), count)
+        try:
+            lengths, reasons = video_lengths(estimator.probe(request), count)
+        except ImportError:  # a runtime without PyAV (the Lambda layer): the worst case, said so
+            reasons = ["reference videos cannot be probed for their length here (no PyAV)"]
     result = estimate(request, lengths, estimator.prices)
     return replace(result, assumptions=[*result.assumptions, *reasons])
 
