@@ -2,7 +2,9 @@
 the cap at once, and no slot stays taken.
 
 ``seedance-relay sandbox`` and ``seedance-relay serve`` run as processes (as in ``test_kills.py``), with
-``RELAY_MAX_IN_FLIGHT=2`` and tasks that take 1.4 s, so most jobs are queued when the relay dies.
+``RELAY_MAX_IN_FLIGHT=2`` and tasks that take 1.4 s, so most jobs are queued when the relay dies. Before the
+first restart a lease is left in the pool as a worker that died between taking its slot and creating its task
+would leave it (it expires a second later); the restarted reconciler must free it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import signal
 import time
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -19,11 +22,12 @@ import httpx
 import pytest
 
 from handlers.app.settings import Settings
-from handlers.app.wiring import build_accounts
+from handlers.app.wiring import build_accounts, build_ports
 from handlers.domain.admission import IN_FLIGHT_LIMIT
+from handlers.domain.jobs import TERMINAL, JobStatus
 from handlers.net.server import free_port
 from tests.reliability.harness import API_KEY, REQUEST, SECRET, aws_env, bootstrap_aws, record
-from tests.reliability.test_kills import counts, finished, healthy, spawned, start_relay
+from tests.reliability.test_kills import counts, healthy, spawned, start_relay
 from tests.support.servers import wait_until
 from tests.support.tenants import max_overlap
 
@@ -32,6 +36,9 @@ CAP = 2
 DEAD_JOB = "job_" + "d" * 26  # the holder of a slot that died before its task was created
 RACE = ("more tasks ran at once than the cap: two admitters took the same queued job and the loser released the "
         "winner's slot (admission._admit_one; pinned by tests/functional/test_admission_races.py)")
+STUCK = ("a job whose submitter was killed mid-create stays accepted: its task's callback, which came while the "
+         "job was still claimed, was dropped (ingest._resolve_task_id), and its slot is held to the job's deadline "
+         "(pinned by tests/functional/test_dead_submitter.py)")
 
 
 def slot_leases(env: dict[str, str], *, add_dead_lease: bool = False) -> int:
@@ -42,6 +49,21 @@ def slot_leases(env: dict[str, str], *, add_dead_lease: bool = False) -> int:
         if add_dead_lease:
             assert slots.acquire(DEAD_JOB, "default", now=now, until=now + 1.0, cap=IN_FLIGHT_LIMIT, tenant_cap=None)
         return len(slots.leases(now))
+    finally:
+        for close in closers:
+            close()
+
+
+def states(env: dict[str, str], job_ids: list[str], killed_at: float) -> Counter[str]:
+    """How many jobs are final, still moving, or stuck: accepted and claimed by a submitter killed at ``killed_at``."""
+    jobs, _, _, _, closers = build_ports(Settings.from_env(env))
+    try:
+        tally: Counter[str] = Counter()
+        for job in (jobs.get(job_id) for job_id in job_ids):
+            claimed_by_the_dead = job.submit_claimed_at is not None and job.submit_claimed_at < killed_at
+            stuck = job.status is JobStatus.ACCEPTED and job.task_id is None and claimed_by_the_dead
+            tally["final" if job.status in TERMINAL else "stuck" if stuck else "moving"] += 1
+        return tally
     finally:
         for close in closers:
             close()
@@ -75,34 +97,36 @@ def test_a_relay_killed_holding_its_slots_runs_every_queued_job_after_a_restart(
         relay, started = start_relay(env, log), time.monotonic()
         with httpx.Client(base_url=f"http://127.0.0.1:{relay_port}", headers={"Authorization": f"Bearer {API_KEY}"},
                           timeout=30) as api:
-            answers = [api.post("/v1/jobs", json={**REQUEST, "metadata": {"n": i}},
-                                headers={"Idempotency-Key": f"slot-kill-{i}"}).json() for i in range(count)]
-        job_ids = [a["id"] for a in answers]
-        kills, held = 0, []
+            job_ids = [api.post("/v1/jobs", json={**REQUEST, "metadata": {"n": i}},
+                                headers={"Idempotency-Key": f"slot-kill-{i}"}).json()["id"] for i in range(count)]
+        kills, held, waiting = 0, [], []
         for pause in (0.5, 1.5):  # first while the first two render, then while queued jobs are being admitted
             time.sleep(pause)
             relay.send_signal(signal.SIGKILL)
             relay.wait(timeout=10)
-            kills += 1
+            killed_at, kills = time.time(), kills + 1
             held.append(slot_leases(env, add_dead_lease=kills == 1))
+            waiting.append(count - states(env, job_ids, killed_at)["final"])
             relay = start_relay(env, log)
         try:
-            wait_until(lambda: finished(env, job_ids) == count, 120, "every job to finish after the kills",
-                       interval=0.5)
+            wait_until(lambda: states(env, job_ids, killed_at)["moving"] == 0, 90 * scale,
+                       "every job to finish (or be stuck) after the kills", interval=0.5)
         finally:
             relay.send_signal(signal.SIGINT)
             relay.wait(timeout=30)
         seconds = time.monotonic() - started
         tasks, most = sandbox_overlap(tmp_path / "sandbox" / "tasks")
+        stuck = states(env, job_ids, killed_at)["stuck"]
         figures: dict[str, Any] = counts(env, job_ids) | {
-            "jobs": count, "cap": CAP, "kills": kills,
-            "queued_at_submit": sum(a["status"] == "queued" for a in answers),
-            "leases_after_each_kill": held, "leases_at_end": slot_leases(env), "sandbox_tasks": tasks,
-            "most_tasks_at_once": most, "dead_lease_reclaimed": "slots.reclaimed" in log.read_text(),
-            "seconds": round(seconds, 1)}
+            "jobs": count, "cap": CAP, "kills": kills, "unfinished_at_each_kill": waiting,
+            "leases_after_each_kill": held, "leases_at_end": slot_leases(env), "stuck_after_kill": stuck,
+            "sandbox_tasks": tasks, "most_tasks_at_once": most,
+            "dead_lease_reclaimed": "slots.reclaimed" in log.read_text(), "seconds": round(seconds, 1)}
     record(f"slot-kills[{backend}]", figures)
+    if stuck:
+        pytest.xfail(STUCK)
     assert figures["statuses"] == ["published"] and figures["stored_videos"] == count
-    assert figures["queued_at_submit"] == count - CAP
+    assert min(waiting) > CAP  # jobs were queued behind the slots each time the relay died
     assert figures["sandbox_tasks"] == count
     assert figures["leases_at_end"] == 0 and figures["dead_lease_reclaimed"]
     if figures["most_tasks_at_once"] > CAP:  # the reconciler and a worker admitted the same job at once
