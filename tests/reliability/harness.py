@@ -21,6 +21,7 @@ from handlers.app.relay import Relay
 from handlers.app.runtime import LocalRuntime
 from handlers.app.settings import Settings
 from handlers.app.wiring import build_ports, build_relay
+from handlers.domain.budgets import Per, period_of
 from handlers.domain.jobs import TERMINAL, JobStatus
 from handlers.net.server import BackgroundServer, free_port
 from tests.support.faults import Faults, FaultyBlobStore, FaultyBus, FaultyQueue, fault_proxy
@@ -240,39 +241,46 @@ def tenant_env(keys: dict[str, str], admin_key: str, **extra: str) -> dict[str, 
 
 
 def budget_race(stack_: Stack, *, submits: int, fits: int, threads: int) -> dict[str, Any]:
-    """``submits`` distinct jobs of the tenant ``default`` from ``threads`` threads at once, against the budget
-    ``RELAY_BUDGETS`` gives it (room for ``fits`` jobs); ``GET /v1/usage`` is read all the while.
+    """``submits`` distinct jobs of the tenant ``default`` from ``threads`` threads at once, against the per-day
+    budget ``RELAY_BUDGETS`` gives it (room for ``fits`` jobs). All the while one thread reads the tenant's totals
+    from the ledger (consistent reads) and another ``GET /v1/usage``.
 
     Returns what was answered, the most held (and held plus spent) that any read saw, and what the sandbox made."""
-    assert stack_.server is not None
-    url, done = stack_.server.url, threading.Event()
+    assert stack_.server is not None and stack_.api is not None
+    url, done, period = stack_.server.url, threading.Event(), period_of(time.time(), Per.DAY)
     seen: list[tuple[float, float]] = []
 
-    def watch() -> None:
+    def from_the_api() -> None:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=60) as client:
             while not done.is_set():
                 [line] = client.get("/v1/usage").json()["usage"]
                 seen.append((line["held"], line["held"] + line["spent"]))
 
-    def submit(index: int, client: httpx.Client) -> httpx.Response:
-        return client.post("/v1/jobs", json={**REQUEST, "metadata": {"n": index}},
-                           headers={"Idempotency-Key": f"race-{index}"})
+    def from_the_ledger() -> None:
+        while not done.is_set():
+            usage = stack_.relay.ledger.usage("default", period)
+            seen.append((usage.held, usage.held + usage.spent))
 
     clients = [httpx.Client(base_url=url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=120)
                for _ in range(threads)]
-    watcher = threading.Thread(target=watch, name="usage-watcher")
-    watcher.start()
+    watchers = [threading.Thread(target=read, name=f"usage-{n}") for n, read in enumerate((from_the_api,
+                                                                                         from_the_ledger))]
+    for watcher in watchers:
+        watcher.start()
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(threads) as pool:
-            answers = list(pool.map(lambda i: submit(i, clients[i % threads]), range(submits)))
+            answers = list(pool.map(lambda i: clients[i % threads].post(
+                "/v1/jobs", json={**REQUEST, "metadata": {"n": i}}, headers={"Idempotency-Key": f"race-{i}"}),
+                range(submits)))
     finally:
         seconds = time.monotonic() - started
         done.set()
-        watcher.join(timeout=60)
+        for watcher in watchers:
+            watcher.join(timeout=60)
         for client in clients:
             client.close()
-    [final] = stack_.api.get("/v1/usage").json()["usage"] if stack_.api is not None else [{}]
+    [final] = stack_.api.get("/v1/usage").json()["usage"]
     statuses = _tally(str(a.status_code) for a in answers)
     return {"submits": submits, "fits": fits, "budget": final["budget"]["credits"], "threads": threads,
             "answers": statuses, "accepted": statuses.get("202", 0), "refused": statuses.get("402", 0),
