@@ -87,7 +87,8 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
                                                 tenant=caller.tenant,
                                                 idempotency_key=request.headers.get("idempotency-key"))
         status = 422 if job.status is JobStatus.REJECTED else 202
-        return JSONResponse(job.public(), status_code=status, headers={REPLAYED_HEADER: "true"} if replayed else None)
+        body = (await run_in_threadpool(shown, relay, [job]))[0] if job.status is JobStatus.QUEUED else job.public()
+        return JSONResponse(body, status_code=status, headers={REPLAYED_HEADER: "true"} if replayed else None)
 
     async def get_job(request: Request) -> Response:
         caller = await run_in_threadpool(api_keys.principal, request)

@@ -2,10 +2,11 @@
 
 **The fair order.** Queued jobs leave first in first out within a tenant (by ``created_at``,
 then job id), and fairly across tenants by this rule: each next place goes to the tenant with
-the fewest jobs *in flight plus already placed ahead*, ties to the tenant whose next job is
-oldest (then lowest job id). Tenants with as many in flight take turns, round robin, oldest
-first; a tenant with fewer in flight goes first until it has caught up, so one tenant's burst
-never starves the others. :func:`fair_order` is that sequence; :func:`queue_places` numbers it
+the fewest jobs *in flight plus already placed ahead*; ties to the tenant with the fewest jobs
+still waiting (so a burst's backlog never goes before a tenant with one job waiting, even when
+the burst's running job has just ended), then to the tenant whose next job is oldest (then
+lowest job id). A tenant with fewer in flight goes first until it has caught up, so one
+tenant's burst never starves the others. :func:`fair_order` is that sequence; :func:`queue_places` numbers it
 from 1 (the place a queued job shows); :func:`admissible` walks it, passing over the jobs of a
 tenant at its own cap, until the free slots are used.
 
@@ -49,21 +50,24 @@ def fair_order(queued: Iterable[QueuedJob], in_flight: Mapping[str, int]) -> lis
     for job in queued:
         by_tenant[job.tenant].append(job)
     lines = {tenant: sorted(jobs, key=lambda job: (job.created_at, job.job_id)) for tenant, jobs in by_tenant.items()}
-    heap = [_turn(in_flight.get(tenant, 0), line[0]) for tenant, line in lines.items()]
+    heap = [_turn(in_flight.get(tenant, 0), len(line), line[0]) for tenant, line in lines.items()]
     heapq.heapify(heap)
     served = dict.fromkeys(lines, 0)
     order: list[QueuedJob] = []
     while heap:
-        count, _, _, tenant = heapq.heappop(heap)
+        count, _, _, _, tenant = heapq.heappop(heap)
         order.append(lines[tenant][served[tenant]])
         served[tenant] += 1
         if served[tenant] < len(lines[tenant]):
-            heapq.heappush(heap, _turn(count + 1, lines[tenant][served[tenant]]))
+            line = lines[tenant]
+            heapq.heappush(heap, _turn(count + 1, len(line) - served[tenant], line[served[tenant]]))
     return order
 
 
-def _turn(count: int, job: QueuedJob) -> tuple[int, float, str, str]:
-    return count, job.created_at, job.job_id, job.tenant
+def _turn(count: int, waiting: int, job: QueuedJob) -> tuple[int, int, float, str, str]:
+    """A tenant's claim on the next place: fewest in flight (and placed), then the shortest backlog, then the
+    oldest next job."""
+    return count, waiting, job.created_at, job.job_id, job.tenant
 
 
 def queue_places(queued: Iterable[QueuedJob], in_flight: Mapping[str, int]) -> dict[str, int]:

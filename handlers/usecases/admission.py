@@ -25,8 +25,8 @@ from handlers.base.logs import get_logger
 from handlers.domain.admission import IN_FLIGHT_LIMIT, QueuedJob, admissible, queue_places
 from handlers.domain.jobs import Job, JobStatus
 
-__all__ = ["ADMISSION_MESSAGE", "ADMIT_LEASE", "QUEUE_SCAN", "admit", "admit_queued", "finished", "limited",
-           "places", "rate_limited", "reclaim", "running", "wait_in_queue"]
+__all__ = ["ADMISSION_MESSAGE", "ADMIT_LEASE", "QUEUE_SCAN", "admit", "admit_queued", "finished", "keep_slot",
+           "limited", "places", "rate_limited", "reclaim", "running", "wait_in_queue"]
 
 log = get_logger(__name__)
 ADMIT_LEASE = 300.0  # seconds a slot is held before the task is created (a dead submitter's slot frees itself)
@@ -76,10 +76,14 @@ def rate_limited(relay: Relay, job: Job, exc: ProviderUnavailable) -> Job:
 
 def running(relay: Relay, job: Job) -> None:
     """The task was created: the throttle hears of a success, and the slot is held to the job's deadline."""
-    now = relay.clock()
-    relay.throttle.on_success(now)
+    relay.throttle.on_success(relay.clock())
+    keep_slot(relay, job)
+
+
+def keep_slot(relay: Relay, job: Job) -> None:
+    """Hold the job's slot to its deadline: its task runs at EvoLink, or may (a create whose outcome is unknown)."""
     if limited(relay):
-        relay.slots.renew(job.id, now=now, until=job.created_at + relay.settings.expire_after)
+        relay.slots.renew(job.id, now=relay.clock(), until=job.created_at + relay.settings.expire_after)
 
 
 def finished(relay: Relay, job: Job) -> None:
@@ -125,9 +129,9 @@ def _admit_one(relay: Relay, job_id: str, submit: Submit) -> int:
             return 0
         job = relay.jobs.update(job.admitted(relay.clock()))
     except (Conflict, NotFound):
-        if limited(relay):
-            relay.slots.release(job_id)
-        return 0  # another worker admitted (or moved) it first
+        # Another worker admitted (or moved) it first. The slot is keyed by the job, so it is that worker's
+        # slot too: keep it. A job that left the queue otherwise frees it when its lease ends.
+        return 0
     submit(relay, job)
     return 1
 
@@ -143,7 +147,7 @@ def reclaim(relay: Relay, ended: Callable[[Job], bool]) -> int:
             job = relay.jobs.get(lease.job_id)
         except NotFound:
             job = None
-        if job is not None and not ended(job) and job.task_id is not None:
+        if job is not None and not ended(job) and (job.task_id is not None or job.unknown_outcome):
             relay.slots.acquire(job.id, job.tenant, now=now, until=job.created_at + relay.settings.expire_after,
                                 cap=IN_FLIGHT_LIMIT, tenant_cap=None)
             continue

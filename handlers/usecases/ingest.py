@@ -22,6 +22,7 @@ from handlers.base.errors import Conflict, DownloadFailed, ProviderRejected, Rel
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, JobStatus, Outcome, Output
 from handlers.provider.evolink.task import Task
+from handlers.usecases.admission import keep_slot
 from handlers.usecases.outcomes import publish_outcome, record_outcome
 
 __all__ = ["MAX_OTHER_TASKS", "Busy", "Verdict", "decide", "ingest", "late_callback_key"]
@@ -39,6 +40,7 @@ class Busy(RelayError):
     def __init__(self, job_id: str, delay: float) -> None:
         super().__init__(f"job {job_id} is being ingested by another worker")
         self.delay = delay
+
 
 
 class Verdict(NamedTuple):
@@ -92,12 +94,25 @@ def _note_other_task(relay: Relay, job: Job, hint: str | None) -> Job:
 
 
 def _resolve_task_id(relay: Relay, job: Job, hint: str | None) -> Job:
-    """A job whose create outcome was unknown learns its task id from the callback."""
-    if job.task_id is not None or not job.unknown_outcome or hint is None:
+    """A job that does not know its task learns it from the callback (signed for this job, so the task is the
+    job's): one whose create outcome was unknown, or one still claimed by a submitter that died (or is about
+    to record it: then its own write finds the task recorded)."""
+    if job.task_id is not None or hint is None or job.status not in (JobStatus.ACCEPTED, JobStatus.SUBMITTED):
+        return job
+    if job.status is JobStatus.SUBMITTED and not job.unknown_outcome:
         return job
     task = relay.provider.get_task(hint)  # proves the task exists under our key
-    log.info("job.outcome_resolved", job_id=job.id, task_id=task.id)
-    return relay.jobs.update(job.resolved(relay.clock(), task.id, estimated_time=task.estimated_time))
+    now = relay.clock()
+    log.info("job.outcome_resolved", job_id=job.id, task_id=task.id, claimed=job.status is JobStatus.ACCEPTED)
+    if job.status is JobStatus.SUBMITTED:
+        job = relay.jobs.update(job.resolved(now, task.id, estimated_time=task.estimated_time))
+    else:
+        job = relay.jobs.update(job.submitted(
+            now, task.id, estimated_time=task.estimated_time, credits_reserved=task.credits_reserved,
+            check_at=min(now + (task.estimated_time or 0) + relay.settings.reconcile_grace,
+                         job.created_at + relay.settings.expire_after)))
+    keep_slot(relay, job)
+    return job
 
 
 def _read_task(relay: Relay, job: Job) -> Task | ProviderRejected:

@@ -30,8 +30,9 @@ from handlers.domain.contract import METADATA_MAX_BYTES, MODELS
 from handlers.domain.jobrequest import check_metadata
 from handlers.domain.jobs import Job, JobStatus, Outcome, derive_job_id, request_fingerprint
 from handlers.domain.tenancy import DEFAULT_TENANT
+from handlers.provider.evolink.task import Task
 from handlers.provider.validation import check_request
-from handlers.usecases.admission import admit, admit_queued, rate_limited, running, wait_in_queue
+from handlers.usecases.admission import admit, admit_queued, keep_slot, rate_limited, running, wait_in_queue
 from handlers.usecases.budget import budget_for, take_hold
 from handlers.usecases.estimate import Estimator, estimate_job, estimator_for
 from handlers.usecases.outcomes import conclude
@@ -41,6 +42,7 @@ __all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "admit_waiting", 
 
 log = get_logger(__name__)
 SUBMIT_LEASE = 300.0
+_RECORD_ATTEMPTS = 5
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 
 
@@ -151,20 +153,38 @@ def _call_provider(relay: Relay, job: Job) -> Job:
         return relay.jobs.update(job.deferred(now, exc.as_dict(), now + min(relay.settings.reconcile_grace, 60.0)))
     except ProviderError as exc:  # a 2xx we cannot read: the task may well exist
         return _unknown(relay, job, exc.message)
-    now = relay.clock()
     log.info("job.submitted", job_id=job.id, task_id=task.id, estimated_time=task.estimated_time)
     running(relay, job)
-    return relay.jobs.update(job.submitted(
-        now, task.id, estimated_time=task.estimated_time, credits_reserved=task.credits_reserved,
-        check_at=min(now + (task.estimated_time or 0) + relay.settings.reconcile_grace,
-                     job.created_at + relay.settings.expire_after)))
+    return _record_task(relay, job, task)
+
+
+def _record_task(relay: Relay, job: Job, task: Task) -> Job:
+    """Write the created task onto the job. A create can take long (EvoLink's 429s waited out), and the
+    reconciler may have touched the job meanwhile: then the write is made again on the job as it now is. If
+    it was marked unconfirmed, the task resolves it; if it already names the task, nothing is left to do."""
+    for _ in range(_RECORD_ATTEMPTS):
+        now = relay.clock()
+        try:
+            if job.status is JobStatus.SUBMITTED and job.unknown_outcome and job.task_id is None:
+                return relay.jobs.update(job.resolved(now, task.id, estimated_time=task.estimated_time))
+            if job.task_id is not None or job.status is not JobStatus.ACCEPTED:
+                return job
+            return relay.jobs.update(job.submitted(
+                now, task.id, estimated_time=task.estimated_time, credits_reserved=task.credits_reserved,
+                check_at=min(now + (task.estimated_time or 0) + relay.settings.reconcile_grace,
+                             job.created_at + relay.settings.expire_after)))
+        except Conflict:
+            job = relay.jobs.get(job.id)
+    raise Conflict(f"job {job.id}: task {task.id} could not be recorded; its callback will record it")
 
 
 def _unknown(relay: Relay, job: Job, reason: str) -> Job:
     """The provider may or may not have a task: wait for its callback, never resubmit blindly."""
     now = relay.clock()
     log.warning("job.outcome_unknown", job_id=job.id, reason=reason)
-    return relay.jobs.update(job.unconfirmed(now, reason, check_at=job.created_at + relay.settings.expire_after))
+    job = relay.jobs.update(job.unconfirmed(now, reason, check_at=job.created_at + relay.settings.expire_after))
+    keep_slot(relay, job)  # the task may be running at EvoLink
+    return job
 
 
 def _scope(tenant: str, scope: str) -> str:

@@ -78,10 +78,6 @@ def one_slot(tmp_path: Path, provider: FakeProvider, clock: Clock) -> Iterator[R
     relay.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "admission._admit_one: the admitter whose write of `admitted` conflicts releases the slot, but slots are keyed "
-    "by job id, so it frees the lease the winning admitter holds for the same job; the job then runs without a "
-    "slot and the cap is exceeded"))
 def test_the_admitter_that_loses_the_race_leaves_the_winners_slot_held(
         one_slot: Relay, provider: FakeProvider, clock: Clock) -> None:
     first = submit(one_slot, {**REQUEST, "prompt": "shot 1"})

@@ -66,10 +66,6 @@ def restarted(tmp_path: Path, provider: FakeProvider, clock: Clock) -> Iterator[
     relay.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ingest._resolve_task_id adopts a callback's task id only once the job is marked unknown_outcome; a callback "
-    "that comes while the dead submitter's claim is younger than SUBMIT_LEASE is dropped, the job waits for another "
-    "that never comes (expired after RELAY_EXPIRE_AFTER), and the slot renewed to the job's deadline stays taken"))
 def test_the_callback_of_a_task_created_by_a_dead_submitter_publishes_the_job_and_frees_its_slot(
         restarted: tuple[Relay, str, str], provider: FakeProvider, clock: Clock) -> None:
     relay, job_id, task_id = restarted

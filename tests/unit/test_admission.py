@@ -35,20 +35,31 @@ def test_jobs_created_at_the_same_moment_leave_by_job_id() -> None:
     assert ids(fair_order([job("b", "acme", 1), job("a", "acme", 1)], {})) == ["a", "b"]
 
 
-def test_tenants_with_as_many_in_flight_take_turns_oldest_first() -> None:
+def test_tenants_with_as_many_in_flight_take_turns_the_shorter_backlog_first() -> None:
     queued = [job("a1", "acme", 1), job("a2", "acme", 2), job("a3", "acme", 3), job("b1", "beta", 10),
               job("b2", "beta", 11)]
-    assert ids(fair_order(queued, {"acme": 1, "beta": 1})) == ["a1", "b1", "a2", "b2", "a3"]
+    assert ids(fair_order(queued, {"acme": 1, "beta": 1})) == ["b1", "a1", "b2", "a2", "a3"]
+
+
+def test_tenants_level_in_flight_and_backlog_take_turns_oldest_first() -> None:
+    queued = [job("a1", "acme", 1), job("a2", "acme", 2), job("b1", "beta", 10), job("b2", "beta", 11)]
+    assert ids(fair_order(queued, {"acme": 1, "beta": 1})) == ["a1", "b1", "a2", "b2"]
 
 
 def test_the_tenant_with_fewest_in_flight_goes_first_until_it_catches_up() -> None:
     queued = [job(f"a{n}", "acme", n) for n in range(3)] + [job(f"b{n}", "beta", 10 + n) for n in range(4)]
-    assert ids(fair_order(queued, {"acme": 2})) == ["b0", "b1", "a0", "b2", "a1", "b3", "a2"]
+    assert ids(fair_order(queued, {"acme": 2})) == ["b0", "b1", "b2", "a0", "b3", "a1", "a2"]
 
 
 def test_a_burst_from_one_tenant_does_not_hold_back_a_later_tenant() -> None:
     queued = [job(f"a{n}", "acme", n) for n in range(100)] + [job("b0", "beta", 500)]
-    assert ids(fair_order(queued, {}))[:3] == ["a0", "b0", "a1"]
+    assert ids(fair_order(queued, {}))[:3] == ["b0", "a0", "a1"]
+
+
+def test_a_tenant_whose_running_job_just_ended_does_not_go_before_one_waiting_with_less() -> None:
+    """One slot: acme's job has ended and acme has two more queued; beta's one job, queued later, is next."""
+    queued = [job("a1", "acme", 1), job("a2", "acme", 2), job("b1", "beta", 3)]
+    assert ids(fair_order(queued, {}))[0] == "b1"
 
 
 def test_places_number_the_fair_order_from_one() -> None:
@@ -59,7 +70,7 @@ def test_places_number_the_fair_order_from_one() -> None:
 
 def test_admissible_takes_the_head_of_the_fair_order_up_to_the_free_slots() -> None:
     queued = [job("a1", "acme", 1), job("a2", "acme", 2), job("b1", "beta", 3)]
-    assert ids(admissible(queued, {}, free=2, tenant_cap=None)) == ["a1", "b1"]
+    assert ids(admissible(queued, {}, free=2, tenant_cap=None)) == ["b1", "a1"]
 
 
 @pytest.mark.parametrize("free", [0, -3])
@@ -74,7 +85,7 @@ def test_admissible_passes_over_a_tenant_at_its_cap_and_serves_the_next() -> Non
 
 def test_admissible_counts_what_it_admits_against_the_tenant_cap() -> None:
     queued = [job(f"a{n}", "acme", n) for n in range(5)] + [job("b1", "beta", 10)]
-    assert ids(admissible(queued, {}, free=10, tenant_cap=2)) == ["a0", "b1", "a1"]
+    assert ids(admissible(queued, {}, free=10, tenant_cap=2)) == ["b1", "a0", "a1"]
 
 
 queued_jobs = st.lists(
