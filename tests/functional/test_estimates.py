@@ -17,7 +17,7 @@ from handlers.domain.pricing import DEFAULT_PRICE_TABLE, PriceTable, Rate
 from handlers.net.netguard import AddressPolicy
 from handlers.net.server import BackgroundServer
 from handlers.sandbox.media import render_video
-from handlers.usecases.estimate import Estimator, estimate_job, estimator_for, reference_prober
+from handlers.usecases.estimate import Estimator, estimate_job, estimator_for, reference_policy, reference_prober
 from tests.support.fakes import FakeProvider, local_relay
 from tests.support.media_server import MediaServer
 
@@ -126,8 +126,9 @@ def test_the_probe_reads_each_reference_videos_length(relay: Relay, media: Media
 
 def test_the_relays_estimator_reads_its_own_uploads_in_sandbox_mode(relay: Relay) -> None:
     """With the sandbox provider, references on the relay's own address (its uploads) may be probed."""
-    policy_hosts = estimator_for(relay).probe.keywords["policy"].allowed_hosts  # type: ignore[union-attr]
-    assert policy_hosts == frozenset({relay.callback_base.split("://", 1)[1]})
+    assert estimator_for(relay).probe is not None
+    policy = reference_policy(relay.settings, relay.callback_base)
+    assert policy.allowed_hosts == frozenset({relay.callback_base.split("://", 1)[1]}) and policy.allow_http
 
 
 def test_an_estimator_without_a_probe_assumes_the_worst_case() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import callback_ack, cold_start, pipeline, result_copy, run_all
+from bench import callback_ack, cold_start, pipeline, result_copy, run_all, submit_latency
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,7 +47,14 @@ def test_pipeline_publishes_every_job_and_the_sandbox_calls_back_every_task() ->
 
 
 def test_run_all_knows_every_benchmark_module() -> None:
-    assert set(run_all.BENCHMARKS) == {"callback_ack", "result_copy", "cold_start", "pipeline"}
+    assert set(run_all.BENCHMARKS) == {"callback_ack", "result_copy", "cold_start", "pipeline", "submit_latency"}
+
+
+def test_submit_latency_sends_every_submit_on_both_variants() -> None:
+    figures = submit_latency.main(["--requests", "12", "--rounds", "1", "--connections", "2"])
+    assert figures["all_submitted"]
+    assert figures["statuses"] == {"off": {"202 submitted": 12}, "on": {"202 submitted": 12}}
+    assert set(figures) >= {"p50_ratio", "p99_ratio", "meets_target"}
 
 
 @pytest.mark.parametrize(("text", "size"), [("100M", 100 * 1024**2), ("1G", 1024**3), ("512k", 512 * 1024),
