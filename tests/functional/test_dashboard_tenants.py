@@ -202,9 +202,9 @@ def test_queued_rows_carry_their_place_in_the_whole_queue(client: httpx.Client, 
     """Places are in the fair order over every tenant's queued jobs; other rows have no place."""
     rows = {job["id"]: job for job in summary(client, bearer(ACME))["jobs"]}
     assert {job_id: row.get("queue_position") for job_id, row in rows.items()} == {
-        "job_acme_queued_1": 1, "job_acme_queued_2": 3, "job_acme_published": None}
+        "job_acme_queued_1": 2, "job_acme_queued_2": 3, "job_acme_published": None}
     assert "queue_position" not in rows["job_acme_published"]
-    assert places(relay) == {"job_acme_queued_1": 1, "job_beta_queued": 2, "job_acme_queued_2": 3}
+    assert places(relay) == {"job_beta_queued": 1, "job_acme_queued_1": 2, "job_acme_queued_2": 3}
 
 
 def test_a_job_s_details_show_its_tenant_credits_and_place(client: httpx.Client) -> None:

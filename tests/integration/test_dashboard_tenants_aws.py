@@ -68,10 +68,10 @@ def summary(client: httpx.Client, headers: dict[str, str], query: str = "") -> d
 def test_a_tenant_sees_its_own_jobs_with_their_places_in_the_whole_queue(client: httpx.Client) -> None:
     body = summary(client, bearer(ACME))
     assert {job["id"]: job.get("queue_position") for job in body["jobs"]} == {
-        "job_acme_0": None, "job_acme_1": 1, "job_acme_3": 3}
+        "job_acme_0": None, "job_acme_1": 2, "job_acme_3": 3}  # beta's one job waits less: it is first
     assert body["counts"]["queued"]["count"] == 2
     assert client.get("/dashboard/jobs/job_beta_2", headers=bearer(ACME)).status_code == 404
-    assert client.get("/dashboard/jobs/job_beta_2", headers=bearer(BETA)).json()["queue_position"] == 2
+    assert client.get("/dashboard/jobs/job_beta_2", headers=bearer(BETA)).json()["queue_position"] == 1
 
 
 def test_an_admin_sees_every_tenant_or_one(client: httpx.Client) -> None:
