@@ -65,7 +65,7 @@ def store_output(relay: Relay, job_id: str) -> Output:
 def jobs(relay: Relay) -> dict[str, Job]:
     """Acme: a published job and two queued ones; beta: a published job (with a video) and a queued one.
 
-    In the fair order (nothing in flight) the places are acme's older queued job 1, beta's 2, acme's newer 3."""
+    In the fair order (nothing in flight) beta, with the shorter backlog, is 1, then acme's older job 2 and newer 3."""
     return {"acme_published": put_job(relay, "job_acme_published", "acme", JobStatus.PUBLISHED, age=90,
                                       outputs=(store_output(relay, "job_acme_published"),)),
             "beta_published": put_job(relay, "job_beta_published", "beta", JobStatus.PUBLISHED, age=80,
