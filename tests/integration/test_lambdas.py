@@ -270,3 +270,22 @@ def test_replayed_callbacks_for_a_running_job_on_aws_keep_at_most_ten_other_task
     while records := drain(lambda_env, lambda_env["names"].ingest_queue):
         ingest.handler({"Records": records}, Context())
     assert len(_relay.relay().jobs.get(job["id"]).other_tasks) == MAX_OTHER_TASKS
+
+
+def test_a_queued_request_past_its_tenants_budget_is_a_rejected_job_with_its_event(
+        lambda_env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Tenant attribute names the tenant; past its budget the request becomes a rejected job
+    (budget_exceeded) and event, and nothing reaches the sandbox."""
+    monkeypatch.setenv("RELAY_API_KEYS", f"{KEY},acme:acme-key-1")
+    monkeypatch.setenv("RELAY_BUDGETS", "acme=5/day")
+    _relay.settings.cache_clear()
+    _relay.relay.cache_clear()
+    api._adapter.cache_clear()
+    event = sqs_event(json.dumps(REQUEST))
+    event["Records"][0]["messageAttributes"] = {"Tenant": {"stringValue": "acme", "dataType": "String"}}
+    assert submit.handler(event, Context()) == {"batchItemFailures": []}
+    [job] = _relay.relay().jobs.page(tenant="acme")[0]
+    assert job.status.value == "rejected" and job.error is not None and job.error["code"] == "budget_exceeded"
+    assert job.event_ids and len(lambda_env["sandbox"].engine._tasks) == 0
+    consumed = drain(lambda_env, lambda_env["names"].subscriber_queue("all"))
+    assert [json.loads(r["body"])["tenant"] for r in consumed] == ["acme"]
