@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +12,7 @@ from handlers.adapters.aws import AwsNames, aws_clients
 from handlers.adapters.aws.budgets import DynamoBudgetLedger
 from handlers.adapters.local.budgets import SqliteBudgetLedger
 from handlers.ports import BudgetLedger
+from tests.support.processes import race_in_processes
 
 __all__ = ["LedgerRecipe", "dynamo_ledger", "hold_in_processes", "hold_in_threads", "sqlite_ledger"]
 
@@ -58,19 +58,7 @@ def hold_in_processes(recipe: LedgerRecipe, tenant: str, period: str, job_ids: l
     """``processes`` spawned processes share out ``job_ids``; in each, one thread per id; all start together.
 
     Returns the ids whose hold was taken, from every process."""
-    context = multiprocessing.get_context("spawn")
-    start, results = context.Barrier(processes, timeout=60), context.Queue()
     shares = [job_ids[n::processes] for n in range(processes)]
-    workers = [context.Process(target=_hold_in_process,
-                               args=(recipe, tenant, period, share, credits, limit, start, results))
-               for share in shares]
-    for worker in workers:
-        worker.start()
-    taken = [job_id for _ in workers for job_id in results.get(timeout=120)]
-    for worker in workers:
-        worker.join(timeout=30)
-        assert worker.exitcode == 0
-        worker.close()
-    results.close()
-    results.join_thread()
-    return taken
+    per_process = race_in_processes(_hold_in_process, [(recipe, tenant, period, share, credits, limit)
+                                                       for share in shares])
+    return [job_id for taken in per_process for job_id in taken]

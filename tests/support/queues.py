@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
 from handlers.ports import WorkQueue
+from tests.support.processes import race_in_processes
 
 
 def drain(queue: WorkQueue, start: Callable[[], Any]) -> list[str]:
@@ -31,16 +31,4 @@ def _drain_in_process(recipe: Callable[[], WorkQueue], barrier: Any, results: An
 def drain_in_processes(recipe: Callable[[], WorkQueue], count: int = 4) -> list[list[str]]:
     """``count`` spawned processes, each building the queue from ``recipe`` (it must pickle),
     start together and drain it; the ids each one got."""
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(count), context.Queue()
-    workers = [context.Process(target=_drain_in_process, args=(recipe, barrier, results)) for _ in range(count)]
-    for worker in workers:
-        worker.start()
-    per_worker = [results.get(timeout=60) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=30)
-        assert worker.exitcode == 0
-        worker.close()
-    results.close()
-    results.join_thread()
-    return per_worker
+    return race_in_processes(_drain_in_process, [(recipe,)] * count, timeout=60)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from handlers.ports import SlotPool
+from tests.support.processes import race_in_processes
 
 __all__ = ["AcquireRace", "acquire_in_processes", "acquire_in_threads"]
 
@@ -55,18 +55,6 @@ def acquire_in_processes(recipe: Callable[[], SlotPool], race: AcquireRace, job_
                          processes: int = 4) -> list[str]:
     """``processes`` spawned processes, each building the pool from ``recipe`` (it must pickle) and racing
     its share of ``job_ids`` from threads, all starting together; the ids that got a slot."""
-    context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(processes), context.Queue()
     shares = [job_ids[n::processes] for n in range(processes)]
-    workers = [context.Process(target=_in_process, args=(recipe, race, share, barrier, results))
-               for share in shares]
-    for worker in workers:
-        worker.start()
-    taken = [job_id for _ in workers for job_id in results.get(timeout=120)]
-    for worker in workers:
-        worker.join(timeout=30)
-        assert worker.exitcode == 0
-        worker.close()
-    results.close()
-    results.join_thread()
-    return taken
+    per_process = race_in_processes(_in_process, [(recipe, race, share) for share in shares])
+    return [job_id for taken in per_process for job_id in taken]
