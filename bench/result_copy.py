@@ -1,6 +1,6 @@
 """Result copy: a large result streamed over HTTP into S3 (moto), three ways, side by side.
 
-* **relay**: the relay's real path, as ``handlers.usecases.ingest._copy`` runs it:
+* **relay**: the relay's real path, as ``handlers.usecases.copy.copy_results`` runs it:
   ``ResultFetcher.open(url)`` (SSRF-guarded ``http.client``) into ``S3BlobStore.put_stream``,
   which reads the body straight into its part buffers (8 MiB multipart parts, 4 in flight,
   sha256 on the way, conditional complete, then the small sidecar that records the sha256).

@@ -12,17 +12,16 @@ beside its manifest); later ones are ignored without a write or a provider call.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from handlers.app.relay import Relay
-from handlers.base.errors import Conflict, DownloadFailed, ProviderRejected, RelayError
+from handlers.base.errors import ProviderRejected
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, JobStatus, Outcome, Output
 from handlers.provider.evolink.task import Task
 from handlers.usecases.admission import keep_slot
+from handlers.usecases.copy import Busy, copy_results, owned_update, take_lease
 from handlers.usecases.outcomes import publish_outcome, record_outcome
 
 __all__ = ["MAX_OTHER_TASKS", "Busy", "Verdict", "decide", "ingest", "late_callback_key"]
@@ -30,17 +29,6 @@ __all__ = ["MAX_OTHER_TASKS", "Busy", "Verdict", "decide", "ingest", "late_callb
 log = get_logger(__name__)
 MAX_OTHER_TASKS = 10
 """Other task ids one job records (a second task that called back to it); more are logged, not kept."""
-
-
-class Busy(RelayError):
-    """Another worker holds the job's lease; try again after ``delay`` seconds."""
-
-    code = "busy"
-
-    def __init__(self, job_id: str, delay: float) -> None:
-        super().__init__(f"job {job_id} is being ingested by another worker")
-        self.delay = delay
-
 
 
 class Verdict(NamedTuple):
@@ -76,7 +64,9 @@ def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: s
             return _progress(relay, job, task)
         verdict = decide(task)
         if verdict.outcome is Outcome.COMPLETED:
-            job, verdict = _copy(relay, _take_lease(relay, job, worker), verdict, worker)
+            job, copied = copy_results(relay, take_lease(relay, job, worker), verdict.results, verdict.report, worker)
+            verdict = (verdict._replace(outputs=copied) if isinstance(copied, tuple)
+                       else Verdict(Outcome.FAILED, copied.as_dict()))
         job = _conclude(relay, job, verdict, worker)
     return publish_outcome(relay, job)
 
@@ -150,125 +140,12 @@ def decide(task: Task | ProviderRejected) -> Verdict:
     return Verdict(outcome, {"code": "unknown_error", "message": "the provider failed the task without saying why"})
 
 
-# --- copy ----------------------------------------------------------------------------------------
-
-def _take_lease(relay: Relay, job: Job, worker: str) -> Job:
-    now = relay.clock()
-    if job.lease_owner not in (None, worker) and (job.lease_until or 0) > now:
-        raise Busy(job.id, min((job.lease_until or now) - now, 30.0))
-    leased = job.leased(now, worker, now + relay.settings.ingest_lease)
-    try:
-        return relay.jobs.update(leased)
-    except Conflict as exc:
-        raise Busy(job.id, 1.0) from exc
-
-
-def _copy(relay: Relay, job: Job, verdict: Verdict, worker: str) -> tuple[Job, Verdict]:
-    """Copy the results (and write the manifest) under the lease; a permanent failure fails the job."""
-    keeper = _LeaseKeeper(relay, job, worker)
-    try:
-        outputs = tuple(_copy_one(relay, job, index, url) for index, url in enumerate(verdict.results))
-    except DownloadFailed as exc:
-        job = keeper.stop()
-        if not exc.permanent:
-            _release(relay, job, worker)
-            raise
-        log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
-        relay.metrics.ingest_failure(exc.code)
-        return relay.jobs.get(job.id), Verdict(Outcome.FAILED, exc.as_dict())
-    except RelayError:
-        _release(relay, keeper.stop(), worker)
-        raise
-    job = keeper.stop()
-    _write_manifest(relay, job, verdict.report, outputs)
-    log.info("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
-    return job, verdict._replace(outputs=outputs)
-
-
-def _copy_one(relay: Relay, job: Job, index: int, url: str) -> Output:
-    key = f"jobs/{job.id}/output-{index}.mp4"
-    stored = relay.blobs.head(key)
-    if stored is None:
-        started = time.perf_counter()
-        with relay.fetcher.open(url) as download:
-            stored = relay.blobs.put_stream(
-                key, download.chunks, content_type=download.content_type,
-                metadata={"job_id": job.id, "task_id": job.task_id or "", "source": "evolink"})
-        relay.metrics.copied(stored.size, time.perf_counter() - started)
-    return Output(uri=stored.uri, key=stored.key, size=stored.size, sha256=stored.sha256,
-                  content_type=stored.content_type)
-
-
-def _write_manifest(relay: Relay, job: Job, report: Mapping[str, Any], outputs: tuple[Output, ...]) -> None:
-    manifest: dict[str, Any] = {
-        "job_id": job.id, "request": dict(job.request), "metadata": dict(job.metadata),
-        "task": dict(report), "outputs": [o.as_dict() for o in outputs],
-        "timings": {"created_at": job.created_at, "submitted_at": job.submitted_at, "stored_at": relay.clock()},
-    }
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    relay.blobs.put_stream(f"jobs/{job.id}/manifest.json", [body], content_type="application/json")
-
-
-class _LeaseKeeper:
-    """Renews the lease every third of its length while a long copy runs."""
-
-    def __init__(self, relay: Relay, job: Job, worker: str) -> None:
-        self._relay, self._worker, self.job = relay, worker, job
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        relay, lease = self._relay, self._relay.settings.ingest_lease
-        while not self._stop.wait(lease / 3):
-            with self._lock:
-                try:
-                    self.job = _owned_update(
-                        relay, self.job, self._worker, lambda job: job.leased(relay.clock(), self._worker,
-                                                                              relay.clock() + lease))
-                except RelayError as exc:
-                    log.warning("job.lease_lost", job_id=self.job.id, code=exc.code)
-                    return
-
-    def stop(self) -> Job:
-        self._stop.set()
-        self._thread.join()
-        with self._lock:
-            return self.job
-
-
-def _release(relay: Relay, job: Job, worker: str) -> None:
-    """Best effort: let the next worker in at once after a failure that will be retried."""
-    try:
-        _owned_update(relay, job, worker, lambda current: current.released(relay.clock()))
-    except RelayError:
-        log.info("job.lease_kept", job_id=job.id)  # it expires on its own
-
-
-def _owned_update(relay: Relay, job: Job, worker: str, move: Callable[[Job], Job]) -> Job:
-    """Apply ``move`` to a job this worker leases, re-reading it when another writer (the
-    reconciler moving ``check_at``, say) bumped its version in the meantime.
-
-    A move the lifecycle refuses (the reconciler expired the job meanwhile) is not retried.
-    """
-    for _ in range(5):
-        moved = move(job)
-        try:
-            return relay.jobs.update(moved)
-        except Conflict:
-            job = relay.jobs.get(job.id)
-            if job.lease_owner != worker:
-                raise Busy(job.id, 1.0) from None
-    raise Busy(job.id, 1.0)
-
-
 # --- conclude ------------------------------------------------------------------------------------
 
 def _conclude(relay: Relay, job: Job, verdict: Verdict, worker: str) -> Job:
     """Record the outcome: ``stored`` with the copies (under the lease), or ``concluded`` with the error."""
     if verdict.outcome is Outcome.COMPLETED:
-        return _owned_update(relay, job, worker, lambda current: current.stored(
+        return owned_update(relay, job, worker, lambda current: current.stored(
             relay.clock(), verdict.outputs, credits_used=verdict.credits_used))
     return record_outcome(relay, job, verdict.outcome, verdict.error)
 

@@ -1,0 +1,150 @@
+"""Copy a completed task's results into the blob store under the job's lease, and write its manifest.
+
+A lease (a conditional write on the job) lets one worker copy at a time; a long copy renews it. Object
+keys are deterministic, so a copy that stopped half way is simply done again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from handlers.app.relay import Relay
+from handlers.base.errors import Conflict, DownloadFailed, RelayError
+from handlers.base.logs import get_logger
+from handlers.domain.jobs import Job, Output
+
+__all__ = ["Busy", "copy_results", "owned_update", "take_lease"]
+
+log = get_logger(__name__)
+
+
+class Busy(RelayError):
+    """Another worker holds the job's lease; try again after ``delay`` seconds."""
+
+    code = "busy"
+
+    def __init__(self, job_id: str, delay: float) -> None:
+        super().__init__(f"job {job_id} is being ingested by another worker")
+        self.delay = delay
+
+
+# --- copy ----------------------------------------------------------------------------------------
+
+def take_lease(relay: Relay, job: Job, worker: str) -> Job:
+    now = relay.clock()
+    if job.lease_owner not in (None, worker) and (job.lease_until or 0) > now:
+        raise Busy(job.id, min((job.lease_until or now) - now, 30.0))
+    leased = job.leased(now, worker, now + relay.settings.ingest_lease)
+    try:
+        return relay.jobs.update(leased)
+    except Conflict as exc:
+        raise Busy(job.id, 1.0) from exc
+
+
+def copy_results(relay: Relay, job: Job, results: tuple[str, ...], report: Mapping[str, Any],
+                 worker: str) -> tuple[Job, tuple[Output, ...] | DownloadFailed]:
+    """Copy the results (and write the manifest) under the lease.
+
+    Returns the job and its outputs, or the permanent failure that fails the job; a failure that is
+    retried releases the lease and raises.
+    """
+    keeper = _LeaseKeeper(relay, job, worker)
+    try:
+        outputs = tuple(_copy_one(relay, job, index, url) for index, url in enumerate(results))
+    except DownloadFailed as exc:
+        job = keeper.stop()
+        if not exc.permanent:
+            _release(relay, job, worker)
+            raise
+        log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
+        relay.metrics.ingest_failure(exc.code)
+        return relay.jobs.get(job.id), exc
+    except RelayError:
+        _release(relay, keeper.stop(), worker)
+        raise
+    job = keeper.stop()
+    _write_manifest(relay, job, report, outputs)
+    log.info("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
+    return job, outputs
+
+
+def _copy_one(relay: Relay, job: Job, index: int, url: str) -> Output:
+    key = f"jobs/{job.id}/output-{index}.mp4"
+    stored = relay.blobs.head(key)
+    if stored is None:
+        started = time.perf_counter()
+        with relay.fetcher.open(url) as download:
+            stored = relay.blobs.put_stream(
+                key, download.chunks, content_type=download.content_type,
+                metadata={"job_id": job.id, "task_id": job.task_id or "", "source": "evolink"})
+        relay.metrics.copied(stored.size, time.perf_counter() - started)
+    return Output(uri=stored.uri, key=stored.key, size=stored.size, sha256=stored.sha256,
+                  content_type=stored.content_type)
+
+
+def _write_manifest(relay: Relay, job: Job, report: Mapping[str, Any], outputs: tuple[Output, ...]) -> None:
+    manifest: dict[str, Any] = {
+        "job_id": job.id, "request": dict(job.request), "metadata": dict(job.metadata),
+        "task": dict(report), "outputs": [o.as_dict() for o in outputs],
+        "timings": {"created_at": job.created_at, "submitted_at": job.submitted_at, "stored_at": relay.clock()},
+    }
+    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    relay.blobs.put_stream(f"jobs/{job.id}/manifest.json", [body], content_type="application/json")
+
+
+class _LeaseKeeper:
+    """Renews the lease every third of its length while a long copy runs."""
+
+    def __init__(self, relay: Relay, job: Job, worker: str) -> None:
+        self._relay, self._worker, self.job = relay, worker, job
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        relay, lease = self._relay, self._relay.settings.ingest_lease
+        while not self._stop.wait(lease / 3):
+            with self._lock:
+                try:
+                    self.job = owned_update(
+                        relay, self.job, self._worker, lambda job: job.leased(relay.clock(), self._worker,
+                                                                              relay.clock() + lease))
+                except RelayError as exc:
+                    log.warning("job.lease_lost", job_id=self.job.id, code=exc.code)
+                    return
+
+    def stop(self) -> Job:
+        self._stop.set()
+        self._thread.join()
+        with self._lock:
+            return self.job
+
+
+def _release(relay: Relay, job: Job, worker: str) -> None:
+    """Best effort: let the next worker in at once after a failure that will be retried."""
+    try:
+        owned_update(relay, job, worker, lambda current: current.released(relay.clock()))
+    except RelayError:
+        log.info("job.lease_kept", job_id=job.id)  # it expires on its own
+
+
+def owned_update(relay: Relay, job: Job, worker: str, move: Callable[[Job], Job]) -> Job:
+    """Apply ``move`` to a job this worker leases, re-reading it when another writer (the
+    reconciler moving ``check_at``, say) bumped its version in the meantime.
+
+    A move the lifecycle refuses (the reconciler expired the job meanwhile) is not retried.
+    """
+    for _ in range(5):
+        moved = move(job)
+        try:
+            return relay.jobs.update(moved)
+        except Conflict:
+            job = relay.jobs.get(job.id)
+            if job.lease_owner != worker:
+                raise Busy(job.id, 1.0) from None
+    raise Busy(job.id, 1.0)
