@@ -114,6 +114,11 @@ class BlobStore(Protocol):
     def read(self, key: str) -> Iterator[bytes]:
         ...
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes of ``key`` from offset ``start`` (fewer at its end); ``NotFound`` if the key
+        holds nothing. What a reader that seeks (a container index, one frame) uses instead of the whole object."""
+        ...
+
     def uri(self, key: str) -> str:
         ...
 

@@ -71,6 +71,17 @@ def test_a_stream_that_fails_midway_keeps_the_previous_object(blob_store: BlobSt
     assert blob_leftovers(blob_store) == []
 
 
+def test_read_range_returns_the_bytes_of_the_range_and_fewer_at_the_end(blob_store: BlobStore) -> None:
+    data = b"".join(random_chunks(300_000, seed=3))
+    blob_store.put_stream(KEY, [data], content_type="video/mp4")
+    assert blob_store.read_range(KEY, 0, 10) == data[:10]
+    assert blob_store.read_range(KEY, 123_456, 70_000) == data[123_456:193_456]
+    assert blob_store.read_range(KEY, 299_990, 100) == data[299_990:]
+    assert blob_store.read_range(KEY, 400_000, 10) == b""
+    with pytest.raises(NotFound):
+        blob_store.read_range("jobs/job_x/missing.mp4", 0, 10)
+
+
 def test_put_stream_replaces_an_existing_object_whole(blob_store: BlobStore) -> None:
     blob_store.put_stream(KEY, [b"a" * 1000], content_type="text/plain")
     stored = blob_store.put_stream(KEY, [b"b", b"c"], content_type="video/mp4")

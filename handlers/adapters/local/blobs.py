@@ -80,6 +80,16 @@ class FolderBlobStore:
             raise NotFound(f"no object at {key!r}")
         return _chunks_of(target, key)
 
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes from offset ``start``; ``NotFound`` if the key holds nothing."""
+        target = self._path(key)
+        try:
+            with target.open("rb") as file:
+                file.seek(max(start, 0))
+                return file.read(max(length, 0))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"no object at {key!r}") from None
+
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
 
