@@ -27,14 +27,29 @@ __all__ = ["OUTCOME_STATUS", "TERMINAL", "Job", "JobStatus", "Outcome", "Output"
 
 @dataclass(frozen=True, slots=True)
 class Output:
+    """One stored result; ``media`` (what the file is), ``checks`` (the media against the request) and
+    ``frames`` (role → URI of the poster, last frame and their thumbnails) once it has been described."""
+
     uri: str
     key: str
     size: int
     sha256: str
     content_type: str = "video/mp4"
+    media: Mapping[str, Any] | None = None
+    checks: tuple[Mapping[str, Any], ...] = ()
+    frames: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        record = asdict(self)
+        record["checks"] = [dict(check) for check in self.checks]
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Output:
+        data = dict(record)
+        data["checks"] = tuple(data.get("checks") or ())
+        data["frames"] = dict(data.get("frames") or {})
+        return cls(**data)
 
 
 def rfc3339(timestamp: float) -> str:
@@ -120,7 +135,7 @@ class Job:
         data = dict(record)
         data["status"] = JobStatus(data["status"])
         data["outcome"] = None if data.get("outcome") is None else Outcome(data["outcome"])
-        data["outputs"] = tuple(Output(**o) for o in data.get("outputs") or ())
+        data["outputs"] = tuple(Output.from_record(o) for o in data.get("outputs") or ())
         for name in ("event_ids", "other_tasks"):
             data[name] = tuple(data.get(name) or ())
         return cls(**data)
