@@ -265,6 +265,9 @@ class Settings:
                                    "accepted, in bytes; a larger one is answered `413`", bounded(1024))
     download_max_bytes: int = knob("RELAY_DOWNLOAD_MAX_BYTES", 2 * 1024**3, "the largest result video copied, "
                                    "in bytes; a larger one fails the job", bounded(1))
+    output_checks: str = knob("RELAY_OUTPUT_CHECKS", "report", "`report` records each stored video's checks against "
+                              "its request; `strict` also fails a job whose video fails one (`output_mismatch`)",
+                              choice(("report", "strict")))
 
     def __repr__(self) -> str:  # never print secrets
         shown = {f.name: getattr(self, f.name) for f in fields(self) if not knob_of(f).secret}
