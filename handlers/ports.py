@@ -16,8 +16,9 @@ from handlers.domain.jobs import Job, JobStatus
 from handlers.domain.tenancy import ApiKey
 from handlers.provider.evolink.task import Task
 
-__all__ = ["BlobStore", "BudgetLedger", "EventBus", "JobStore", "KeyStore", "Message", "Provider", "SessionRevocations",
-           "Settles", "SlotLease", "SlotPool", "StoredObject", "SupportsReadinto", "WorkQueue", "settle"]
+__all__ = ["BlobStore", "BudgetLedger", "EventBus", "EventLog", "JobStore", "KeyStore", "LoggedEvent", "Message",
+           "Provider", "SessionRevocations", "Settles", "SlotLease", "SlotPool", "StoredObject", "SupportsReadinto",
+           "WorkQueue", "settle"]
 
 
 class SessionRevocations(Protocol):
@@ -194,6 +195,34 @@ class EventBus(Protocol):
 
     def subscriber(self, name: str) -> WorkQueue:
         """The queue behind subscriber ``name``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One published event as the event log keeps it: the CloudEvent itself (its ``id`` unchanged), when it
+    was published (epoch seconds), and ``cursor``, its place in the log (opaque; pass it to resume after it)."""
+
+    event: Mapping[str, Any]
+    published_at: float
+    cursor: str
+
+
+class EventLog(Protocol):
+    """Every event the bus published, in publish order, kept for the log's retention: what replay reads.
+
+    An event is in the log once it was published (fanned out), never while its publish is in progress,
+    and once however often it was published. Events older than the retention are never returned (the
+    store may still hold them until its clean-up runs).
+    """
+
+    def page(self, *, since: float | None = None, until: float | None = None, types: Collection[str] | None = None,
+             tenants: Collection[str] | None = None, cursor: str | None = None,
+             limit: int = 100) -> tuple[list[LoggedEvent], str | None]:
+        """Up to ``limit`` events published at or after ``since`` and before ``until`` (``None``: the retention's
+        start, now), oldest first, of ``types`` (``None``: all) and ``tenants`` (``None``: every tenant; an event
+        without a tenant matches none), after ``cursor`` (a previous answer's). The second value is the cursor of
+        the next page, or ``None`` when the range is exhausted; a page may be short, even empty, with a cursor."""
         ...
 
 

@@ -246,6 +246,8 @@ class Settings:
     subscribers: tuple[tuple[str, tuple[str, ...]], ...] = knob(
         "RELAY_SUBSCRIBERS", (("default", ("*",)),),
         "subscribers and their filters: `archive:*,notify:completed+failed`", _subscribers, shown="`default:*`")
+    event_retention: int = knob("RELAY_EVENT_RETENTION", 30, "days the event log keeps each published event "
+                                "(what `events replay` can re-deliver)", bounded(1, 3650))
     log_level: str = knob("RELAY_LOG_LEVEL", "info", "`debug`, `info`, `warning`, `error` or `critical`. Anything "
                           "else is refused at start", choice(LOG_LEVELS))
     log_format: str = knob("RELAY_LOG_FORMAT", "auto", "`auto` (JSON off a terminal and in Lambda, readable text "
