@@ -118,6 +118,10 @@ class Job:
     lease_until: float | None = None
     check_at: float | None = None
     attempts: int = 0
+    failed_tasks: tuple[Mapping[str, Any], ...] = ()
+    depends_on: tuple[str, ...] = ()
+    deadline_at: float | None = None
+    at_risk_at: float | None = None
     version: int = 0
 
     @property
@@ -136,8 +140,9 @@ class Job:
         data["status"] = JobStatus(data["status"])
         data["outcome"] = None if data.get("outcome") is None else Outcome(data["outcome"])
         data["outputs"] = tuple(Output.from_record(o) for o in data.get("outputs") or ())
-        for name in ("event_ids", "other_tasks"):
+        for name in ("event_ids", "other_tasks", "depends_on"):
             data[name] = tuple(data.get(name) or ())
+        data["failed_tasks"] = tuple(dict(t) for t in data.get("failed_tasks") or ())
         return cls(**data)
 
     # --- transitions (the rows of handlers.domain.lifecycle.MOVES) -------------------------------
@@ -157,6 +162,18 @@ class Job:
     def admitted(self, now: float) -> Job:
         """The queued job has a slot: it is accepted again, to be submitted at once."""
         self._check(Step.ADMITTED, to=JobStatus.ACCEPTED)
+        return replace(self, updated_at=now, status=JobStatus.ACCEPTED, error=None, check_at=now)
+
+    def waited(self, now: float, depends_on: tuple[str, ...], check_at: float) -> Job:
+        """The request names outputs of the jobs ``depends_on`` that are not published yet: it waits for them
+        (their events wake it; the reconciler looks again at ``check_at``)."""
+        self._check(Step.WAITED, to=JobStatus.WAITING)
+        return replace(self, updated_at=now, status=JobStatus.WAITING, depends_on=depends_on,
+                       submit_claimed_at=None, check_at=check_at)
+
+    def ready(self, now: float) -> Job:
+        """Every job it waited for is published: it is accepted again, to be submitted at once."""
+        self._check(Step.READY, to=JobStatus.ACCEPTED)
         return replace(self, updated_at=now, status=JobStatus.ACCEPTED, error=None, check_at=now)
 
     def claimed(self, now: float) -> Job:
@@ -205,6 +222,21 @@ class Job:
         self._check(Step.RELEASED)
         return replace(self, updated_at=now, lease_owner=None, lease_until=None)
 
+    def retried(self, now: float, failure: Mapping[str, Any], retry_at: float) -> Job:
+        """The task failed with a code that says try again: record it (``failure`` carries its code and message)
+        and submit a new task of the same job at ``retry_at``."""
+        self._check(Step.RETRIED, to=JobStatus.ACCEPTED)
+        record = {"task_id": self.task_id, **dict(failure), "failed_at": rfc3339(now)}
+        return replace(self, updated_at=now, status=JobStatus.ACCEPTED, failed_tasks=(*self.failed_tasks, record),
+                       task_id=None, submitted_at=None, unknown_outcome=False, progress=0, estimated_time=None,
+                       submit_claimed_at=None, lease_owner=None, lease_until=None, at_risk_at=None,
+                       error=dict(failure), check_at=retry_at)
+
+    def at_risk(self, now: float, check_at: float) -> Job:
+        """EvoLink completed the task, but its result is still not copied and its URL expires soon."""
+        self._check(Step.AT_RISK)
+        return replace(self, updated_at=now, at_risk_at=now, check_at=check_at)
+
     def stored(self, now: float, outputs: tuple[Output, ...], *, credits_used: float | None = None) -> Job:
         """The result is copied: the outcome is ``completed`` (billed ``credits_used``, when EvoLink says), and its
         event is due at once."""
@@ -236,6 +268,13 @@ class Job:
         self._check(Step.RESCHEDULED)
         return replace(self, updated_at=now, check_at=check_at)
 
+    def attempt_log(self) -> list[dict[str, Any]]:
+        """Every task of the job, oldest first: the failed ones (task id, code, message, time), then the current."""
+        log = [dict(t) for t in self.failed_tasks]
+        if self.task_id is not None:
+            log.append({"task_id": self.task_id})
+        return log
+
     def public(self) -> dict[str, Any]:
         """The job as the HTTP API shows it: times in RFC 3339 UTC, each output with its route's ``url``."""
         return {
@@ -252,5 +291,7 @@ class Job:
             "error": dict(self.error) if self.error else None,
             "outputs": [{**o.as_dict(), "url": output_url(self.id, i)} for i, o in enumerate(self.outputs)],
             "event_ids": list(self.event_ids), "metadata": dict(self.metadata),
-            "idempotency_key": self.idempotency_key,
+            "idempotency_key": self.idempotency_key, "attempts": self.attempt_log(),
+            "depends_on": list(self.depends_on), "deadline_at": _rfc3339_or_none(self.deadline_at),
+            "at_risk_at": _rfc3339_or_none(self.at_risk_at),
         }

@@ -30,6 +30,7 @@ __all__ = ["MOVES", "OUTCOME_STATUS", "TERMINAL", "InvalidTransition", "JobStatu
 class JobStatus(StrEnum):
     ACCEPTED = "accepted"
     QUEUED = "queued"
+    WAITING = "waiting"
     SUBMITTED = "submitted"
     PROCESSING = "processing"
     STORED = "stored"
@@ -64,6 +65,8 @@ class Step(StrEnum):
 
     QUEUED = "queued"
     ADMITTED = "admitted"
+    WAITED = "waited"
+    READY = "ready"
     CLAIMED = "claimed"
     DEFERRED = "deferred"
     SUBMITTED = "submitted"
@@ -72,6 +75,8 @@ class Step(StrEnum):
     PROGRESSED = "progressed"
     LEASED = "leased"
     RELEASED = "released"
+    RETRIED = "retried"
+    AT_RISK = "at_risk"
     STORED = "stored"
     CONCLUDED = "concluded"
     PUBLISHED = "published"
@@ -105,13 +110,17 @@ def _from(*statuses: JobStatus) -> frozenset[JobStatus]:
 
 _S = JobStatus
 _NEW, _RUNNING = _from(_S.ACCEPTED), _from(_S.SUBMITTED, _S.PROCESSING)
-_OPEN = _NEW | {_S.QUEUED} | _RUNNING
+_OPEN = _NEW | {_S.QUEUED, _S.WAITING} | _RUNNING
 _LIVE = _OPEN | {_S.STORED}
 
 MOVES: tuple[Move, ...] = (
     Move(Step.QUEUED, _NEW, _S.QUEUED,
          "no slot at EvoLink is free (`RELAY_MAX_IN_FLIGHT`, `RELAY_TENANT_MAX_IN_FLIGHT`), or EvoLink answered 429"),
     Move(Step.ADMITTED, _from(_S.QUEUED), _S.ACCEPTED, "a slot is free and it is the job's turn"),
+    Move(Step.WAITED, _NEW, _S.WAITING,
+         "the request names outputs of earlier jobs (`job://`, `shot://`) that are not published yet"),
+    Move(Step.READY, _from(_S.WAITING), _S.ACCEPTED,
+         "every job it names is published: it is submitted with short-lived URLs of their files"),
     Move(Step.CLAIMED, _NEW, None, "a submitter claims the job just before it calls EvoLink"),
     Move(Step.DEFERRED, _NEW, None, "EvoLink answered 429 or 5xx after retries; the reconciler submits again"),
     Move(Step.SUBMITTED, _NEW, _S.SUBMITTED, "EvoLink created the task"),
@@ -122,17 +131,26 @@ MOVES: tuple[Move, ...] = (
     Move(Step.PROGRESSED, _RUNNING, None, "EvoLink reports progress"),
     Move(Step.LEASED, _RUNNING, None, "an ingest worker takes or renews the lease to copy the result"),
     Move(Step.RELEASED, _RUNNING, None, "copying failed in a way that is retried; the next worker may start at once"),
+    Move(Step.RETRIED, _RUNNING, _S.ACCEPTED,
+         "EvoLink failed the task with a code that says try again: a new task after a backoff, "
+         "up to `RELAY_MAX_ATTEMPTS` attempts"),
+    Move(Step.AT_RISK, _RUNNING, None,
+         "EvoLink completed the task but its result is not copied within `RELAY_AT_RISK_AFTER`"),
     Move(Step.STORED, _RUNNING, _S.STORED, "the result is copied (outputs and manifest)", Outcome.COMPLETED),
     Move(Step.CONCLUDED, _NEW, None, "EvoLink refused the create, or the request was invalid", Outcome.REJECTED),
     Move(Step.CONCLUDED, _NEW, None, "EvoLink refused the create for the account: out of credits (402)",
          Outcome.FAILED),
     Move(Step.CONCLUDED, _RUNNING, None,
          "EvoLink failed the task or no longer knows it, or its result cannot be copied", Outcome.FAILED),
+    Move(Step.CONCLUDED, _from(_S.WAITING), None,
+         "a job it names failed, was cancelled or ended without a file (`dependency_failed`)", Outcome.FAILED),
     Move(Step.CONCLUDED, _RUNNING, None, "EvoLink cancelled the task", Outcome.CANCELLED),
+    Move(Step.CONCLUDED, _OPEN, None,
+         "its caller cancelled it (`DELETE /v1/jobs/{id}`) or its `cancel_after` deadline passed", Outcome.CANCELLED),
     Move(Step.CONCLUDED, _OPEN, None, "no final answer within `RELAY_EXPIRE_AFTER`", Outcome.EXPIRED),
     Move(Step.PUBLISHED, _from(_S.STORED), _S.PUBLISHED, "the `completed` event is out", outcome_known=True),
-    Move(Step.PUBLISHED, _NEW | _RUNNING, _S.FAILED, "the `failed` event is out", outcome_known=True),
-    Move(Step.PUBLISHED, _RUNNING, _S.CANCELLED, "the `cancelled` event is out", outcome_known=True),
+    Move(Step.PUBLISHED, _NEW | _RUNNING | {_S.WAITING}, _S.FAILED, "the `failed` event is out", outcome_known=True),
+    Move(Step.PUBLISHED, _OPEN, _S.CANCELLED, "the `cancelled` event is out", outcome_known=True),
     Move(Step.PUBLISHED, _NEW, _S.REJECTED, "the `rejected` event is out", outcome_known=True),
     Move(Step.PUBLISHED, _OPEN, _S.EXPIRED, "the `expired` event is out", outcome_known=True),
     Move(Step.NOTED_OTHER_TASK, _LIVE, None, "a callback names another task for this job", outcome_known=None),
