@@ -22,7 +22,17 @@ from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.domain.tokens import TokenSigner
 from handlers.net.download import ResultFetcher
 from handlers.net.netguard import AddressPolicy
-from handlers.ports import BlobStore, BudgetLedger, EventBus, JobStore, KeyStore, Provider, SlotPool, WorkQueue
+from handlers.ports import (
+    BlobStore,
+    BudgetLedger,
+    EventBus,
+    EventLog,
+    JobStore,
+    KeyStore,
+    Provider,
+    SlotPool,
+    WorkQueue,
+)
 from handlers.provider.evolink.client import EvoLinkClient
 
 if TYPE_CHECKING:
@@ -32,6 +42,7 @@ __all__ = [
     "SANDBOX_KEY",
     "aws_names",
     "build_accounts",
+    "build_event_log",
     "build_ports",
     "build_relay",
     "check_budget_tenants",
@@ -186,8 +197,29 @@ def _aws_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
     names = aws_names(settings)
     jobs, blobs, queue, bus = build_aws_adapters(
         aws_clients(names, endpoint_url=settings.aws_endpoint_url), names, subscriber_filters(settings), clock=clock,
-        max_receives=settings.queue_max_receives, visibility_timeout=int(settings.queue_visibility_timeout))
+        max_receives=settings.queue_max_receives, visibility_timeout=int(settings.queue_visibility_timeout),
+        event_retention_days=settings.event_retention)
     return jobs, blobs, queue, bus, []
+
+
+def build_event_log(settings: Settings, clock: Callable[[], float] = time.time) -> tuple[EventLog, Callable[[], None]]:
+    """The log of the events the bus published (and its closer), kept ``RELAY_EVENT_RETENTION`` days:
+    for ``events replay``."""
+    if settings.backend == "aws":
+        from handlers.adapters.aws import aws_clients
+        from handlers.adapters.aws.eventlog import DynamoEventLog
+
+        names = aws_names(settings)
+        dynamodb = aws_clients(names, endpoint_url=settings.aws_endpoint_url).dynamodb
+        return DynamoEventLog(dynamodb, names.table, retention_days=settings.event_retention, clock=clock), _nothing
+    from handlers.adapters.local import SqliteEventLog
+
+    log = SqliteEventLog(_local_database(settings), retention_days=settings.event_retention, clock=clock)
+    return log, log.close
+
+
+def _nothing() -> None:
+    """Nothing to close."""
 
 
 def aws_names(settings: Settings) -> AwsNames:

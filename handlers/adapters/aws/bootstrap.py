@@ -250,9 +250,11 @@ def topic_arn(sns: SNSClient, topic: str) -> str:
 
 
 def build_aws_adapters(clients: AwsClients, names: AwsNames, subscribers: Mapping[str, Sequence[str]], *,
-                       clock: Callable[[], float] = time.time, max_receives: int = 8,
-                       visibility_timeout: int = 900) -> tuple[DynamoJobStore, S3BlobStore, SqsWorkQueue, SnsEventBus]:
-    """Job store, blob store, ingest queue and event bus on the resources ``names`` points at.
+                       clock: Callable[[], float] = time.time, max_receives: int = 8, visibility_timeout: int = 900,
+                       event_retention_days: float = 30,
+                       ) -> tuple[DynamoJobStore, S3BlobStore, SqsWorkQueue, SnsEventBus]:
+    """Job store, blob store, ingest queue and event bus on the resources ``names`` points at
+    (the bus logs each event for ``event_retention_days``).
 
     ``visibility_timeout`` is what every receive asks for; ``max_receives`` belongs to the
     queues' redrive policies (set by ``bootstrap`` or ``infra/``), which SQS enforces.
@@ -263,6 +265,7 @@ def build_aws_adapters(clients: AwsClients, names: AwsNames, subscribers: Mappin
     queue = SqsWorkQueue.from_name(clients.sqs, names.ingest_queue, visibility_timeout=visibility_timeout)
     bus = SnsEventBus(clients.sns, clients.sqs, topic_arn(clients.sns, names.topic),
                       _QueueUrls(clients.sqs, names, list(subscribers)),
-                      ledger=DynamoEventLedger(clients.dynamodb, names.table, clock=clock),
+                      ledger=DynamoEventLedger(clients.dynamodb, names.table, clock=clock,
+                                               ttl_days=event_retention_days),
                       visibility_timeout=visibility_timeout)
     return jobs, blobs, queue, bus

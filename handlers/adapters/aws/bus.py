@@ -12,8 +12,9 @@ algorithm every bus shares (:class:`~handlers.adapters.ledger.EventLedger`): a c
 ``PutItem`` claims the id (``publishing``, with a lease), the claimant publishes and marks
 it ``published``; a racing publisher of the same id waits for that and returns, and takes
 the claim over if the first one failed (its claim is released) or vanished (its lease ran out). Ledger
-items live in the job table (key ``event#<id>``, none of the index attributes, removed
-by TTL after ``ttl_days``).
+items live in the job table (key ``event#<id>``, removed by TTL after ``ttl_days``). The ledger is
+also the event log (:mod:`handlers.adapters.aws.eventlog`): the update that marks an id published
+writes the event and the attributes of ``event-log-index`` onto its item, so logging costs no call.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers.adapters.aws.errors import CONDITION_FAILED, aws_errors, error_code, translate
+from handlers.adapters.aws.eventlog import LEDGER_PREFIX, log_attributes
 from handlers.adapters.aws.queue import SqsWorkQueue
 from handlers.adapters.ledger import Claimed, EventLedger, Held, event_identity
 from handlers.base.errors import NotFound, QueueError
@@ -39,28 +41,28 @@ if TYPE_CHECKING:
 
 __all__ = ["LEDGER_PREFIX", "DynamoEventLedger", "SnsEventBus"]
 
-LEDGER_PREFIX = "event#"
 PUBLISHING, PUBLISHED = "publishing", "published"
 DAY = 86_400.0
 
 
-class DynamoEventLedger(EventLedger[None]):
+class DynamoEventLedger(EventLedger[Mapping[str, Any]]):
     """Which CloudEvent ids were published, in a DynamoDB table keyed by ``id`` (the job table will do).
 
     The hooks of :class:`~handlers.adapters.ledger.EventLedger`: a claim is a conditional
     ``PutItem`` (``publishing`` with a lease, allowed over nothing or over a lease that ran
-    out), recording sets ``published``, releasing deletes a claim still ``publishing``.
+    out), recording sets ``published`` and logs the event (its item expires ``ttl_days`` after
+    that: ``RELAY_EVENT_RETENTION``), releasing deletes a claim still ``publishing``.
     """
 
     def __init__(self, client: DynamoDBClient, table: str, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep, lease_seconds: float = 30.0,
-                 poll_interval: float = 0.05, ttl_days: float = 90) -> None:
+                 poll_interval: float = 0.05, ttl_days: float = 30) -> None:
         super().__init__(clock=clock, sleep=sleep, lease_seconds=lease_seconds, poll_interval=poll_interval)
         self._client = client
         self.table = table
         self.ttl_days = ttl_days
 
-    def _claim(self, event_id: str, event: Mapping[str, Any]) -> Claimed[None] | Held:
+    def _claim(self, event_id: str, event: Mapping[str, Any]) -> Claimed[Mapping[str, Any]] | Held:
         now = self._clock()
         item: dict[str, Any] = {
             "id": {"S": LEDGER_PREFIX + event_id}, "state": {"S": PUBLISHING},
@@ -79,17 +81,21 @@ class DynamoEventLedger(EventLedger[None]):
             return Held.PUBLISHED if stored.get("state", {}).get("S") == PUBLISHED else Held.PUBLISHING
         except BotoCoreError as exc:
             raise translate(exc, QueueError, f"claim event {event_id!r}") from exc
-        return Claimed(event_id, None)
+        return Claimed(event_id, event)
 
-    def _record(self, claim: Claimed[None]) -> None:
+    def _record(self, claim: Claimed[Mapping[str, Any]]) -> None:
+        logged = log_attributes(claim.handle, claim.event_id, published_at=self._clock(), retention_days=self.ttl_days)
+        names = {f"#{name}": name for name in logged}
+        values: dict[str, Any] = {f":{name}": value for name, value in logged.items()}
         with aws_errors(QueueError, f"record event {claim.event_id!r} published"):
             self._client.update_item(
                 TableName=self.table, Key={"id": {"S": LEDGER_PREFIX + claim.event_id}},
-                UpdateExpression="SET #state = :published REMOVE lease_until",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":published": {"S": PUBLISHED}})
+                UpdateExpression="SET #state = :published, " + ", ".join(f"#{n} = :{n}" for n in logged)
+                                 + " REMOVE lease_until",
+                ExpressionAttributeNames={"#state": "state", **names},
+                ExpressionAttributeValues={":published": {"S": PUBLISHED}, **values})
 
-    def _release(self, claim: Claimed[None]) -> None:
+    def _release(self, claim: Claimed[Mapping[str, Any]]) -> None:
         """Best effort: let the next publisher in at once (the lease frees the claim anyway)."""
         with contextlib.suppress(ClientError, BotoCoreError):
             self._client.delete_item(

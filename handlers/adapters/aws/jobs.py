@@ -14,6 +14,8 @@ conditional writes, and the attributes the three global secondary indexes read:
   page of one status, and its counts, read this index with a filter on ``status``: they cost
   reads in proportion to the tenant's jobs passed over, not to the whole table (one index
   instead of a fifth, since CloudFormation adds a single index per stack update).
+* ``event-log-index`` (``log_day``, ``log_key``): the event log, on the event ledger's items only
+  (:mod:`handlers.adapters.aws.eventlog`); no job has these attributes.
 
 ``count`` is a ``Query`` of ``status-index`` with ``Select=COUNT``, paged no further than
 its cap. A revoked dashboard session is an item keyed ``session#<id>`` with only
@@ -47,10 +49,11 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
-__all__ = ["CREATED_INDEX", "DUE_INDEX", "DUE_SHARD", "JOB_KIND", "SESSION_PREFIX", "STATUS_INDEX", "TABLE_SPEC",
-           "TENANT_INDEX", "DynamoJobStore", "created_key", "job_item"]
+__all__ = ["CREATED_INDEX", "DUE_INDEX", "DUE_SHARD", "EVENT_LOG_INDEX", "JOB_KIND", "SESSION_PREFIX", "STATUS_INDEX",
+           "TABLE_SPEC", "TENANT_INDEX", "DynamoJobStore", "created_key", "job_item"]
 
 DUE_INDEX, CREATED_INDEX, STATUS_INDEX, TENANT_INDEX = "due-index", "created-index", "status-index", "tenant-index"
+EVENT_LOG_INDEX = "event-log-index"
 DUE_SHARD, JOB_KIND = "due", "job"
 SESSION_PREFIX = "session#"
 TTL_ATTRIBUTE = "expires_at"
@@ -73,6 +76,8 @@ TABLE_SPEC: Final[Mapping[str, Any]] = {
         {"AttributeName": "status", "AttributeType": "S"},
         {"AttributeName": "created_key", "AttributeType": "S"},
         {"AttributeName": "tenant", "AttributeType": "S"},
+        {"AttributeName": "log_day", "AttributeType": "S"},
+        {"AttributeName": "log_key", "AttributeType": "S"},
     ],
     "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
     "GlobalSecondaryIndexes": [
@@ -80,6 +85,7 @@ TABLE_SPEC: Final[Mapping[str, Any]] = {
         _index(CREATED_INDEX, "kind", "created_key"),
         _index(STATUS_INDEX, "status", "created_key"),
         _index(TENANT_INDEX, "tenant", "created_key"),
+        _index(EVENT_LOG_INDEX, "log_day", "log_key"),
     ],
     "TimeToLiveSpecification": {"AttributeName": TTL_ATTRIBUTE, "Enabled": True},
 }
