@@ -242,6 +242,16 @@ class Settings:
                                   "seconds past `estimated_time` before the reconciler reads a task", number)
     expire_after: float = knob("RELAY_EXPIRE_AFTER", 48 * 3600.0,
                                "seconds after which an unfinished job expires", number)
+    max_attempts: int = knob("RELAY_MAX_ATTEMPTS", 3, "tasks one job may use: a task EvoLink fails with a code that "
+                             "says try again (`service_error`, `generation_timeout`…) is followed by a new one, up to "
+                             "this many in all", bounded(1, 10))
+    retry_backoff: float = knob("RELAY_RETRY_BACKOFF", 30.0, "seconds before a job's second task; each later one "
+                                "waits twice as long, with jitter (the reconciler or a delayed message sends it)",
+                                positive)
+    at_risk_after: float = knob("RELAY_AT_RISK_AFTER", 20 * 3600.0, "seconds after EvoLink completed a task whose "
+                                "result is still not copied before the job publishes `job.at_risk` (the result's "
+                                "URL expires 24 h after completion; then the job fails with `result_expired`)",
+                                positive)
     worker_concurrency: int = knob("RELAY_WORKERS", 2, "ingest worker threads", bounded(1))
     subscribers: tuple[tuple[str, tuple[str, ...]], ...] = knob(
         "RELAY_SUBSCRIBERS", (("default", ("*",)),),
