@@ -122,6 +122,7 @@ class Job:
     depends_on: tuple[str, ...] = ()
     deadline_at: float | None = None
     at_risk_at: float | None = None
+    result_seen_at: float | None = None
     version: int = 0
 
     @property
@@ -213,9 +214,12 @@ class Job:
         return replace(self, updated_at=now, status=to or self.status, progress=progress)
 
     def leased(self, now: float, worker: str, until: float) -> Job:
-        """``worker`` takes (or renews) the lease to copy the result, until ``until``."""
+        """``worker`` takes (or renews) the lease to copy the result, until ``until``. The first lease also
+        stamps ``result_seen_at``: when the relay first read the task completed (its result URLs expire 24 h after
+        EvoLink completed it)."""
         self._check(Step.LEASED)
-        return replace(self, updated_at=now, lease_owner=worker, lease_until=until)
+        seen = now if self.result_seen_at is None else self.result_seen_at
+        return replace(self, updated_at=now, lease_owner=worker, lease_until=until, result_seen_at=seen)
 
     def released(self, now: float) -> Job:
         """The lease is given up so that the next worker may start at once."""
@@ -230,7 +234,7 @@ class Job:
         return replace(self, updated_at=now, status=JobStatus.ACCEPTED, failed_tasks=(*self.failed_tasks, record),
                        task_id=None, submitted_at=None, unknown_outcome=False, progress=0, estimated_time=None,
                        submit_claimed_at=None, lease_owner=None, lease_until=None, at_risk_at=None,
-                       error=dict(failure), check_at=retry_at)
+                       result_seen_at=None, error=dict(failure), check_at=retry_at)
 
     def at_risk(self, now: float, check_at: float) -> Job:
         """EvoLink completed the task, but its result is still not copied and its URL expires soon."""
