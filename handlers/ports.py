@@ -219,10 +219,11 @@ class EventLog(Protocol):
     def page(self, *, since: float | None = None, until: float | None = None, types: Collection[str] | None = None,
              tenants: Collection[str] | None = None, cursor: str | None = None,
              limit: int = 100) -> tuple[list[LoggedEvent], str | None]:
-        """Up to ``limit`` events published at or after ``since`` and before ``until`` (``None``: the retention's
-        start, now), oldest first, of ``types`` (``None``: all) and ``tenants`` (``None``: every tenant; an event
-        without a tenant matches none), after ``cursor`` (a previous answer's). The second value is the cursor of
-        the next page, or ``None`` when the range is exhausted; a page may be short, even empty, with a cursor."""
+        """Up to ``limit`` events published at or after ``since`` and before ``until`` (``None``: from the
+        retention's start, to the last one published), oldest first, of ``types`` (``None``: all) and ``tenants``
+        (``None``: every tenant; an event without a tenant matches none), after ``cursor`` (a previous answer's).
+        The second value is the cursor of the next page, or ``None`` when the range is exhausted; a page may be
+        short, even empty, with a cursor."""
         ...
 
 

@@ -43,6 +43,7 @@ __all__ = ["EVENT_LOG_INDEX", "LEDGER_PREFIX", "DynamoEventLog", "log_attributes
 
 LEDGER_PREFIX = "event#"
 DAY = 86_400.0
+_UNBOUNDED = "~"  # sorts after every log_key
 _INVALID_CURSOR = Violation("cursor", "invalid_cursor", "not a cursor this event log gave out")
 
 
@@ -113,6 +114,7 @@ class DynamoEventLog:
         now = self._clock()
         start = max(now - self.retention_days * DAY, since if since is not None else 0.0, 0.0)
         end = now if until is None else until
+        high = _UNBOUNDED if until is None else _position(until)
         after = _cursor_position(cursor) if cursor is not None else None
         if (types is not None and not types) or (tenants is not None and not tenants) or limit < 1:
             return [], None
@@ -121,7 +123,7 @@ class DynamoEventLog:
         filters = self._filters(now, types, tenants)
         for day in _days(first, end):
             resume = cursor if after is not None and log_day(after[0]) == day else None
-            self._read_day(day, (start, end), filters, resume, found, limit)
+            self._read_day(day, (_position(start), high), filters, resume, found, limit)
             if len(found) >= limit:
                 return found, found[-1].cursor
         return found, None
@@ -138,7 +140,7 @@ class DynamoEventLog:
             clauses.append(f"{attribute} IN ({', '.join(names)})")
         return " AND ".join(clauses), values
 
-    def _read_day(self, day: str, bounds: tuple[float, float], filters: tuple[str, dict[str, AttributeValueTypeDef]],
+    def _read_day(self, day: str, bounds: tuple[str, str], filters: tuple[str, dict[str, AttributeValueTypeDef]],
                   resume: str | None, found: list[LoggedEvent], limit: int) -> None:
         """Append the day's events in ``bounds`` (after ``resume``) to ``found`` until it holds ``limit``."""
         expression, values = filters
@@ -146,8 +148,8 @@ class DynamoEventLog:
             "TableName": self.table, "IndexName": EVENT_LOG_INDEX,
             "KeyConditionExpression": "log_day = :day AND log_key BETWEEN :low AND :high",
             "FilterExpression": expression,
-            "ExpressionAttributeValues": {**values, ":day": {"S": day}, ":low": {"S": _position(bounds[0])},
-                                          ":high": {"S": _position(bounds[1])}}}
+            "ExpressionAttributeValues": {**values, ":day": {"S": day}, ":low": {"S": bounds[0]},
+                                          ":high": {"S": bounds[1]}}}
         if resume is not None:
             query["ExclusiveStartKey"] = {"id": {"S": LEDGER_PREFIX + _cursor_position(resume)[1]},
                                           "log_day": {"S": day}, "log_key": {"S": resume}}

@@ -56,7 +56,7 @@ class SqliteEventLog:
         now = self._clock()
         after = _sequence(cursor) if cursor is not None else 0
         start = max(now - self.retention_days * DAY, since if since is not None else float("-inf"))
-        parameters = {"after": after, "start": start, "end": now if until is None else until,
+        parameters = {"after": after, "start": start, "end": float("inf") if until is None else until,
                       "types": _listed(types), "tenants": _listed(tenants), "limit": max(limit, 0)}
         with self._database.translated():
             rows = self._database.connection().execute(_PAGE, parameters).fetchall()
