@@ -120,6 +120,9 @@ class Job:
     attempts: int = 0
     failed_tasks: tuple[Mapping[str, Any], ...] = ()
     depends_on: tuple[str, ...] = ()
+    dependents: tuple[str, ...] = ()
+    storyboard: str | None = None
+    shot: str | None = None
     deadline_at: float | None = None
     at_risk_at: float | None = None
     result_seen_at: float | None = None
@@ -141,7 +144,7 @@ class Job:
         data["status"] = JobStatus(data["status"])
         data["outcome"] = None if data.get("outcome") is None else Outcome(data["outcome"])
         data["outputs"] = tuple(Output.from_record(o) for o in data.get("outputs") or ())
-        for name in ("event_ids", "other_tasks", "depends_on"):
+        for name in ("event_ids", "other_tasks", "depends_on", "dependents"):
             data[name] = tuple(data.get(name) or ())
         data["failed_tasks"] = tuple(dict(t) for t in data.get("failed_tasks") or ())
         return cls(**data)
@@ -267,6 +270,13 @@ class Job:
         self._check(Step.NOTED_OTHER_TASK)
         return replace(self, updated_at=now, other_tasks=(*self.other_tasks, task_id))
 
+    def noted_dependent(self, now: float, job_id: str) -> Job:
+        """Job ``job_id`` waits for this one: publishing this job's event wakes it (once on record, no change)."""
+        self._check(Step.NOTED_DEPENDENT)
+        if job_id in self.dependents:
+            return self
+        return replace(self, updated_at=now, dependents=(*self.dependents, job_id))
+
     def rescheduled(self, now: float, check_at: float) -> Job:
         """The reconciler looks at the job again at ``check_at``."""
         self._check(Step.RESCHEDULED)
@@ -296,6 +306,7 @@ class Job:
             "outputs": [{**o.as_dict(), "url": output_url(self.id, i)} for i, o in enumerate(self.outputs)],
             "event_ids": list(self.event_ids), "metadata": dict(self.metadata),
             "idempotency_key": self.idempotency_key, "attempts": self.attempt_log(),
-            "depends_on": list(self.depends_on), "deadline_at": _rfc3339_or_none(self.deadline_at),
+            "depends_on": list(self.depends_on), "dependents": list(self.dependents),
+            "storyboard": self.storyboard, "shot": self.shot, "deadline_at": _rfc3339_or_none(self.deadline_at),
             "at_risk_at": _rfc3339_or_none(self.at_risk_at),
         }

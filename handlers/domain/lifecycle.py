@@ -81,6 +81,7 @@ class Step(StrEnum):
     CONCLUDED = "concluded"
     PUBLISHED = "published"
     NOTED_OTHER_TASK = "noted_other_task"
+    NOTED_DEPENDENT = "noted_dependent"
     RESCHEDULED = "rescheduled"
 
 
@@ -154,6 +155,8 @@ MOVES: tuple[Move, ...] = (
     Move(Step.PUBLISHED, _NEW, _S.REJECTED, "the `rejected` event is out", outcome_known=True),
     Move(Step.PUBLISHED, _OPEN, _S.EXPIRED, "the `expired` event is out", outcome_known=True),
     Move(Step.NOTED_OTHER_TASK, _LIVE, None, "a callback names another task for this job", outcome_known=None),
+    Move(Step.NOTED_DEPENDENT, _LIVE, None,
+         "a later job names its outputs and waits for it: its event wakes that job", outcome_known=None),
     Move(Step.RESCHEDULED, _LIVE, None, "the reconciler looks at the job again later", outcome_known=None),
 )
 
