@@ -2,7 +2,11 @@
 
 ``id`` is deterministic — sha256 of job id and outcome — so every retry of a publish
 carries the same id and consumers can dedupe. ``type`` is
-``io.seedance-relay.job.<outcome>``, ``subject`` the job id. Every time (``time``,
+``io.seedance-relay.job.<outcome>``, ``subject`` the job id. The terminal events carry the job's
+``attempts`` (every task it used, the failed ones with their code and time). One event is not
+terminal: ``io.seedance-relay.job.at_risk`` (:func:`build_at_risk_event`), published once when a
+completed task's result is still not copied as its URL nears its expiry; its id is derived from
+the job id and ``at_risk`` the same way. Every time (``time``,
 ``data.created_at``, ``data.finished_at``) is RFC 3339 in UTC with ``Z`` and microseconds,
 as in the API's jobs (:func:`handlers.domain.jobs.rfc3339`). ``tenant`` is a CloudEvents
 extension attribute naming the job's tenant, and subscribers may filter on it as on ``type``.
@@ -19,13 +23,16 @@ from typing import Any
 
 from handlers.domain.jobs import Job, Outcome, rfc3339
 
-__all__ = ["ALL_TYPES", "EVENT_TYPES", "SOURCE", "TENANT_FILTER", "TYPE_PREFIX", "build_event", "event_id",
-           "event_type", "split_filter", "wants"]
+__all__ = ["ALL_TYPES", "AT_RISK", "EVENT_TYPES", "OUTCOME_TYPES", "SOURCE", "TENANT_FILTER", "TYPE_PREFIX",
+           "build_at_risk_event", "build_event", "event_id", "event_type", "split_filter", "wants"]
 
 SOURCE = "urn:seedance-relay"
 TYPE_PREFIX = "io.seedance-relay.job."
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
-EVENT_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
+AT_RISK = "at_risk"
+OUTCOME_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
+"""The terminal events: one per outcome, and each job publishes exactly one of them."""
+EVENT_TYPES = (*OUTCOME_TYPES, TYPE_PREFIX + AT_RISK)
 ALL_TYPES = "*"
 TENANT_FILTER = "tenant:"
 
@@ -67,14 +74,38 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
         "metadata": dict(job.metadata),
         "created_at": rfc3339(job.created_at),
         "finished_at": rfc3339(job.finished_at) if job.finished_at is not None else None,
+        "attempts": job.attempt_log(),
     }
     if job.error:
         data["error"] = dict(job.error)
+    return _envelope(job, outcome, now, source, data)
+
+
+def build_at_risk_event(job: Job, *, now: float, expires_at: float, source: str = SOURCE) -> dict[str, Any]:
+    """The ``at_risk`` CloudEvent of a job whose completed task's result is not copied yet and whose URLs expire
+    at ``expires_at`` at the latest."""
+    if job.result_seen_at is None:
+        raise ValueError(f"job {job.id} has no completed task on record")
+    data: dict[str, Any] = {
+        "job_id": job.id,
+        "task_id": job.task_id,
+        "model": job.model,
+        "duration": _duration(job.request.get("duration")),
+        "metadata": dict(job.metadata),
+        "created_at": rfc3339(job.created_at),
+        "result_seen_at": rfc3339(job.result_seen_at),
+        "expires_at": rfc3339(expires_at),
+        "attempts": job.attempt_log(),
+    }
+    return _envelope(job, AT_RISK, now, source, data)
+
+
+def _envelope(job: Job, kind: str, now: float, source: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "specversion": "1.0",
-        "id": event_id(job.id, outcome),
+        "id": event_id(job.id, kind),
         "source": source,
-        "type": event_type(outcome),
+        "type": event_type(kind),
         "subject": job.id,
         "tenant": job.tenant,
         "time": rfc3339(now),

@@ -27,8 +27,8 @@ from typing import Any
 
 from handlers.api.openapi import openapi_document
 from handlers.app.settings import configuration_table
-from handlers.domain.events import EVENT_TYPES, TYPE_PREFIX, build_event
-from handlers.domain.jobs import Job, JobStatus, Outcome, Output, derive_job_id, request_fingerprint
+from handlers.domain.events import AT_RISK, EVENT_TYPES, OUTCOME_TYPES, TYPE_PREFIX, build_at_risk_event, build_event
+from handlers.domain.jobs import Job, JobStatus, Outcome, Output, derive_job_id, request_fingerprint, rfc3339
 from handlers.tooling import lifecycle_docs, limits_docs
 from handlers.tooling.event_schemas import all_event_schemas, event_schema
 from handlers.tooling.markdown import GENERATED, cell, code, slug, table
@@ -239,9 +239,22 @@ _EXAMPLE_ERRORS: dict[str, dict[str, Any]] = {
 
 
 def example_event(outcome: str) -> dict[str, Any]:
-    """A realistic event of ``outcome``, built by :func:`handlers.domain.events.build_event`."""
+    """A realistic event of ``outcome`` (or ``at_risk``), built by :mod:`handlers.domain.events`."""
+    if outcome == AT_RISK:
+        return _example_at_risk()
     job = _example_job(Outcome(outcome))
     return build_event(job, now=(job.finished_at or _T0) + 0.01)
+
+
+def _example_at_risk() -> dict[str, Any]:
+    job = _example_job(Outcome.COMPLETED)
+    seen = _T0 + 130.0
+    failed = {"task_id": "task-unified-1795630974-q7d2kx0a", "code": "service_error", "type": "task_error",
+              "message": "Internal service error, retry later.", "failed_at": rfc3339(_T0 + 60.0)}
+    job = Job(id=job.id, request=job.request, fingerprint=job.fingerprint, created_at=_T0, updated_at=seen,
+              status=JobStatus.PROCESSING, metadata=job.metadata, task_id=job.task_id, model=job.model,
+              result_seen_at=seen, failed_tasks=(failed,))
+    return build_at_risk_event(job, now=seen + 72_000.0, expires_at=seen + 86_400.0)
 
 
 def _kind(prop: Mapping[str, Any]) -> str:
@@ -256,8 +269,8 @@ def _schema_rows(properties: Mapping[str, Any]) -> list[tuple[str, ...]]:
 
 def _per_type_rows() -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
-    for event_type, schema in all_event_schemas().items():
-        data = schema["properties"]["data"]
+    for event_type in OUTCOME_TYPES:
+        data = event_schema(event_type)["properties"]["data"]
         props = data["properties"]
         outputs = props["outputs"]
         count = f"at least {outputs['minItems']}" if "minItems" in outputs else "always empty"
@@ -297,7 +310,9 @@ def event_catalogue() -> str:
     sources = "`handlers/domain/events.py` and `handlers/tooling/event_schemas.py`"
     lines = ["# Events", "", GENERATED.format(source=sources), "",
              "Every final job state publishes exactly one [CloudEvent 1.0](https://cloudevents.io) in structured "
-             "JSON mode. How to receive them (SQS, webhooks, the local bus) is in [consumers.md](consumers.md).", "",
+             "JSON mode. How to receive them (SQS, webhooks, the local bus) is in [consumers.md](consumers.md). "
+             "One more event is not final: `job.at_risk`, at most once per job, warns that a completed result is "
+             "still not copied as its URL nears its expiry (its data is in its schema and example below).", "",
              "| type | when it is published | schema |", "|---|---|---|"]
     lines += [f"| [`{t}`](#{slug(t)}) | {cell(s['description'])} | [`schemas/{t}.json`](schemas/{t}.json) |"
               for t, s in all_event_schemas().items()]

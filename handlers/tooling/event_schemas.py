@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.domain.contract import ALL_MODELS, DURATION_MAX, DURATION_MIN
-from handlers.domain.events import EVENT_TYPES, SOURCE, TYPE_PREFIX
+from handlers.domain.events import AT_RISK, EVENT_TYPES, SOURCE, TYPE_PREFIX
 
 __all__ = ["DRAFT", "TIME_PATTERN", "all_event_schemas", "event_schema"]
 
@@ -29,6 +29,9 @@ _WHEN = {
     "expired": "No final answer arrived within RELAY_EXPIRE_AFTER seconds of the job's creation.",
     "rejected": "EvoLink refused the create call (HTTP 4xx other than 429), or a request from the "
                 "requests queue broke a validation rule.",
+    "at_risk": "Not terminal, at most once per job: EvoLink completed the task RELAY_AT_RISK_AFTER seconds ago "
+               "(20 h by default) and its result is still not copied; its URLs expire 24 h after completion, "
+               "and the job then fails with result_expired.",
 }
 
 
@@ -75,6 +78,23 @@ def _error() -> dict[str, Any]:
     }
 
 
+def _attempts() -> dict[str, Any]:
+    failure = {
+        "type": "object", "required": ["task_id"], "additionalProperties": True,
+        "properties": {
+            "task_id": {"type": ["string", "null"], "description": "EvoLink's task id."},
+            "code": {"type": "string", "description": "EvoLink's error code of a failed task."},
+            "message": {"type": "string", "description": "EvoLink's error message of a failed task."},
+            "type": {"type": ["string", "null"], "description": "EvoLink's error type."},
+            "failed_at": {**_TIME, "description": "When the relay read the task failed (UTC)."},
+        },
+    }
+    return {"type": "array", "items": failure,
+            "description": "Every EvoLink task of the job, oldest first: each one that failed with a code that says "
+                           "try again (with code, message and failed_at), then the last one (task_id only). Empty "
+                           "when no task was created."}
+
+
 def _task_id(outcome: str) -> dict[str, Any]:
     if outcome == "rejected":
         return {"type": "null", "description": "Always null: no task was created."}
@@ -116,12 +136,30 @@ def _data(outcome: str) -> dict[str, Any]:
         "metadata": {"type": "object", "description": "The caller's metadata, unchanged."},
         "created_at": {**_TIME, "description": "When the relay accepted the job (UTC)."},
         "finished_at": {**_TIME, "description": "When the outcome was recorded (UTC)."},
+        "attempts": _attempts(),
     }
     required = list(properties)
     if outcome != "completed":
         properties["error"] = _error()
         required.append("error")
     return {"type": "object", "description": "The job and its outcome.", "required": required,
+            "additionalProperties": False, "properties": properties}
+
+
+def _at_risk_data() -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "job_id": {**_JOB_ID, "description": "The relay's job id; equal to the event's subject."},
+        "task_id": {"type": "string", "minLength": 1, "description": "EvoLink's task id (completed)."},
+        "model": _model("at_risk"),
+        "duration": _duration("at_risk"),
+        "metadata": {"type": "object", "description": "The caller's metadata, unchanged."},
+        "created_at": {**_TIME, "description": "When the relay accepted the job (UTC)."},
+        "result_seen_at": {**_TIME, "description": "When the relay first read the task completed (UTC)."},
+        "expires_at": {**_TIME, "description": "When the result's URLs expire at the latest (UTC): 24 h after "
+                                               "result_seen_at."},
+        "attempts": _attempts(),
+    }
+    return {"type": "object", "description": "The job whose result is at risk.", "required": list(properties),
             "additionalProperties": False, "properties": properties}
 
 
@@ -142,7 +180,7 @@ def event_schema(event_type: str) -> dict[str, Any]:
                    "description": "CloudEvents extension: the job's tenant; subscribers may filter on it."},
         "time": {**_TIME, "description": "When the event was built (UTC)."},
         "datacontenttype": {"const": "application/json", "description": "data is a JSON object."},
-        "data": _data(outcome),
+        "data": _at_risk_data() if outcome == AT_RISK else _data(outcome),
     }
     return {
         "$schema": DRAFT,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 
 import jsonschema
 import pytest
 
-from handlers.domain.events import EVENT_TYPES, build_event, event_id
+from handlers.domain.events import EVENT_TYPES, OUTCOME_TYPES, build_at_risk_event, build_event, event_id
 from handlers.domain.jobs import Job, JobStatus, Outcome, Output, derive_job_id, request_fingerprint, rfc3339
 from handlers.tooling.event_schemas import TIME_PATTERN
 from tests.conftest import load_fixture
@@ -43,8 +44,29 @@ def test_a_job_without_outcome_has_no_event() -> None:
         build_event(Job(id="j", request={}, fingerprint="f", created_at=0, updated_at=0), now=0)
 
 
-def test_there_is_one_type_per_outcome() -> None:
-    assert {t.rsplit(".", 1)[1] for t in EVENT_TYPES} == {"completed", "failed", "cancelled", "expired", "rejected"}
+def test_there_is_one_terminal_type_per_outcome_and_one_at_risk_type() -> None:
+    assert {t.rsplit(".", 1)[1] for t in OUTCOME_TYPES} == {"completed", "failed", "cancelled", "expired", "rejected"}
+    assert set(EVENT_TYPES) == {*OUTCOME_TYPES, "io.seedance-relay.job.at_risk"}
+
+
+def test_a_terminal_event_carries_every_attempt_oldest_first() -> None:
+    failed = {"task_id": "task-unified-1-old", "code": "service_error", "message": "m", "failed_at": rfc3339(5.0)}
+    data = build_event(replace(JOB, failed_tasks=(failed,)), now=0)["data"]
+    assert data["attempts"] == [failed, {"task_id": "task-unified-1-abcdefgh"}]
+
+
+def test_the_at_risk_event_has_its_own_deterministic_id_and_the_url_expiry() -> None:
+    job = replace(JOB, status=JobStatus.PROCESSING, outcome=None, outputs=(), result_seen_at=1_800_000_050.0)
+    event = build_at_risk_event(job, now=1_800_072_050.0, expires_at=1_800_086_450.0)
+    assert event["id"] == event_id("job_1", "at_risk") != event_id("job_1", "completed")
+    assert event["type"] == "io.seedance-relay.job.at_risk"
+    assert event["data"]["expires_at"] == rfc3339(1_800_086_450.0)
+    jsonschema.validate(event, load_fixture("cloudevents/cloudevents-1.0.schema.json"))
+
+
+def test_a_job_that_never_read_its_task_completed_has_no_at_risk_event() -> None:
+    with pytest.raises(ValueError, match="no completed task"):
+        build_at_risk_event(replace(JOB, result_seen_at=None), now=0, expires_at=0)
 
 
 def test_job_ids_repeat_for_the_same_key_or_request_and_differ_per_caller() -> None:
