@@ -74,6 +74,12 @@ class RelayMetrics:
                                        "and outcome", ["operation", "outcome"])
         self._provider_seconds = self._histogram("relay_provider_call_duration_seconds",
                                                  "Time of one provider call, retries included", ["operation"])
+        self._retries = self._counter("relay_task_retries", "Tasks EvoLink failed with a code that says try "
+                                      "again, followed by a new task of the same job, by code", ["code"])
+        self._at_risk = self._counter("relay_jobs_at_risk", "Jobs whose completed result was still not copied "
+                                      "RELAY_AT_RISK_AFTER after completion (job.at_risk published)", [])
+        self._result_expired = self._counter("relay_results_expired", "Jobs failed with result_expired: their "
+                                             "result's URLs expired before it was copied", [])
 
     def _counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
         return Counter(name, documentation, labels, registry=self.registry)
@@ -134,6 +140,22 @@ class RelayMetrics:
         if outcome != "ok":
             self._emit("ProviderFailures", "Count", 1)
             self._emit("ProviderFailures", "Count", 1, operation=operation, outcome=outcome)
+
+    def task_retried(self, code: str) -> None:
+        """A task failed with the retryable ``code`` (one of a bounded list) and the job gets a new task."""
+        self._retries.labels(code).inc()
+        self._emit("TaskRetries", "Count", 1)
+        self._emit("TaskRetries", "Count", 1, code=code)
+
+    def job_at_risk(self) -> None:
+        """A job's completed result is at risk: ``job.at_risk`` went out (what the alarm watches)."""
+        self._at_risk.inc()
+        self._emit("JobsAtRisk", "Count", 1)
+
+    def result_expired(self) -> None:
+        """A job failed because its result's URLs expired before the copy succeeded."""
+        self._result_expired.inc()
+        self._emit("ResultsExpired", "Count", 1)
 
     def watch(self, collector: Collector) -> None:
         """Add a collector read at each scrape (see :class:`StoreCollector`)."""
