@@ -146,6 +146,13 @@ def _cap(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     return int(bounded(1, IN_FLIGHT_LIMIT)(env, name, 1))
 
 
+def _days(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A number of days from 1 to 36500; unset means no limit."""
+    if not (env.get(name) or "").strip():
+        return default
+    return int(bounded(1, 36500)(env, name, 1))
+
+
 _AWS = "AWS resource"
 _SSM = "Lambda: the SSM SecureString parameter that holds {0} (read at cold start; a set {0} wins)"
 
@@ -258,6 +265,19 @@ class Settings:
         "subscribers and their filters: `archive:*,notify:completed+failed`", _subscribers, shown="`default:*`")
     event_retention: int = knob("RELAY_EVENT_RETENTION", 30, "days the event log keeps each published event "
                                 "(what `events replay` can re-deliver)", bounded(1, 3650))
+    job_retention: int = knob("RELAY_JOB_RETENTION", 90, "days a finished job's record is kept (on AWS, through the "
+                              "table's TTL)", bounded(1, 36500))
+    video_retention: int | None = knob(
+        "RELAY_VIDEO_RETENTION", None, "days the videos, manifests, frames and late-callback records under `jobs/` "
+        "are kept (on AWS, the bucket's lifecycle rule: `videoRetention` in `serverless.yml`)", _days,
+        shown="kept forever")
+    upload_grace: int = knob("RELAY_UPLOAD_GRACE", 18 * 3600, "seconds an upload is kept after its URL expires "
+                             "(`RELAY_UPLOAD_URL_TTL`)", bounded(0))
+    queue_retention: int = knob("RELAY_QUEUE_RETENTION", 14, "local backend: days a message, dead letter or not, "
+                                "is kept unacknowledged (SQS keeps them as `infra/resources/queues.yml` says)",
+                                bounded(1, 36500))
+    gc_every: float = knob("RELAY_GC_EVERY", 3600.0, "seconds between clean-up passes (`seedance-relay gc` runs one "
+                           "by hand)", positive)
     log_level: str = knob("RELAY_LOG_LEVEL", "info", "`debug`, `info`, `warning`, `error` or `critical`. Anything "
                           "else is refused at start", choice(LOG_LEVELS))
     log_format: str = knob("RELAY_LOG_FORMAT", "auto", "`auto` (JSON off a terminal and in Lambda, readable text "
