@@ -5,7 +5,7 @@ the relay's own options (``metadata``), refusing what the API refuses at the JSO
 over-size bodies, bytes that are not UTF-8, invalid JSON, duplicate keys, ``NaN``, nesting
 beyond :data:`handlers.base.jsonbody.MAX_DEPTH`, a body that is not an object. The request's
 content is then checked by :func:`handlers.provider.validation.validate_request`, and the options by
-:func:`check_metadata`.
+:func:`check_metadata` and :func:`check_cancel_after`.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ from handlers.base.errors import InvalidRequest, Violation
 from handlers.base.jsonbody import parse_object
 from handlers.domain.contract import METADATA_MAX_BYTES, REQUEST_BODY_MAX
 
-__all__ = ["OPTION_FIELDS", "JobRequest", "check_metadata", "parse_job_request"]
+__all__ = ["CANCEL_AFTER_MAX", "OPTION_FIELDS", "JobRequest", "check_cancel_after", "check_metadata",
+           "parse_job_request"]
 
-OPTION_FIELDS = ("metadata",)  # fields of POST /v1/jobs that the relay keeps and EvoLink never sees
+OPTION_FIELDS = ("metadata", "cancel_after")  # fields of POST /v1/jobs that the relay keeps and EvoLink never sees
+CANCEL_AFTER_MAX = 7 * 86_400
+"""The longest deadline a job may ask for, in seconds (a week)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class JobRequest:
 
     body: dict[str, Any]
     metadata: Any = field(default_factory=dict)
+    cancel_after: Any = None
 
 
 def parse_job_request(raw: bytes) -> JobRequest:
@@ -40,7 +44,20 @@ def parse_job_request(raw: bytes) -> JobRequest:
         raise InvalidRequest([Violation("$", "too_large", message)])
     body = parse_object(raw, what="the body", strict=True)
     metadata = body.pop("metadata", {})
-    return JobRequest(body=body, metadata=metadata)
+    return JobRequest(body=body, metadata=metadata, cancel_after=body.pop("cancel_after", None))
+
+
+def check_cancel_after(cancel_after: object) -> list[Violation]:
+    """What is wrong with a job's ``cancel_after``: absent (``None``), or whole seconds from 1 to
+    :data:`CANCEL_AFTER_MAX`."""
+    if cancel_after is None:
+        return []
+    if isinstance(cancel_after, bool) or not isinstance(cancel_after, int):
+        return [Violation("cancel_after", "invalid_type", "cancel_after must be a whole number of seconds")]
+    if not 1 <= cancel_after <= CANCEL_AFTER_MAX:
+        message = f"cancel_after must be from 1 to {CANCEL_AFTER_MAX} seconds, got {cancel_after}"
+        return [Violation("cancel_after", "out_of_range", message)]
+    return []
 
 
 def check_metadata(metadata: object) -> list[Violation]:

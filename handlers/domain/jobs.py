@@ -128,6 +128,12 @@ class Job:
     result_seen_at: float | None = None
     version: int = 0
 
+    def __post_init__(self) -> None:
+        # A job with a deadline (``cancel_after``) is looked at by its deadline at the latest, whatever move set
+        # ``check_at``: the reconciler cancels it then.
+        if self.deadline_at is not None and self.outcome is None and (self.check_at or 0) > self.deadline_at:
+            object.__setattr__(self, "check_at", self.deadline_at)
+
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL

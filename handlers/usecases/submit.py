@@ -27,7 +27,7 @@ from handlers.base.errors import (
 )
 from handlers.base.logs import get_logger
 from handlers.domain.contract import METADATA_MAX_BYTES, MODELS
-from handlers.domain.jobrequest import check_metadata
+from handlers.domain.jobrequest import check_cancel_after, check_metadata
 from handlers.domain.jobs import Job, JobStatus, Outcome, derive_job_id, request_fingerprint
 from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.provider.evolink.task import Task
@@ -46,8 +46,8 @@ _RECORD_ATTEMPTS = 5
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,255}$")
 
 
-def _check_extras(metadata: object, idempotency_key: str | None) -> list[Violation]:
-    problems = check_metadata(metadata)
+def _check_extras(metadata: object, idempotency_key: str | None, cancel_after: object = None) -> list[Violation]:
+    problems = check_metadata(metadata) + check_cancel_after(cancel_after)
     if idempotency_key is not None and not _KEY.match(idempotency_key):
         problems.append(Violation("Idempotency-Key", "invalid_format",
                                   "Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 . _ : -"))
@@ -62,17 +62,20 @@ class Submission(NamedTuple):
 
 
 def submit(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
-           idempotency_key: str | None = None, scope: str = "", tenant: str = DEFAULT_TENANT) -> Job:
-    """Create (or find) the job for ``request`` and make sure the provider has it."""
+           idempotency_key: str | None = None, scope: str = "", tenant: str = DEFAULT_TENANT,
+           cancel_after: int | None = None) -> Job:
+    """Create (or find) the job for ``request`` and make sure the provider has it; ``cancel_after`` seconds
+    from now it is cancelled if it has not ended (the reconciler does it)."""
     return submit_job(relay, request, metadata=metadata, idempotency_key=idempotency_key, scope=scope,
-                      tenant=tenant).job
+                      tenant=tenant, cancel_after=cancel_after).job
 
 
 def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None, scope: str = "", tenant: str = DEFAULT_TENANT) -> Submission:
-    """:func:`submit`, also saying whether the job already existed (a replay)."""
+               idempotency_key: str | None = None, scope: str = "", tenant: str = DEFAULT_TENANT,
+               cancel_after: int | None = None) -> Submission:
+    """:func:`submit`, also saying whether the job already existed (a replay: it keeps its first deadline)."""
     metadata = {} if metadata is None else metadata
-    problems = _check_extras(metadata, idempotency_key)
+    problems = _check_extras(metadata, idempotency_key, cancel_after)
     try:
         check_request(request, allow_http=relay.settings.uses_sandbox, callback="forbidden")
     except InvalidRequest as exc:
@@ -88,7 +91,7 @@ def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[st
         id=job_id, request=dict(request), fingerprint=fingerprint, created_at=now, updated_at=now,
         metadata=dict(metadata), tenant=tenant, idempotency_key=idempotency_key, model=str(request["model"]),
         credits_estimated=estimated, credits_held=hold.held, hold_period=hold.period,
-        check_at=now + relay.settings.reconcile_grace)
+        check_at=now + relay.settings.reconcile_grace, deadline_at=None if cancel_after is None else now + cancel_after)
     try:
         job = relay.jobs.create(fresh)
     except RelayError:
