@@ -16,9 +16,17 @@ from handlers.domain.jobs import Job, JobStatus
 from handlers.domain.tenancy import ApiKey
 from handlers.provider.evolink.task import Task
 
-__all__ = ["BlobStore", "BudgetLedger", "EventBus", "EventLog", "JobStore", "KeyStore", "LoggedEvent", "Message",
-           "Provider", "SessionRevocations", "Settles", "SlotLease", "SlotPool", "StoredObject", "SupportsReadinto",
+__all__ = ["BlobStore", "BudgetLedger", "EventBus", "EventLog", "JobStore", "KeyStore", "ListedObject", "LoggedEvent",
+           "Message", "Provider", "Removed", "SessionRevocations", "Settles", "SlotLease", "SlotPool", "StoredObject", "SupportsReadinto",
            "WorkQueue", "settle"]
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What one clean-up step removed (or, in a dry run, would remove): how many items, and their bytes."""
+
+    count: int = 0
+    bytes: int = 0
 
 
 class SessionRevocations(Protocol):
@@ -74,6 +82,17 @@ class JobStore(SessionRevocations, Protocol):
         """Jobs whose ``check_at`` is set and not after ``now``, oldest first (never a scan)."""
         ...
 
+    def purge_finished(self, before: float, *, limit: int = 1000, dry_run: bool = False) -> Removed:
+        """Delete up to ``limit`` jobs that reached a final status with nothing left to check before ``before``
+        (epoch seconds), oldest first, found through an index (never a scan); ``bytes`` is the size of their
+        records. ``dry_run``: find and count them, delete nothing."""
+        ...
+
+    def compact(self) -> int:
+        """Give the space that deletes freed in the store's files back to the file system; the bytes given
+        back (``0`` for a store without files of its own)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
@@ -82,6 +101,15 @@ class StoredObject:
     size: int
     sha256: str
     content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    """An object as a listing shows it: its key, its size and when it was last written (epoch seconds)."""
+
+    key: str
+    size: int
+    modified: float
 
 
 @runtime_checkable
@@ -130,6 +158,15 @@ class BlobStore(Protocol):
 
     def local_path(self, key: str) -> Path | None:
         """The file holding ``key`` on this machine (it may not exist yet); ``None`` if the store is remote."""
+        ...
+
+    def older(self, prefix: str, before: float, limit: int = 1000) -> list[ListedObject]:
+        """Up to ``limit`` objects whose keys start with ``prefix`` (a folder: ends with ``/``) last written
+        before ``before`` (epoch seconds), in key order."""
+        ...
+
+    def delete(self, keys: Collection[str]) -> None:
+        """Remove the objects at ``keys``; a key that holds nothing is no error."""
         ...
 
 
@@ -184,6 +221,12 @@ class WorkQueue(Settles, Protocol):
 
     def depth(self) -> dict[str, int]:
         """``{"visible": n, "in_flight": n, "dead": n}``."""
+        ...
+
+    def expire(self, before: float, *, limit: int = 1000, dry_run: bool = False) -> Removed:
+        """Drop up to ``limit`` messages of the queue and its DLQ first sent before ``before``, received or not;
+        ``dry_run``: count them only. A queue that expires messages itself (SQS: its message retention period)
+        drops nothing here."""
         ...
 
 
