@@ -17,8 +17,8 @@ from handlers.domain.tenancy import ApiKey
 from handlers.provider.evolink.task import Task
 
 __all__ = ["BlobStore", "BudgetLedger", "EventBus", "EventLog", "JobStore", "KeyStore", "ListedObject", "LoggedEvent",
-           "Message", "Provider", "Removed", "SessionRevocations", "Settles", "SlotLease", "SlotPool", "StoredObject", "SupportsReadinto",
-           "WorkQueue", "settle"]
+           "Message", "Provider", "Removed", "SessionRevocations", "Settles", "SlotLease", "SlotPool", "StoredObject",
+           "SupportsReadinto", "WorkQueue", "settle"]
 
 
 @dataclass(frozen=True, slots=True)
