@@ -51,6 +51,16 @@ class Output:
         data["frames"] = dict(data.get("frames") or {})
         return cls(**data)
 
+    def frame_key(self, role: str) -> str:
+        """Where the picture ``role`` (``poster``, ``last-frame``…) of this video is kept: beside it,
+        ``jobs/{id}/output-0.mp4`` → ``jobs/{id}/output-0.poster.jpg``."""
+        return f"{self.key.removesuffix('.mp4')}.{role}.jpg"
+
+    def public(self, job_id: str, index: int) -> dict[str, Any]:
+        """The output as the HTTP API shows it: with its route's ``url``, and a route for each stored picture."""
+        url = output_url(job_id, index)
+        return {**self.as_dict(), "url": url, "frame_urls": {role: f"{url}/{role}" for role in self.frames}}
+
 
 def rfc3339(timestamp: float) -> str:
     """Unix seconds as RFC 3339 in UTC with ``Z`` and microseconds: ``2026-11-25T18:22:55.783569Z``.
