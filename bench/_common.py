@@ -31,6 +31,7 @@ __all__ = [
     "free_port",
     "human_bytes",
     "last_json",
+    "load_fixture",
     "median",
     "parse_size",
     "percentile",
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT.parent / "shared" / "fixtures"
 PYTHON = sys.executable
 FAKE_AWS = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
@@ -51,6 +53,11 @@ FAKE_AWS = {
 }
 _HIDDEN_AWS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def load_fixture(relative: str) -> Any:
+    """A JSON file from ``../shared/fixtures`` (kept there, never copied), as the tests load them."""
+    return json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
 
 
 # --- figures -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from bench._common import PYTHON, ROOT, last_json, python_env
 
 __all__ = ["BENCHMARKS", "main"]
 
-BENCHMARKS = ("callback_ack", "result_copy", "cold_start", "pipeline", "submit_latency")
+BENCHMARKS = ("callback_ack", "result_copy", "cold_start", "pipeline", "submit_latency", "aws_costs")
 BENCH_DIR = Path(__file__).resolve().parent
 
 

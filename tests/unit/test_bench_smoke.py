@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import callback_ack, cold_start, pipeline, result_copy, run_all, submit_latency
+from bench import aws_costs, callback_ack, cold_start, pipeline, result_copy, run_all, submit_latency
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,7 +47,8 @@ def test_pipeline_publishes_every_job_and_the_sandbox_calls_back_every_task() ->
 
 
 def test_run_all_knows_every_benchmark_module() -> None:
-    assert set(run_all.BENCHMARKS) == {"callback_ack", "result_copy", "cold_start", "pipeline", "submit_latency"}
+    assert set(run_all.BENCHMARKS) == {"callback_ack", "result_copy", "cold_start", "pipeline", "submit_latency",
+                                      "aws_costs"}
 
 
 def test_submit_latency_sends_every_submit_on_both_variants() -> None:
@@ -77,3 +78,16 @@ def test_the_copy_ratio_pairs_each_round_with_its_own_upload_file() -> None:
     assert relay["round_ratios"] == [0.8, 1.0, 0.909]
     assert relay["ratio_to_upload_file"] == figures["relay_ratio_to_upload_file"] == 0.909
     assert figures["results"]["1.0KiB"]["naive"]["ratio_to_upload_file"] == 0.5
+
+
+def test_aws_costs_counts_the_calls_of_every_kind_of_job_and_prices_them() -> None:
+    figures = aws_costs.main(["--jobs", "1"])
+    for kind in ("normal", "lost_callback", "duplicate_callbacks"):
+        calls = figures[kind]["calls"]
+        assert calls.get("sns.Publish") == 1, (kind, calls)  # one event, whatever the callbacks did
+        assert calls.get("s3.PutObject", 0) + calls.get("s3.UploadPart", 0) >= 1, (kind, calls)
+        assert figures[kind]["usd_per_1000_jobs"] > 0
+    assert figures["duplicate_callbacks"]["invocations"]["api"] == 6  # the submit and five callbacks
+    assert figures["lost_callback"]["invocations"].get("reconcile", 0) >= 1
+    assert set(figures) >= {"calls_per_job", "minimum_calls_per_job", "ratio_to_minimum", "usd_per_1000_jobs",
+                            "log_bytes_per_job", "naive_usd_per_1000_jobs"}
