@@ -7,67 +7,25 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 import click
-from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from handlers.base.errors import InvalidRequest
 from handlers.base.jsonbody import parse_object
-from handlers.cli.remote import RelayAnswer, RelayClient, relay_client
-from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, AUDIO, IMAGE, STANDARD_QUALITIES, VIDEO, MediaLimits
+from handlers.cli.batch import MAX_CONCURRENCY, read_batch, submit_batch
+from handlers.cli.batch_report import FINAL
+from handlers.cli.references import MEDIA, checked, uploaded
+from handlers.cli.remote import RelayClient, relay_client
+from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
 from handlers.domain.jobrequest import JobRequest, parse_job_request
 
 __all__ = ["FINAL", "generation_label", "submit"]
 
-FINAL = frozenset({"published", "failed", "cancelled", "rejected", "expired"})
-_MEDIA = ((IMAGE, "--image"), (VIDEO, "--video"), (AUDIO, "--audio"))
+DEFAULT_CONCURRENCY = 4
 _GENERATED = frozenset({"stored", "published"})  # the provider's part is done
-
-
-def _warn(message: str) -> None:
-    click.echo(f"warning: {message}", err=True)
-
-
-def _check_image_size(path: Path) -> None:
-    """Warn for an image under EvoLink's minimum side (read from its header, nothing decoded)."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except (OSError, Image.DecompressionBombError):
-        return  # unreadable as an image: the relay's checks name what is wrong
-    if min(width, height) < IMAGE.min_side:
-        _warn(f"{path} is {width}x{height} px; EvoLink refuses images under {IMAGE.min_side} px a side")
-
-
-def _local_file(value: str, limits: MediaLimits, flag: str) -> Path:
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise click.BadParameter(f"{value!r} is neither a URL nor a readable file", param_hint=flag)
-    if path.suffix.lower() not in limits.extensions:
-        accepted = ", ".join(limits.extensions)
-        article = "an" if limits.kind[0] in "aeiou" else "a"
-        raise click.BadParameter(f"{path} is not {article} {limits.kind} file EvoLink accepts; "
-                                 f"{limits.kind} files must be one of {accepted}", param_hint=flag)
-    if limits is IMAGE:
-        _check_image_size(path)
-    return path
-
-
-def _is_local(value: object) -> TypeGuard[str]:
-    return isinstance(value, str) and "://" not in value
-
-
-def _checked(values: list[object], limits: MediaLimits, flag: str) -> list[object]:
-    """URLs as given, local paths checked (exist, right type, image size) before anything is sent."""
-    return [_local_file(v, limits, flag) if _is_local(v) else v for v in values]
-
-
-def _uploaded(client: RelayClient, values: list[object]) -> list[object]:
-    """Each local file uploaded to the relay and replaced by its signed URL."""
-    return [client.upload(v) if isinstance(v, Path) else v for v in values]
 
 
 def _read_file(file: Path) -> JobRequest:
@@ -102,12 +60,12 @@ def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) ->
         if options.get(name) is not None:
             body[name] = options[name]
     references = {}
-    for limits, flag in _MEDIA:
+    for limits, flag in MEDIA:
         if options[limits.kind]:
-            references[limits.array] = _checked(list(options[limits.kind]), limits, flag)
+            references[limits.array] = checked(list(options[limits.kind]), limits, flag)
         elif isinstance(body.get(limits.array), list):
-            references[limits.array] = _checked(body[limits.array], limits, f"FILE {limits.array}")
-    body.update({array: _uploaded(client, values) for array, values in references.items()})
+            references[limits.array] = checked(body[limits.array], limits, f"FILE {limits.array}")
+    body.update({array: uploaded(client, values) for array, values in references.items()})
     return {**body, "metadata": metadata} if metadata != {} else body
 
 
@@ -122,7 +80,13 @@ def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) ->
 @click.option("--video", multiple=True, help="Reference video: URL or local file (repeatable, up to 3).")
 @click.option("--audio", multiple=True, help="Reference audio: URL or local file (repeatable, up to 3).")
 @click.option("--metadata", help='A JSON object carried into every event, e.g. \'{"order": 1}\'.')
-@click.option("--idempotency-key", help="Repeat-safe key; a repeat returns the same job.")
+@click.option("--idempotency-key", help="Repeat-safe key; a repeat returns the same job. With --batch: the batch's "
+                                       "name, from which each line's key derives (default: the file's path).")
+@click.option("--batch", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JSON Lines file: one request a line (as FILE holds one), each its own job. Running the same "
+                   "file again submits nothing twice.")
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
+              help=f"With --batch: lines in flight at once, 1-{MAX_CONCURRENCY} (default {DEFAULT_CONCURRENCY}).")
 @click.option("--wait", is_flag=True, help="Follow the job (generation, then copy) until it is final.")
 @click.option("--estimate", "only_estimate", is_flag=True,
               help="Print what the job would cost in credits (the relay's POST /v1/estimates) and submit nothing; "
@@ -131,14 +95,28 @@ def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) ->
 @click.option("--relay-url", help="The relay [env RELAY_URL, default http://127.0.0.1:8000].")
 @click.option("--api-key", help="Bearer key [env RELAY_API_KEY].")
 def submit(file: Path | None, wait: bool, as_json: bool, relay_url: str | None, api_key: str | None,
-           idempotency_key: str | None, only_estimate: bool, **options: Any) -> None:
+           idempotency_key: str | None, only_estimate: bool, batch: Path | None, concurrency: int | None,
+           **options: Any) -> None:
     """Submit a generation job (FILE, flags, or both; flags win) to a running relay.
 
     Local files given as references are uploaded first. Exits 0 for a published job (or an
     accepted one without --wait, or an estimate), 1 for a failed one or an error answer, 2 for bad flags.
+    With --batch, one job per line of a JSON Lines file, a summary at the end, and exit 1 if any line failed.
     """
     if only_estimate and wait:
         raise click.UsageError("--estimate submits nothing, so there is nothing to --wait for; leave one out")
+    if batch is not None:
+        _refuse_single_job_options(file, options)
+        lines = read_batch(batch, idempotency_key or str(batch.resolve()))
+        client = relay_client(relay_url, api_key)
+        try:
+            code = submit_batch(client, lines, concurrency=concurrency or DEFAULT_CONCURRENCY, wait=wait,
+                                estimate=only_estimate, as_json=as_json)
+        finally:
+            client.close()
+        sys.exit(code)
+    if concurrency is not None:
+        raise click.UsageError("--concurrency applies to --batch only")
     client = relay_client(relay_url, api_key)
     try:
         body = _request(client, file, options)
@@ -146,12 +124,7 @@ def submit(file: Path | None, wait: bool, as_json: bool, relay_url: str | None, 
             _show_estimate(client.call("POST", "/v1/estimates", json=body), as_json)
             return
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        try:
-            job = client.call("POST", "/v1/jobs", json=body, headers=headers)
-        except RelayAnswer as exc:
-            if exc.status != 422:
-                raise
-            job = exc.error  # rejected jobs come back as 422 with the job
+        job = client.call("POST", "/v1/jobs", json=body, headers=headers)  # a 422 (rejected) is an error answer
         _emit(job, as_json)
         if wait and job.get("status") not in FINAL:
             job = _follow(client, job, as_json)
@@ -160,6 +133,13 @@ def submit(file: Path | None, wait: bool, as_json: bool, relay_url: str | None, 
     if not as_json:
         _summary(job)
     sys.exit(0 if job.get("status") == "published" or (not wait and job.get("status") not in FINAL) else 1)
+
+
+def _refuse_single_job_options(file: Path | None, options: dict[str, Any]) -> None:
+    given = ["FILE"] if file else []
+    given += [f"--{name.replace('_', '-')}" for name, value in options.items() if value not in (None, ())]
+    if given:
+        raise click.UsageError(f"--batch takes every request from its lines; leave out {', '.join(given)}")
 
 
 def _show_estimate(answer: dict[str, Any], as_json: bool) -> None:
