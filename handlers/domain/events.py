@@ -13,18 +13,23 @@ extension attribute naming the job's tenant, and subscribers may filter on it as
 
 A subscriber's filter is a list of event types (or ``"*"`` for all) and, optionally, of
 ``tenant:<name>`` items: then only those tenants' events reach it (:func:`wants`).
+
+Each output carries its ``media`` facts, ``checks`` and ``frames`` (role → URI of its stored pictures).
+Given a ``presign`` function (a blob store's: key and seconds → URL, or ``None``), each output also carries
+``frame_urls``: its pictures' URLs anyone may GET for :data:`FRAME_URL_SECONDS` (until
+``frame_urls_expire_at``), where the store can make them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from handlers.domain.jobs import Job, Outcome, rfc3339
+from handlers.domain.jobs import Job, Outcome, Output, rfc3339
 
-__all__ = ["ALL_TYPES", "AT_RISK", "EVENT_TYPES", "OUTCOME_TYPES", "SOURCE", "TENANT_FILTER", "TYPE_PREFIX",
-           "build_at_risk_event", "build_event", "event_id", "event_type", "split_filter", "wants"]
+__all__ = ["ALL_TYPES", "AT_RISK", "EVENT_TYPES", "FRAME_URL_SECONDS", "OUTCOME_TYPES", "SOURCE", "TENANT_FILTER",
+           "TYPE_PREFIX", "build_at_risk_event", "build_event", "event_id", "event_type", "split_filter", "wants"]
 
 SOURCE = "urn:seedance-relay"
 TYPE_PREFIX = "io.seedance-relay.job."
@@ -35,6 +40,8 @@ OUTCOME_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
 EVENT_TYPES = (*OUTCOME_TYPES, TYPE_PREFIX + AT_RISK)
 ALL_TYPES = "*"
 TENANT_FILTER = "tenant:"
+FRAME_URL_SECONDS = 24 * 3600
+"""How long an event's presigned picture URLs stay valid (less when the signing credentials expire first)."""
 
 
 def split_filter(items: Iterable[str]) -> tuple[frozenset[str], frozenset[str]]:
@@ -59,8 +66,9 @@ def event_type(outcome: str) -> str:
     return TYPE_PREFIX + outcome
 
 
-def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]:
-    """The CloudEvent for a job whose ``outcome`` is known."""
+def build_event(job: Job, *, now: float, source: str = SOURCE,
+                presign: Callable[[str, int], str | None] | None = None) -> dict[str, Any]:
+    """The CloudEvent for a job whose ``outcome`` is known; ``presign`` (see the module) adds ``frame_urls``."""
     if job.outcome is None:
         raise ValueError(f"job {job.id} has no outcome yet")
     outcome = Outcome(job.outcome).value
@@ -69,7 +77,7 @@ def build_event(job: Job, *, now: float, source: str = SOURCE) -> dict[str, Any]
         "task_id": job.task_id,
         "model": job.model,
         "outcome": outcome,
-        "outputs": [o.as_dict() for o in job.outputs],
+        "outputs": [_output(o, now, presign) for o in job.outputs],
         "duration": _duration(job.request.get("duration")),
         "metadata": dict(job.metadata),
         "created_at": rfc3339(job.created_at),
@@ -112,6 +120,15 @@ def _envelope(job: Job, kind: str, now: float, source: str, data: dict[str, Any]
         "datacontenttype": "application/json",
         "data": data,
     }
+
+
+def _output(output: Output, now: float, presign: Callable[[str, int], str | None] | None) -> dict[str, Any]:
+    shown = output.as_dict()
+    urls = {role: url for role in output.frames if presign is not None
+            and (url := presign(output.frame_key(role), FRAME_URL_SECONDS)) is not None}
+    if urls:
+        shown |= {"frame_urls": urls, "frame_urls_expire_at": rfc3339(now + FRAME_URL_SECONDS)}
+    return shown
 
 
 def _duration(value: object) -> int | None:

@@ -9,10 +9,14 @@ events against them. Every schema is self-contained (no ``$ref``).
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from handlers.domain.contract import ALL_MODELS, DURATION_MAX, DURATION_MIN
 from handlers.domain.events import AT_RISK, EVENT_TYPES, SOURCE, TYPE_PREFIX
+from handlers.media.checks import CHECK_NAMES
+from handlers.media.facts import MediaFacts
+from handlers.media.frames import FRAME_ROLES as _FRAME_ROLES
 
 __all__ = ["DRAFT", "TIME_PATTERN", "all_event_schemas", "event_schema"]
 
@@ -20,11 +24,13 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 _JOB_ID = {"type": "string", "pattern": "^job_[0-9a-f]{26}$"}
 TIME_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z$"
 _TIME = {"type": "string", "format": "date-time", "pattern": TIME_PATTERN}
+_MEDIA_FIELDS = tuple(field.name for field in fields(MediaFacts))
 
 _WHEN = {
     "completed": "EvoLink completed the task and every result is copied into the relay's storage.",
     "failed": "EvoLink failed the task, or its result could not be copied (expired or unsafe link, "
-              "no results, task not found).",
+              "no results, task not found, not a playable MP4), or its video failed a check with "
+              "RELAY_OUTPUT_CHECKS=strict.",
     "cancelled": "EvoLink cancelled the task (status `cancelled`, or `failed` with `request_cancelled`).",
     "expired": "No final answer arrived within RELAY_EXPIRE_AFTER seconds of the job's creation.",
     "rejected": "EvoLink refused the create call (HTTP 4xx other than 429), or a request from the "
@@ -38,8 +44,8 @@ _WHEN = {
 def _output() -> dict[str, Any]:
     return {
         "type": "object",
-        "description": "One stored copy of a result video.",
-        "required": ["uri", "key", "size", "sha256", "content_type"],
+        "description": "One stored copy of a result video, with what it is and its pictures.",
+        "required": ["uri", "key", "size", "sha256", "content_type", "media", "checks", "frames"],
         "additionalProperties": False,
         "properties": {
             "uri": {"type": "string", "format": "uri",
@@ -51,6 +57,62 @@ def _output() -> dict[str, Any]:
                        "description": "Hex sha256 of the stored bytes."},
             "content_type": {"type": "string", "minLength": 1,
                              "description": "As the result host sent it; usually video/mp4."},
+            "media": _media(),
+            "checks": {"type": "array", "items": _check(),
+                       "description": "The video against the request (empty when it was not read). A failed "
+                                      "check fails the job only with RELAY_OUTPUT_CHECKS=strict."},
+            "frames": {"type": "object", "propertyNames": {"enum": list(_FRAME_ROLES)},
+                       "additionalProperties": {"type": "string", "format": "uri"},
+                       "description": "Where each stored picture is (JPEG, beside the video): the poster (a third "
+                                      "of the way in) and the last frame at the video's size, and a 320 px wide "
+                                      "thumbnail of each. Empty when the video was not read."},
+            "frame_urls": {"type": "object", "propertyNames": {"enum": list(_FRAME_ROLES)},
+                           "additionalProperties": {"type": "string", "format": "uri"},
+                           "description": "Present where the store presigns (S3): a URL anyone may GET for each "
+                                          "picture, until frame_urls_expire_at."},
+            "frame_urls_expire_at": {**_TIME, "description": "When the frame_urls stop working (UTC)."},
+        },
+    }
+
+
+def _media() -> dict[str, Any]:
+    number = {"type": "number", "minimum": 0}
+    whole = {"type": "integer", "minimum": 0}
+    return {
+        "type": ["object", "null"],
+        "description": "What the stored video is, read from its container index; null when it was not read "
+                       "(a relay without PyAV).",
+        "required": list(_MEDIA_FIELDS),
+        "additionalProperties": False,
+        "properties": {
+            "duration": {**number, "description": "Seconds, of the video stream."},
+            "width": {**whole, "description": "Pixels."},
+            "height": {**whole, "description": "Pixels."},
+            "fps": {**number, "description": "Frames per second."},
+            "frames": {**whole, "description": "Video frames."},
+            "video_codec": {"type": "string", "description": "FFmpeg's name, e.g. h264."},
+            "has_audio": {"type": "boolean", "description": "Whether the file has an audio stream."},
+            "audio_codec": {"type": ["string", "null"], "description": "FFmpeg's name, e.g. aac; null without audio."},
+            "bitrate": {**whole, "description": "Mean bits per second of the whole file."},
+            "size": {**whole, "description": "Bytes."},
+        },
+    }
+
+
+def _check() -> dict[str, Any]:
+    value = {"type": ["number", "string", "boolean"]}
+    return {
+        "type": "object",
+        "required": ["name", "ok", "expected", "actual"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"enum": list(CHECK_NAMES),
+                     "description": "duration (seconds, within one frame or 0.1 s), resolution (the quality "
+                                    "against WIDTHxHEIGHT, pixels within 10 %), aspect_ratio (within 2 %; not "
+                                    "checked for adaptive), audio (checked when generate_audio is true)."},
+            "ok": {"type": "boolean"},
+            "expected": {**value, "description": "What the request asked for."},
+            "actual": {**value, "description": "What the video is."},
         },
     }
 
@@ -67,13 +129,18 @@ def _error() -> dict[str, Any]:
         "properties": {
             "code": {"type": "string", "minLength": 1,
                      "description": "EvoLink's error.code (as a string), or a relay code such as "
-                                    "result_expired, no_results, task_not_found, cancelled, expired, invalid_request."},
+                                    "result_expired, no_results, task_not_found, cancelled, expired, "
+                                    "invalid_request, unplayable_output, output_mismatch."},
             "message": {"type": "string", "description": "Human-readable; may be empty."},
             "type": {"type": ["string", "null"], "description": "EvoLink's error.type (failed, cancelled)."},
             "status": {"type": ["integer", "null"], "description": "EvoLink's HTTP status (rejected)."},
             "provider_code": {"type": "string", "description": "EvoLink's error code of the create call (rejected)."},
             "errors": {"type": "array", "items": violation,
                        "description": "Every broken rule (rejected by validation)."},
+            "output": {"type": "integer", "minimum": 0,
+                       "description": "The output that failed its checks (output_mismatch)."},
+            "checks": {"type": "array", "items": _check(),
+                       "description": "That output's checks (output_mismatch, with RELAY_OUTPUT_CHECKS=strict)."},
         },
     }
 

@@ -1,7 +1,8 @@
 """Copy a completed task's results into the blob store under the job's lease, and write its manifest.
 
 A lease (a conditional write on the job) lets one worker copy at a time; a long copy renews it. Object
-keys are deterministic, so a copy that stopped half way is simply done again.
+keys are deterministic, so a copy that stopped half way is simply done again, and a copy already stored is
+kept, unless it was found unplayable (:func:`note_unplayable`): then it is downloaded again.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from handlers.app.relay import Relay
-from handlers.base.errors import Conflict, DownloadFailed, RelayError
+from handlers.base.errors import Conflict, DownloadFailed, NotFound, RelayError
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, Output
 
-__all__ = ["Busy", "copy_results", "owned_update", "take_lease"]
+__all__ = ["Busy", "LeaseKeeper", "copy_results", "note_unplayable", "owned_update", "release_lease", "take_lease",
+           "unplayable_key"]
 
 log = get_logger(__name__)
 
@@ -52,19 +54,19 @@ def copy_results(relay: Relay, job: Job, results: tuple[str, ...], report: Mappi
     Returns the job and its outputs, or the permanent failure that fails the job; a failure that is
     retried releases the lease and raises.
     """
-    keeper = _LeaseKeeper(relay, job, worker)
+    keeper = LeaseKeeper(relay, job, worker)
     try:
         outputs = tuple(_copy_one(relay, job, index, url) for index, url in enumerate(results))
     except DownloadFailed as exc:
         job = keeper.stop()
         if not exc.permanent:
-            _release(relay, job, worker)
+            release_lease(relay, job, worker)
             raise
         log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
         relay.metrics.ingest_failure(exc.code)
         return relay.jobs.get(job.id), exc
     except RelayError:
-        _release(relay, keeper.stop(), worker)
+        release_lease(relay, keeper.stop(), worker)
         raise
     job = keeper.stop()
     _write_manifest(relay, job, report, outputs)
@@ -75,6 +77,9 @@ def copy_results(relay: Relay, job: Job, results: tuple[str, ...], report: Mappi
 def _copy_one(relay: Relay, job: Job, index: int, url: str) -> Output:
     key = f"jobs/{job.id}/output-{index}.mp4"
     stored = relay.blobs.head(key)
+    if stored is not None and _unplayable(relay, job.id, index, stored.sha256):
+        log.info("job.copy_again", job_id=job.id, output=index)
+        stored = None
     if stored is None:
         started = time.perf_counter()
         with relay.fetcher.open(url) as download:
@@ -96,8 +101,41 @@ def _write_manifest(relay: Relay, job: Job, report: Mapping[str, Any], outputs: 
     relay.blobs.put_stream(f"jobs/{job.id}/manifest.json", [body], content_type="application/json")
 
 
-class _LeaseKeeper:
-    """Renews the lease every third of its length while a long copy runs."""
+# --- unplayable copies ---------------------------------------------------------------------------
+
+def unplayable_key(job_id: str, index: int) -> str:
+    """Where the copy of output ``index`` found unplayable is noted (its sha256 and the attempts so far)."""
+    return f"jobs/{job_id}/output-{index}.unplayable.json"
+
+
+def note_unplayable(relay: Relay, job: Job, index: int, output: Output, reason: str) -> int:
+    """Note that the stored copy of output ``index`` does not play, so the next attempt downloads it again;
+    return how many attempts found it so."""
+    key = unplayable_key(job.id, index)
+    attempts = int(_read_note(relay, key).get("attempts", 0)) + 1
+    note = {"attempts": attempts, "sha256": output.sha256, "reason": reason, "noted_at": relay.clock()}
+    relay.blobs.put_stream(key, [json.dumps(note, sort_keys=True).encode()], content_type="application/json")
+    return attempts
+
+
+def _unplayable(relay: Relay, job_id: str, index: int, sha256: str) -> bool:
+    return _read_note(relay, unplayable_key(job_id, index)).get("sha256") == sha256
+
+
+def _read_note(relay: Relay, key: str) -> dict[str, Any]:
+    if relay.blobs.head(key) is None:
+        return {}
+    try:
+        note = json.loads(b"".join(relay.blobs.read(key)))
+    except (NotFound, ValueError):
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
+# --- lease ---------------------------------------------------------------------------------------
+
+class LeaseKeeper:
+    """Renews the lease every third of its length while a long step (a copy, reading the media) runs."""
 
     def __init__(self, relay: Relay, job: Job, worker: str) -> None:
         self._relay, self._worker, self.job = relay, worker, job
@@ -125,7 +163,7 @@ class _LeaseKeeper:
             return self.job
 
 
-def _release(relay: Relay, job: Job, worker: str) -> None:
+def release_lease(relay: Relay, job: Job, worker: str) -> None:
     """Best effort: let the next worker in at once after a failure that will be retried."""
     try:
         owned_update(relay, job, worker, lambda current: current.released(relay.clock()))

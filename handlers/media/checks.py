@@ -1,0 +1,96 @@
+"""A stored video's facts checked against the request that made it.
+
+Each check is ``{name, ok, expected, actual}``:
+
+* ``duration``: the requested seconds (default 5) against the video's; ok within one frame or 0.1 s,
+  whichever is more.
+* ``resolution``: the requested ``quality`` (default 720p) against the video's ``WIDTHxHEIGHT``; ok when the
+  pixel count is within 10 % of the quality's.
+* ``aspect_ratio``: the requested ratio (``16:9``…) against the video's (``16:9``, or ``1.25`` when it is no
+  named ratio); ok within 2 %. Not checked for ``adaptive`` (the default).
+* ``audio``: ``true`` against whether the video has an audio stream; checked only when ``generate_audio`` is
+  true (the default).
+
+The sizes a quality implies are EvoLink's pixel table (:func:`handlers.domain.contract.frame_size`): at one
+quality every aspect ratio has about the same number of pixels (720p: 1280x720, 960x960, 1112x834…).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from handlers.domain.contract import ASPECT_RATIOS, DEFAULTS, frame_size
+from handlers.media.facts import MediaFacts
+
+__all__ = ["ASPECT_TOLERANCE", "CHECK_NAMES", "DURATION_TOLERANCE", "PIXEL_TOLERANCE", "Check", "check_facts",
+           "failed"]
+
+CHECK_NAMES = ("duration", "resolution", "aspect_ratio", "audio")
+
+DURATION_TOLERANCE = 0.1
+"""Seconds a duration may be off when one frame lasts less."""
+PIXEL_TOLERANCE = 0.10
+ASPECT_TOLERANCE = 0.02
+ADAPTIVE = "adaptive"
+_DEFAULT_DURATION = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    expected: Any
+    actual: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_facts(facts: MediaFacts, request: Mapping[str, Any]) -> tuple[Check, ...]:
+    """Every check that applies to ``request``, in the order of the table above."""
+    checks = [_duration(facts, request), _resolution(facts, request)]
+    ratio = str(request.get("aspect_ratio", DEFAULTS["aspect_ratio"]))
+    if ratio != ADAPTIVE and ratio in ASPECT_RATIOS:
+        checks.append(_aspect_ratio(facts, ratio))
+    if request.get("generate_audio", DEFAULTS["generate_audio"]) is True:
+        checks.append(Check("audio", facts.has_audio, True, facts.has_audio))
+    return tuple(checks)
+
+
+def failed(checks: Iterable[Check]) -> list[str]:
+    """The names of the checks that did not pass."""
+    return [check.name for check in checks if not check.ok]
+
+
+def _duration(facts: MediaFacts, request: Mapping[str, Any]) -> Check:
+    asked = request.get("duration", DEFAULTS["duration"])
+    expected = asked if isinstance(asked, int | float) and not isinstance(asked, bool) else _DEFAULT_DURATION
+    tolerance = max(facts.frame_seconds, DURATION_TOLERANCE)
+    return Check("duration", abs(facts.duration - expected) <= tolerance + 1e-9, expected, facts.duration)
+
+
+def _resolution(facts: MediaFacts, request: Mapping[str, Any]) -> Check:
+    quality = str(request.get("quality", DEFAULTS["quality"]))
+    width, height = frame_size(quality, "16:9")
+    pixels = facts.width * facts.height
+    ok = abs(pixels / (width * height) - 1) <= PIXEL_TOLERANCE
+    return Check("resolution", ok, quality, f"{facts.width}x{facts.height}")
+
+
+def _aspect_ratio(facts: MediaFacts, ratio: str) -> Check:
+    width, height = (int(side) for side in ratio.split(":"))
+    actual = facts.width / facts.height
+    ok = abs(actual / (width / height) - 1) <= ASPECT_TOLERANCE
+    return Check("aspect_ratio", ok, ratio, _ratio_name(actual))
+
+
+def _ratio_name(value: float) -> str:
+    """The named ratio ``value`` is within tolerance of, else ``value`` to three decimals."""
+    for name in ASPECT_RATIOS:
+        if name != ADAPTIVE:
+            width, height = (int(side) for side in name.split(":"))
+            if abs(value / (width / height) - 1) <= ASPECT_TOLERANCE:
+                return name
+    return f"{value:.3f}".rstrip("0").rstrip(".")
