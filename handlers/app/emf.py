@@ -1,17 +1,23 @@
 """The relay's figures as CloudWatch Embedded Metric Format lines, for the Lambda functions.
 
 Figures are kept in memory while an invocation runs; the entry point calls ``flush()`` when
-it ends, and each set of labels becomes one EMF line on stdout, written by Powertools for
-AWS Lambda's metrics provider. Every line carries two dimension sets: ``[service]`` (what the
-alarms in ``infra/resources/alarms.yml`` watch) and ``[service, <labels>]``. Powertools is
-imported at the first flush that has something to write, never when a function module loads.
+it ends. Each set of labels becomes one metric directive, serialized by Powertools for AWS
+Lambda's metrics provider, with two dimension sets: ``[service]`` (what the alarms in
+``infra/resources/alarms.yml`` watch) and ``[service, <labels>]``. Directives whose labels agree
+(no label with two values, no metric named twice) share one EMF line, as the format allows, so an
+invocation usually writes one line instead of one per label set: CloudWatch bills these lines as
+log bytes. Powertools is imported at the first flush that has something to write, never when a
+function module loads.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["DEFAULT_NAMESPACE", "DEFAULT_SERVICE", "EmfBuffer"]
 
@@ -38,13 +44,14 @@ class EmfBuffer:
                 values.append(float(value))
 
     def flush(self) -> int:
-        """Print one EMF line per set of labels (more when a figure has over 100 values); how many sets."""
+        """Print the invocation's figures as EMF lines (label sets that agree share a line); how many sets."""
         with self._lock:
             figures, self._figures = self._figures, defaultdict(lambda: defaultdict(list))
         if not figures:
             return 0
         from aws_lambda_powertools.metrics import EphemeralMetrics
 
+        lines: list[dict[str, Any]] = []
         for labels, metrics in figures.items():
             emf = EphemeralMetrics(namespace=self.namespace, service=self.service,
                                    default_dimensions={"service": self.service})
@@ -53,5 +60,30 @@ class EmfBuffer:
             for (name, unit), values in metrics.items():
                 for value in values:
                     emf.add_metric(name=name, unit=unit, value=value)
-            emf.flush_metrics(raise_on_empty_metrics=True)
+            if any(len(values) > MAX_VALUES for values in metrics.values()):
+                emf.flush_metrics(raise_on_empty_metrics=True)  # Powertools splits it over several lines
+                continue
+            _merge(lines, dict(emf.serialize_metric_set()))
+        for line in lines:
+            print(json.dumps(line, separators=(",", ":")), file=sys.stdout, flush=True)
         return len(figures)
+
+
+MAX_VALUES = 100
+"""The most values one metric may carry in one EMF line."""
+
+
+def _merge(lines: list[dict[str, Any]], document: dict[str, Any]) -> None:
+    """Add ``document`` (one directive) to the first line that names none of its metrics and gives none of its
+    dimensions another value; else start a new line with it."""
+    directives = document["_aws"]["CloudWatchMetrics"]
+    metrics = {m["Name"] for d in directives for m in d["Metrics"]}
+    fields = {k: v for k, v in document.items() if k != "_aws"}
+    for line in lines:
+        if any(name in line for name in metrics):
+            continue
+        if all(line.get(key, value) == value for key, value in fields.items() if key not in metrics):
+            line.update(fields)
+            line["_aws"]["CloudWatchMetrics"].extend(directives)
+            return
+    lines.append(document)

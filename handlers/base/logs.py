@@ -90,7 +90,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: Any = None) -> Non
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=level.upper(), stream=stream, format="%(name)s %(message)s")
-    for noisy in ("httpx", "httpcore", "botocore", "boto3", "urllib3"):
+    for noisy in ("httpx", "httpcore", "botocore", "boto3", "urllib3", "mangum"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -90,7 +90,7 @@ def take_hold(ledger: BudgetLedger, configured: Mapping[str, Budget], tenant: st
     if usage is None:
         assert budget is not None  # only a limit refuses
         raise _exceeded(ledger.usage(tenant, period), budget, credits)
-    log.info("budget.held", tenant=tenant, job_id=job_id, period=period, credits=credits, held=usage.held,
+    log.debug("budget.held", tenant=tenant, job_id=job_id, period=period, credits=credits, held=usage.held,
              spent=usage.spent)
     return Hold(period, credits)
 
@@ -114,7 +114,7 @@ def settle_hold(ledger: BudgetLedger, tenant: str, period: str, job_id: str, *, 
     Safe to repeat: a hold settles once, and a job that never held changes nothing."""
     credits = settled_credits(used=used, reserved=reserved, held=held, billed=billed)
     ledger.settle(tenant, period, job_id, credits)
-    log.info("budget.settled", tenant=tenant, job_id=job_id, period=period, credits=credits, billed=billed,
+    log.debug("budget.settled", tenant=tenant, job_id=job_id, period=period, credits=credits, billed=billed,
              reported="used" if used is not None else "reserved" if reserved is not None else None)
     return credits
 

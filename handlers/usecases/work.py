@@ -77,5 +77,5 @@ def _handle(relay: Relay, body: Mapping[str, Any], *, receive_count: int, worker
                     receive_count=receive_count, delay=delay)
         relay.metrics.ingest_failure(exc.code)
         return Disposition(done=False, delay=delay, reason=exc.code, outcome="retry")
-    log.info("ingest.done", job_id=job_id, status=job.status.value, source=body.get("source"))
+    log.debug("ingest.done", job_id=job_id, status=job.status.value, source=body.get("source"))
     return Disposition(done=True)

@@ -55,3 +55,24 @@ def test_a_flush_with_nothing_recorded_writes_nothing_and_a_second_flush_starts_
     RelayMetrics(sink=buffer).ingest_attempt("done")
     assert buffer.flush() == 1 and buffer.flush() == 0
     assert len(emf_lines(capsys.readouterr().out)) == 1
+
+
+def test_label_sets_that_agree_share_one_emf_line_and_those_that_differ_do_not(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    buffer = EmfBuffer(namespace="Test", service="svc")
+    metrics = RelayMetrics(sink=buffer)
+    metrics.observe_request("POST", "/v1/jobs", 202, 0.05)
+    metrics.provider_call("create_task", "ok", 0.02)
+    metrics.provider_call("get_task", "ok", 0.01)
+    assert buffer.flush() == 4
+    lines = emf_lines(capsys.readouterr().out)
+    assert len(lines) == 2  # the two provider operations cannot share a line: `operation` differs
+    for line in lines:
+        for directive in line["_aws"]["CloudWatchMetrics"]:  # type: ignore[index]
+            for group in directive["Dimensions"]:
+                assert all(isinstance(line[name], str) for name in group)
+            assert all(name["Name"] in line for name in directive["Metrics"])
+    merged = next(line for line in lines if "HttpRequests" in line)
+    assert (merged["route"], merged["status_class"], merged["HttpLatency"]) == ("/v1/jobs", "2xx", [50.0])
+    assert sorted(line["operation"] for line in lines) == ["create_task", "get_task"]
+    assert sum(line.get("ProviderCalls", [0])[0] for line in lines) == 2  # type: ignore[index]
