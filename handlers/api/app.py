@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.callback_batch import CallbackBatch
+from handlers.api.cancel import cancel_routes
 from handlers.api.estimates import estimate_routes
 from handlers.api.keys import key_routes
 from handlers.api.listing import list_params, shown, visible_job
@@ -84,7 +85,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         caller = await run_in_threadpool(api_keys.submitter, request)
         parsed = parse_job_request(await read_limited(request, REQUEST_BODY_MAX))
         job, replayed = await run_in_threadpool(submit_job, relay, parsed.body, metadata=parsed.metadata,
-                                                tenant=caller.tenant,
+                                                tenant=caller.tenant, cancel_after=parsed.cancel_after,
                                                 idempotency_key=request.headers.get("idempotency-key"))
         status = 422 if job.status is JobStatus.REJECTED else 202
         body = (await run_in_threadpool(shown, relay, [job]))[0] if job.status is JobStatus.QUEUED else job.public()
@@ -133,6 +134,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         Route("/v1/jobs", answering(create_job), methods=["POST"]),
         Route("/v1/jobs", answering(list_jobs), methods=["GET"]),
         Route("/v1/jobs/{job_id}", answering(get_job), methods=["GET"]),
+        *cancel_routes(relay, api_keys),
         Route("/v1/usage", answering(usage), methods=["GET"]),
         Route("/v1/callbacks/evolink/{job_id}", answering(callback), methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
