@@ -18,6 +18,7 @@ from handlers.api.auth import ApiKeys
 from handlers.api.callback_batch import CallbackBatch
 from handlers.api.cancel import cancel_routes
 from handlers.api.estimates import estimate_routes
+from handlers.api.jobfiles import job_file_routes
 from handlers.api.keys import key_routes
 from handlers.api.listing import list_params, shown, visible_job
 from handlers.api.metrics import metrics_routes
@@ -140,6 +141,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *upload_routes(relay, api_keys),
+        *job_file_routes(relay),
         *key_routes(relay.keys, api_keys, relay.clock),
         *estimate_routes(relay, api_keys),
         *reference_routes(),

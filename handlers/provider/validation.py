@@ -68,6 +68,7 @@ class _Request:
     spec: ModelSpec | None
     allow_http: bool
     callback: CallbackPolicy
+    references: bool = False
 
     @property
     def fields(self) -> frozenset[str]:
@@ -182,7 +183,7 @@ def _media_item(req: _Request, limits: MediaLimits, index: int, item: object) ->
     field = f"{limits.array}[{index}]"
     if not isinstance(item, str):
         return [_wrong_type(field, "a URL string", item)]
-    return check_media_url(item, field, limits, allow_http=req.allow_http)
+    return check_media_url(item, field, limits, allow_http=req.allow_http, references=req.references)
 
 
 def _media_array(req: _Request, limits: MediaLimits) -> list[Violation]:
@@ -299,28 +300,30 @@ _CHECKS: tuple[Callable[[_Request], list[Violation]], ...] = (
 
 
 def validate_request(
-    body: object, *, allow_http: bool = False, callback: CallbackPolicy = "optional"
+    body: object, *, allow_http: bool = False, callback: CallbackPolicy = "optional", references: bool = False
 ) -> list[Violation]:
     """Every rule ``body`` breaks, in a stable order; an empty list means valid.
 
     ``allow_http`` accepts plain ``http`` media and callback URLs (the sandbox is the
-    provider); ``callback="forbidden"`` refuses any ``callback_url`` (the relay sets it).
+    provider); ``callback="forbidden"`` refuses any ``callback_url`` (the relay sets it);
+    ``references`` accepts ``job://JOB_ID/PART`` references to earlier jobs' outputs in
+    ``image_urls`` and ``video_urls`` (the relay resolves them; EvoLink never sees one).
     """
     if not isinstance(body, dict):
         message = f"the request body must be a JSON object, got {json_type(body)}"
         return [Violation("$", "invalid_type", message)]
     spec, found = _model(body)
-    request = _Request(body, spec, allow_http, callback)
+    request = _Request(body, spec, allow_http, callback, references)
     for check in _CHECKS:
         found += check(request)
     return found
 
 
 def check_request(
-    body: object, *, allow_http: bool = False, callback: CallbackPolicy = "optional"
+    body: object, *, allow_http: bool = False, callback: CallbackPolicy = "optional", references: bool = False
 ) -> dict[str, Any]:
     """A deep copy of a valid ``body`` (no defaults added); else raise ``InvalidRequest``."""
-    violations = validate_request(body, allow_http=allow_http, callback=callback)
+    violations = validate_request(body, allow_http=allow_http, callback=callback, references=references)
     if violations or not isinstance(body, dict):
         raise InvalidRequest(violations)
     return copy.deepcopy(body)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from handlers.base.errors import Violation
@@ -18,9 +19,13 @@ from handlers.domain.contract import CALLBACK_URL_MAX, MediaLimits
 
 __all__ = [
     "BASE64_MIN_CHARS",
+    "JOB_SCHEME",
+    "JobReference",
     "check_callback_url",
+    "check_job_reference",
     "check_media_url",
     "is_inline_data",
+    "parse_job_reference",
     "url_extension",
 ]
 
@@ -29,6 +34,62 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _WHITESPACE = re.compile(r"\s+")
 _UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f]")
 _EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,8})$")
+JOB_SCHEME = "job://"
+_JOB_ID = re.compile(r"job_[0-9a-f]{26}")
+_OUTPUT = re.compile(r"output-(0|[1-9][0-9]{0,2})")
+_FRAME_PARTS = ("poster", "last-frame")
+_PART_HELP = {"image": "poster or last-frame (job://JOB_ID/poster)",
+              "video": "output-N (job://JOB_ID/output-0)"}
+
+
+@dataclass(frozen=True, slots=True)
+class JobReference:
+    """``job://JOB_ID/PART``: output ``N`` of an earlier job (``output-N``), or its first output's ``poster`` or
+    ``last-frame`` picture."""
+
+    job_id: str
+    part: str
+
+    @property
+    def output_index(self) -> int:
+        """The output the reference names (the poster and last frame are the first output's)."""
+        return int(self.part.removeprefix("output-")) if self.part.startswith("output-") else 0
+
+    @property
+    def is_frame(self) -> bool:
+        return self.part in _FRAME_PARTS
+
+    def __str__(self) -> str:
+        return f"{JOB_SCHEME}{self.job_id}/{self.part}"
+
+
+def parse_job_reference(url: str) -> JobReference | None:
+    """The job reference ``url`` spells (any well-formed ``job://ID/PART``), or None if it is no job reference."""
+    if url[:len(JOB_SCHEME)].lower() != JOB_SCHEME:
+        return None
+    job_id, slash, part = url[len(JOB_SCHEME):].partition("/")
+    if not slash or not _JOB_ID.fullmatch(job_id) or not (_OUTPUT.fullmatch(part) or part in _FRAME_PARTS):
+        return None
+    return JobReference(job_id, part)
+
+
+def check_job_reference(url: str, field: str, limits: MediaLimits) -> list[Violation]:
+    """Every rule a ``job://`` reference breaks: its form, and its part fitting the array (pictures in
+    ``image_urls``, outputs in ``video_urls``). Whether the job exists is the submitter's check."""
+    expected = _PART_HELP.get(limits.kind)
+    if expected is None:
+        return [Violation(field, "invalid_reference",
+                          f"{field}: job references are accepted in image_urls and video_urls only")]
+    reference = parse_job_reference(url)
+    if reference is None:
+        return [Violation(field, "invalid_reference",
+                          f"{field} must be job://JOB_ID/PART with a job id like job_ and 26 hex digits, "
+                          f"and PART one of output-N, poster, last-frame; got {_short(url)}")]
+    if reference.is_frame != (limits.kind == "image"):
+        what = "an image" if limits.kind == "image" else "a video"
+        return [Violation(field, "invalid_reference", f"{field} names {reference.part}, which is not {what}; "
+                          f"in {limits.array} a job reference names {expected}")]
+    return []
 
 
 def is_inline_data(value: str) -> bool:
@@ -90,9 +151,14 @@ def _extension(parts: SplitResult, field: str, limits: MediaLimits) -> list[Viol
 
 
 def check_media_url(
-    url: str, field: str, limits: MediaLimits, *, allow_http: bool = False
+    url: str, field: str, limits: MediaLimits, *, allow_http: bool = False, references: bool = False
 ) -> list[Violation]:
-    """Every rule one reference URL breaks (``field`` is its path, e.g. ``image_urls[0]``)."""
+    """Every rule one reference URL breaks (``field`` is its path, e.g. ``image_urls[0]``).
+
+    With ``references``, a ``job://`` reference to an earlier job's output is accepted in its place
+    (:func:`check_job_reference`)."""
+    if references and url[:len(JOB_SCHEME)].lower() == JOB_SCHEME:
+        return check_job_reference(url, field, limits)
     if is_inline_data(url):
         message = f"{field} must link to the {limits.kind}; data: URLs and Base64 are refused"
         return [Violation(field, "inline_data_forbidden", message)]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from handlers.provider.probe import ProbeReport
 
 __all__ = ["PROBE_TIMEOUT", "Estimator", "VideoProbe", "check_job_request", "estimate_job", "estimator_for",
-           "reference_policy", "reference_prober", "video_lengths"]
+           "reference_lengths", "reference_policy", "reference_prober", "video_lengths"]
 
 PROBE_TIMEOUT = 10.0  # seconds the probe of one request's reference videos may take, all together
 VideoProbe = Callable[[Mapping[str, Any]], "ProbeReport"]
@@ -84,29 +84,43 @@ def video_lengths(report: ProbeReport, count: int) -> tuple[list[float | None], 
     return lengths, reasons
 
 
-def estimate_job(estimator: Estimator, request: Mapping[str, Any]) -> Estimate:
-    """The credits a valid EvoLink ``request`` should cost: its reference videos probed where they can be."""
+def reference_lengths(estimator: Estimator, request: Mapping[str, Any],
+                      known: Mapping[int, float] | None = None) -> tuple[list[float | None], list[str]]:
+    """The length of each reference video (``None`` where unknown) and why each unknown one is: ``known`` lengths
+    (earlier jobs' outputs, by index in ``video_urls``) as given, the others probed where they can be."""
+    known = known or {}
     count = len(request.get(VIDEO.array) or [])
-    if count == 0:
-        return estimate(request, [], estimator.prices)
-    lengths: list[float | None] = [None] * count
+    lengths: list[float | None] = [known.get(index) for index in range(count)]
+    if all(length is not None for length in lengths):
+        return lengths, []
     if estimator.probe is None:
-        reasons = ["reference videos were not probed for their length"]
-    else:
-        try:
-            lengths, reasons = video_lengths(estimator.probe(request), count)
-        except ImportError:  # a runtime without PyAV (the Lambda layer): the worst case, said so
-            reasons = ["reference videos cannot be probed for their length here (no PyAV)"]
+        return lengths, ["reference videos were not probed for their length"]
+    try:
+        probed, reasons = video_lengths(estimator.probe(request), count)
+    except ImportError:  # a runtime without PyAV (the Lambda layer): the worst case, said so
+        return lengths, ["reference videos cannot be probed for their length here (no PyAV)"]
+    unknown = [f"{VIDEO.array}[{index}]" for index in range(count) if index not in known]
+    reasons = [reason for reason in reasons if reason.split(" ", 1)[0] in unknown]
+    return [known.get(index, probed[index]) for index in range(count)], reasons
+
+
+def estimate_job(estimator: Estimator, request: Mapping[str, Any],
+                 known: Mapping[int, float] | None = None) -> Estimate:
+    """The credits a valid EvoLink ``request`` should cost: the lengths of its reference videos ``known`` (earlier
+    jobs' outputs, by index in ``video_urls``) or probed where they can be."""
+    if not request.get(VIDEO.array):
+        return estimate(request, [], estimator.prices)
+    lengths, reasons = reference_lengths(estimator, request, known)
     result = estimate(request, lengths, estimator.prices)
     return replace(result, assumptions=[*result.assumptions, *reasons])
 
 
 def check_job_request(settings: Settings, request: object, metadata: object) -> dict[str, Any]:
-    """A copy of ``request`` if ``POST /v1/jobs`` would accept it with ``metadata``; else ``InvalidRequest``
-    with every violation of both, as a submit names them."""
+    """A copy of ``request`` if ``POST /v1/jobs`` would accept it with ``metadata`` (``job://`` references
+    checked for their form only); else ``InvalidRequest`` with every violation of both, as a submit names them."""
     problems = check_metadata(metadata)
     try:
-        checked = check_request(request, allow_http=settings.uses_sandbox, callback="forbidden")
+        checked = check_request(request, allow_http=settings.uses_sandbox, callback="forbidden", references=True)
     except InvalidRequest as exc:
         raise InvalidRequest([*exc.violations, *problems]) from None
     if problems:

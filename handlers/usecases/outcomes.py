@@ -1,9 +1,16 @@
-"""Recording a job's outcome and publishing its one event.
+"""Recording a job's outcome and publishing its one event, and waking the jobs that wait for it.
 
 Before the event goes out, what the job held is given back: its budget hold settles to what
 EvoLink billed (nothing for a task that failed, was cancelled or was never created) and its slot
 at EvoLink frees for the next queued job. Both are safe to repeat, so a publish that is retried
 after a crash settles nothing twice.
+
+Once the event is out, each job recorded as waiting for this one (``dependents``, see
+:mod:`handlers.usecases.dependencies`) is looked at again (:func:`settle_waiting`): when every job it
+names is published it joins the queue to be submitted; when one of them failed, was cancelled, rejected
+or expired it fails with ``dependency_failed`` naming that job, and its own event wakes the jobs waiting
+for it in turn. A wake-up that is lost (a crash, a write race) is caught by the reconciler, which looks at
+every waiting job again when its ``check_at`` comes.
 """
 
 from __future__ import annotations
@@ -12,13 +19,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.app.relay import Relay
+from handlers.base.errors import Conflict, NotFound
 from handlers.base.logs import get_logger
 from handlers.domain.events import build_event
-from handlers.domain.jobs import Job, Outcome
-from handlers.usecases.admission import finished
+from handlers.domain.jobs import Job, JobStatus, Outcome
+from handlers.usecases.admission import ADMISSION_MESSAGE, finished, wait_in_queue
 from handlers.usecases.budget import settle_hold
+from handlers.usecases.references import NEVER_PUBLISHED
 
-__all__ = ["conclude", "publish_outcome", "record_outcome"]
+__all__ = ["conclude", "publish_outcome", "record_outcome", "settle_waiting", "wake_dependents"]
 
 log = get_logger(__name__)
 
@@ -45,7 +54,60 @@ def publish_outcome(relay: Relay, job: Job) -> Job:
     _give_back(relay, job)
     relay.bus.publish(event)
     log.info("job.published", job_id=job.id, event_id=event["id"], type=event["type"])
-    return relay.jobs.update(job.published(relay.clock(), event["id"]))
+    published = relay.jobs.update(job.published(relay.clock(), event["id"]))
+    wake_dependents(relay, published)
+    return published
+
+
+def wake_dependents(relay: Relay, job: Job) -> None:
+    """Look again at each job waiting for ``job`` (now published); one that cannot be moved now is left to the
+    reconciler."""
+    for dependent in job.dependents:
+        try:
+            settle_waiting(relay, relay.jobs.get(dependent))
+        except (Conflict, NotFound) as exc:
+            log.info("dependency.wake_missed", job_id=dependent, dependency=job.id, code=exc.code)
+
+
+def _blocking(relay: Relay, job: Job) -> tuple[str, Job | None] | None:
+    """The first job ``job`` waits for that will never be published (``None`` in the pair: it is gone)."""
+    for dependency in job.depends_on:
+        try:
+            found = relay.jobs.get(dependency)
+        except NotFound:
+            return dependency, None
+        if found.status in NEVER_PUBLISHED or found.outcome not in (None, Outcome.COMPLETED):
+            return dependency, found
+    return None
+
+
+def _failure(dependency: str, found: Job | None) -> dict[str, str]:
+    if found is None:
+        return {"code": "dependency_failed", "message": f"job {dependency} that it waits for is gone",
+                "dependency": dependency}
+    ended = found.status.value if found.terminal else str(found.outcome)
+    cause = (found.error or {}).get("code") or ended
+    return {"code": "dependency_failed", "dependency": dependency,
+            "message": f"job {dependency} that it waits for ended {ended} ({cause}); it will never be published"}
+
+
+def settle_waiting(relay: Relay, job: Job) -> str:
+    """Move a ``waiting`` job on if it can: ``dependency_failed`` (a job it names will never be published: it fails,
+    naming that job), ``ready`` (every job it names is published: it joins the queue and a worker is asked to admit
+    it), or ``waiting`` (the reconciler looks again at its ``check_at``). Anything else: ``not_waiting``."""
+    if job.status is not JobStatus.WAITING or job.outcome is not None:
+        return "not_waiting"
+    blocking = _blocking(relay, job)
+    if blocking is not None:
+        log.info("job.dependency_failed", job_id=job.id, dependency=blocking[0])
+        conclude(relay, job, Outcome.FAILED, _failure(*blocking))
+        return "dependency_failed"
+    if any(relay.jobs.get(dependency).status is not JobStatus.PUBLISHED for dependency in job.depends_on):
+        return "waiting"
+    log.info("job.dependencies_ready", job_id=job.id, depends_on=list(job.depends_on))
+    wait_in_queue(relay, relay.jobs.update(job.ready(relay.clock())))
+    relay.ingest_queue.send({"job_id": None, "source": ADMISSION_MESSAGE})
+    return "ready"
 
 
 def _billed(job: Job) -> bool:

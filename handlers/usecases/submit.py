@@ -6,6 +6,11 @@ tenants using the same key never meet. Before calling the
 provider the submitter claims the job with a conditional write; a claim that is older than
 ``SUBMIT_LEASE`` without a task id means an earlier attempt died mid-call: its outcome is
 unknown and the job waits for the callback (which names the task) instead of resubmitting.
+
+A request may name outputs of the tenant's earlier jobs (``job://JOB_ID/output-0``, ``…/poster``,
+``…/last-frame``, see :mod:`handlers.usecases.references`). A job whose references are all published is
+sent at once, each reference replaced by a short-lived URL of the file; one whose references are still on
+their way is created ``waiting`` and sent when they are published (:mod:`handlers.usecases.dependencies`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from handlers.app.relay import Relay
 from handlers.base.errors import (
     Conflict,
     InvalidRequest,
+    NotFound,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
@@ -26,19 +32,28 @@ from handlers.base.errors import (
     Violation,
 )
 from handlers.base.logs import get_logger
-from handlers.domain.contract import METADATA_MAX_BYTES, MODELS
+from handlers.domain.contract import METADATA_MAX_BYTES, MODELS, VIDEO
 from handlers.domain.jobrequest import check_cancel_after, check_metadata
 from handlers.domain.jobs import Job, JobStatus, Outcome, derive_job_id, request_fingerprint
+from handlers.domain.pricing import estimate
 from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.provider.evolink.task import Task
 from handlers.provider.validation import check_request
 from handlers.usecases.admission import admit, admit_queued, keep_slot, rate_limited, running, wait_in_queue
 from handlers.usecases.budget import budget_for, take_hold
-from handlers.usecases.estimate import Estimator, estimate_job, estimator_for
+from handlers.usecases.dependencies import wait_for
+from handlers.usecases.estimate import Estimator, estimator_for, reference_lengths
 from handlers.usecases.outcomes import conclude
+from handlers.usecases.references import (
+    References,
+    ReferenceUnavailable,
+    check_references,
+    provider_request,
+    total_violations,
+)
 
-__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "admit_waiting", "record_rejection", "send_to_provider",
-           "start", "submit", "submit_job"]
+__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "admit_waiting", "job_id_for", "record_rejection",
+           "send_to_provider", "start", "submit", "submit_job"]
 
 log = get_logger(__name__)
 SUBMIT_LEASE = 300.0
@@ -72,26 +87,32 @@ def submit(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, A
 
 def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[str, Any] | None = None,
                idempotency_key: str | None = None, scope: str = "", tenant: str = DEFAULT_TENANT,
-               cancel_after: int | None = None) -> Submission:
-    """:func:`submit`, also saying whether the job already existed (a replay: it keeps its first deadline)."""
+               cancel_after: int | None = None, storyboard: str | None = None,
+               shot: str | None = None) -> Submission:
+    """:func:`submit`, also saying whether the job already existed (a replay: it keeps its first deadline).
+    ``storyboard`` and ``shot`` name the storyboard (and its shot) the job is part of."""
     metadata = {} if metadata is None else metadata
     problems = _check_extras(metadata, idempotency_key, cancel_after)
     try:
-        check_request(request, allow_http=relay.settings.uses_sandbox, callback="forbidden")
+        check_request(request, allow_http=relay.settings.uses_sandbox, callback="forbidden", references=True)
     except InvalidRequest as exc:
         problems = [*exc.violations, *problems]
     if problems:
         raise InvalidRequest(problems)
+    references = check_references(relay, tenant, request)
     fingerprint = request_fingerprint(request, metadata)
-    job_id = derive_job_id(_scope(tenant, scope), idempotency_key, fingerprint)
-    estimated = _estimate(relay, tenant, request)
+    job_id = job_id_for(tenant, scope, idempotency_key, fingerprint)
+    estimated = _estimate(relay, tenant, request, references)
     hold = take_hold(relay.ledger, relay.settings.budgets, tenant, job_id, estimated, relay.clock())
     now = relay.clock()
     fresh = Job(
         id=job_id, request=dict(request), fingerprint=fingerprint, created_at=now, updated_at=now,
         metadata=dict(metadata), tenant=tenant, idempotency_key=idempotency_key, model=str(request["model"]),
         credits_estimated=estimated, credits_held=hold.held, hold_period=hold.period,
-        check_at=now + relay.settings.reconcile_grace, deadline_at=None if cancel_after is None else now + cancel_after)
+        check_at=now + relay.settings.reconcile_grace, deadline_at=None if cancel_after is None else now + cancel_after,
+        storyboard=storyboard, shot=shot)
+    if references.pending:
+        fresh = fresh.waited(now, references.pending, now + relay.settings.reconcile_grace)
     try:
         job = relay.jobs.create(fresh)
     except RelayError:
@@ -101,15 +122,30 @@ def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[st
         raise Conflict("this Idempotency-Key was already used with a different request",
                        code="idempotency_key_reused")
     replayed = job != fresh  # the store answers the stored job: ours only if it was not there yet
+    if job.status is JobStatus.WAITING and not replayed:
+        return Submission(wait_for(relay, job), replayed)
     return Submission(start(relay, job) if job.status is JobStatus.ACCEPTED else job, replayed)
 
 
-def _estimate(relay: Relay, tenant: str, request: Mapping[str, Any]) -> float:
-    """The job's estimated credits. Reference videos are probed for their length only when the tenant has a
-    budget (then the estimate decides); otherwise each counts at the worst case the rules allow."""
+def job_id_for(tenant: str, scope: str, idempotency_key: str | None, fingerprint: str) -> str:
+    """The id :func:`submit_job` gives a submission of ``tenant`` through channel ``scope``."""
+    return derive_job_id(_scope(tenant, scope), idempotency_key, fingerprint)
+
+
+def _estimate(relay: Relay, tenant: str, request: Mapping[str, Any], references: References) -> float:
+    """The job's estimated credits. Referenced outputs count at their real length (their media facts, or the
+    duration their job asked for). Other reference videos are probed for their length when the tenant has a
+    budget (then the estimate decides) or when the total of a request naming earlier outputs needs them;
+    otherwise each counts at the worst case the rules allow. More than 15 s of reference video in all, counting
+    referenced outputs, is refused."""
+    known = references.video_seconds()
     budgeted = budget_for(tenant, relay.settings.budgets, relay.ledger) is not None
-    estimator = estimator_for(relay, relay.prices) if budgeted else Estimator(relay.prices)
-    return estimate_job(estimator, request).credits
+    mixed = bool(known) and len(known) < len(request.get(VIDEO.array) or [])
+    estimator = estimator_for(relay, relay.prices) if budgeted or mixed else Estimator(relay.prices)
+    lengths, _ = reference_lengths(estimator, request, known)
+    if known and (problems := total_violations(lengths, references)):
+        raise InvalidRequest(problems)
+    return estimate(request, lengths, relay.prices).credits
 
 
 def start(relay: Relay, job: Job) -> Job:
@@ -138,7 +174,11 @@ def send_to_provider(relay: Relay, job: Job) -> Job:
 
 
 def _call_provider(relay: Relay, job: Job) -> Job:
-    body = {**job.request, "callback_url": relay.callback_url(job.id)}
+    try:
+        body = {**provider_request(relay, job), "callback_url": relay.callback_url(job.id)}
+    except (ReferenceUnavailable, NotFound) as exc:  # a referenced job lacks the file it names: never sendable
+        log.warning("job.reference_unavailable", job_id=job.id, error=exc.message)
+        return conclude(relay, job, Outcome.FAILED, {"code": "dependency_failed", "message": exc.message})
     log.info("job.submitting", job_id=job.id, attempt=job.attempts)
     try:
         task = relay.provider.create_task(body, idempotency_key=job.id)
