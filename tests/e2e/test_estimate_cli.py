@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from handlers.cli import main
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE
 from handlers.sandbox.media import render_video
+from tests.support.cli import pipeline_cli as cli
 from tests.support.media_server import MediaServer
-from tests.support.pipeline import API_KEY, Pipeline, running_pipeline
+from tests.support.pipeline import Pipeline, running_pipeline
 
 pytestmark = pytest.mark.e2e
 EXE = str(Path(sys.executable).with_name("seedance-relay"))
@@ -29,12 +28,6 @@ WITH_VIDEO_480P = DEFAULT_PRICE_TABLE.rates["standard"]["480p"].with_video
 def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
     with running_pipeline(tmp_path) as pipeline:
         yield pipeline
-
-
-def cli(pipeline: Pipeline, *args: str) -> Any:
-    assert pipeline.relay is not None
-    env = {"RELAY_URL": pipeline.relay.url, "RELAY_API_KEY": API_KEY, **pipeline.env}
-    return CliRunner().invoke(main, list(args), env=env)
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -9,12 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from handlers.cli import main
 from handlers.cli.submit import generation_label
 from handlers.sandbox.media import render_audio, render_image
-from tests.support.pipeline import API_KEY, Pipeline, running_pipeline
+from tests.support.cli import pipeline_cli as cli
+from tests.support.pipeline import Pipeline, running_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -23,12 +22,6 @@ pytestmark = pytest.mark.e2e
 def pipeline(tmp_path: Path) -> Any:
     with running_pipeline(tmp_path) as pipeline:
         yield pipeline
-
-
-def cli(pipeline: Pipeline, *args: str) -> Any:
-    assert pipeline.relay is not None
-    env = {"RELAY_URL": pipeline.relay.url, "RELAY_API_KEY": API_KEY, **pipeline.env}
-    return CliRunner().invoke(main, list(args), env=env)
 
 
 def test_submit_with_local_files_waits_and_prints_json_lines(pipeline: Pipeline, tmp_path: Path) -> None:
