@@ -5,8 +5,14 @@ write) lets one worker copy at a time, object keys are deterministic, and the ev
 derived from job and outcome.
 
 What one job records of other callers is bounded: at most ``MAX_OTHER_TASKS`` other task ids
-while it runs, and once it has ended only the first late callback (``jobs/{id}/late-callback.json``
-beside its manifest); later ones are ignored without a write or a provider call.
+while it runs, and once it has ended (or was cancelled) only the first late callback
+(``jobs/{id}/late-callback.json`` beside its manifest, with the task id and when it came); later ones
+are ignored without a write or a provider call. A cancelled job's late callback never stores,
+publishes anything new or changes its status.
+
+A task that failed with a code that says try again is followed by a new task of the same job
+(:mod:`handlers.usecases.retries`); a callback that names one of the job's earlier, failed tasks
+is never adopted and never read.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from handlers.provider.evolink.task import Task
 from handlers.usecases.admission import keep_slot
 from handlers.usecases.copy import Busy, copy_results, owned_update, take_lease
 from handlers.usecases.outcomes import publish_outcome, record_outcome
+from handlers.usecases.retries import RETRYABLE_CODES, is_old_task, may_retry, retry
 
 __all__ = ["MAX_OTHER_TASKS", "Busy", "Verdict", "decide", "ingest", "late_callback_key"]
 
@@ -32,7 +39,8 @@ MAX_OTHER_TASKS = 10
 
 
 class Verdict(NamedTuple):
-    """What a final task means for its job: the outcome, and its error or the results to copy (then the copies)."""
+    """What a final task means for its job: the outcome, and its error or the results to copy (then the copies);
+    ``retryable`` when the task failed with a code that says try again."""
 
     outcome: Outcome
     error: Mapping[str, Any] | None = None
@@ -40,6 +48,7 @@ class Verdict(NamedTuple):
     report: Mapping[str, Any] = {}
     outputs: tuple[Output, ...] = ()
     credits_used: float | None = None
+    retryable: bool = False
 
 
 def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: str = "worker",
@@ -50,19 +59,21 @@ def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: s
     already recorded (a worker stopped before its event went out) goes straight to publishing.
     """
     job = relay.jobs.get(job_id)
+    if callback_at is not None and (job.terminal or job.outcome is Outcome.CANCELLED):
+        _note_late_callback(relay, job, task_hint, callback_at)
     if job.terminal:
-        if callback_at is not None:
-            _note_late_callback(relay, job, task_hint, callback_at)
         return job
     job = _note_other_task(relay, job, task_hint)
     if job.outcome is None:
         job = _resolve_task_id(relay, job, task_hint)
         if job.task_id is None or task_hint not in (None, job.task_id):
-            return job  # no task to read yet, or the callback came from another task (noted above)
+            return job  # no task to read yet, or the callback came from another or an earlier task
         task = _read_task(relay, job)
         if isinstance(task, Task) and not task.is_final:
             return _progress(relay, job, task)
         verdict = decide(task)
+        if verdict.retryable and may_retry(job, verdict.error, relay.settings.max_attempts):
+            return retry(relay, job, verdict.error or {})
         if verdict.outcome is Outcome.COMPLETED:
             job, copied = copy_results(relay, take_lease(relay, job, worker), verdict.results, verdict.report, worker)
             verdict = (verdict._replace(outputs=copied) if isinstance(copied, tuple)
@@ -74,7 +85,7 @@ def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: s
 # --- read ----------------------------------------------------------------------------------------
 
 def _note_other_task(relay: Relay, job: Job, hint: str | None) -> Job:
-    if hint is None or hint == job.task_id or hint in job.other_tasks or job.task_id is None:
+    if hint is None or hint == job.task_id or hint in job.other_tasks or job.task_id is None or is_old_task(job, hint):
         return job
     if len(job.other_tasks) >= MAX_OTHER_TASKS:
         log.info("job.other_task_not_kept", job_id=job.id, other_task_id=hint, kept=len(job.other_tasks))
@@ -88,6 +99,9 @@ def _resolve_task_id(relay: Relay, job: Job, hint: str | None) -> Job:
     job's): one whose create outcome was unknown, or one still claimed by a submitter that died (or is about
     to record it: then its own write finds the task recorded)."""
     if job.task_id is not None or hint is None or job.status not in (JobStatus.ACCEPTED, JobStatus.SUBMITTED):
+        return job
+    if is_old_task(job, hint):  # an earlier task of a retried job: it failed, and the job has moved on
+        log.info("callback.old_task", job_id=job.id, task_id=hint, attempts=len(job.failed_tasks) + 1)
         return job
     if job.status is JobStatus.SUBMITTED and not job.unknown_outcome:
         return job
@@ -133,11 +147,12 @@ def decide(task: Task | ProviderRejected) -> Verdict:
     if task.outcome is Outcome.COMPLETED:
         return Verdict(Outcome.FAILED, {"code": "no_results", "message": "the task completed without results"})
     outcome = task.outcome or Outcome.FAILED
-    if task.error is not None:
-        return Verdict(outcome, task.error.as_dict())
     if outcome is Outcome.CANCELLED:
-        return Verdict(outcome, {"code": "cancelled", "message": "the provider cancelled the task"})
-    return Verdict(outcome, {"code": "unknown_error", "message": "the provider failed the task without saying why"})
+        return Verdict(outcome, task.error.as_dict() if task.error is not None
+                       else {"code": "cancelled", "message": "the provider cancelled the task"})
+    error = task.error.as_dict() if task.error is not None else {
+        "code": "unknown_error", "message": "the provider failed the task without saying why"}
+    return Verdict(outcome, error, retryable=error["code"] in RETRYABLE_CODES)
 
 
 # --- conclude ------------------------------------------------------------------------------------
@@ -164,5 +179,6 @@ def _note_late_callback(relay: Relay, job: Job, hint: str | None, received_at: f
         log.debug("callback.late_ignored", job_id=job.id, task_id=hint)
         return
     log.warning("callback.late", job_id=job.id, status=job.status.value, task_id=hint)
-    record = {"job_id": job.id, "status": job.status.value, "task_id": hint, "received_at": received_at}
+    record = {"job_id": job.id, "status": job.status.value, "task_id": hint, "received_at": received_at,
+              "outcome": None if job.outcome is None else Outcome(job.outcome).value}
     relay.blobs.put_stream(key, [json.dumps(record, sort_keys=True).encode()], content_type="application/json")

@@ -1,24 +1,42 @@
 """Reconcile: find jobs whose callback never came and feed them into the ingest path.
 
 Runs every ``RELAY_RECONCILE_EVERY`` seconds. It reads only the store's due index
-(``check_at <= now``) and never scans.
+(``check_at <= now``) and never scans. For each due job, in order: a job past its ``cancel_after``
+deadline is cancelled (reason ``deadline``); one past ``RELAY_EXPIRE_AFTER`` expires; a waiting job
+is looked at again (its dependencies may have ended); a queued one waits on; an accepted one is
+submitted (a new job whose create failed, or a retried job whose backoff is over); a running one whose
+result is at risk publishes ``job.at_risk`` or fails with ``result_expired``
+(:mod:`handlers.usecases.risk`), and every running one goes to the ingest queue to be read again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 from handlers.app.relay import Relay
 from handlers.base.errors import Conflict
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, JobStatus, Outcome
 from handlers.usecases.admission import reclaim
+from handlers.usecases.cancel import CancelReason, cancel_job
 from handlers.usecases.outcomes import conclude
+from handlers.usecases.risk import check_result, next_look
 from handlers.usecases.submit import admit_waiting, send_to_provider
 
 __all__ = ["reconcile"]
 
 log = get_logger(__name__)
+Recheck = Callable[[Relay, Job], str]
+
+
+def _waiting_recheck() -> Recheck | None:
+    """The look at a waiting job, where jobs may wait for earlier ones."""
+    try:
+        from handlers.usecases.dependencies import recheck_waiting
+    except ImportError:
+        return None
+    return recheck_waiting
 
 
 def reconcile(relay: Relay, *, limit: int = 500) -> dict[str, int]:
@@ -42,22 +60,35 @@ def reconcile(relay: Relay, *, limit: int = 500) -> dict[str, int]:
 
 def _reconcile_one(relay: Relay, job: Job) -> str:
     now = relay.clock()
+    if job.outcome is None and job.deadline_at is not None and now >= job.deadline_at:
+        cancel_job(relay, job, CancelReason.DEADLINE)
+        return "deadline"
     if job.outcome is None and now - job.created_at >= relay.settings.expire_after:
         conclude(relay, job, Outcome.EXPIRED, {"code": "expired",
                                                "message": "no final answer from the provider in time"})
         return "expired"
+    recheck = _waiting_recheck()
+    if job.status is JobStatus.WAITING and job.outcome is None and recheck is not None:
+        return recheck(relay, job)
     if job.status is JobStatus.QUEUED:  # still waiting for a slot (the pass admitted what it could)
         relay.jobs.update(job.rescheduled(now, max(relay.throttle.blocked_until, now + relay.settings.reconcile_every)))
         return "still_queued"
     if job.status is JobStatus.ACCEPTED and job.outcome is None:
-        after = send_to_provider(relay, job)
-        if after.version == job.version:  # another submitter holds the claim: look again later
-            relay.jobs.update(job.rescheduled(now, now + relay.settings.reconcile_grace))
-            return "claimed_elsewhere"
-        return "deferred" if after.status is JobStatus.ACCEPTED else "resubmitted"
-    next_check = now + relay.settings.reconcile_every
-    if job.outcome is None:
-        next_check = min(next_check, job.created_at + relay.settings.expire_after)
-    relay.jobs.update(job.rescheduled(now, next_check))
+        return _submit(relay, job, now)
+    risk, job = check_result(relay, job, now)
+    if risk == "result_expired":
+        return risk
+    relay.jobs.update(job.rescheduled(now, next_look(relay, job, now)))
     relay.ingest_queue.send({"job_id": job.id, "task_id": None, "source": "reconciler"})
-    return "enqueued"
+    return risk or "enqueued"
+
+
+def _submit(relay: Relay, job: Job, now: float) -> str:
+    """Submit an accepted job: a new one whose create failed, or a retried one whose backoff is over."""
+    after = send_to_provider(relay, job)
+    if after.version == job.version:  # another submitter holds the claim: look again later
+        relay.jobs.update(job.rescheduled(now, now + relay.settings.reconcile_grace))
+        return "claimed_elsewhere"
+    if after.status is JobStatus.ACCEPTED:
+        return "deferred"
+    return "retried" if job.failed_tasks else "resubmitted"
