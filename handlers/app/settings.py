@@ -253,7 +253,7 @@ class Settings:
                              "says try again (`service_error`, `generation_timeout`…) is followed by a new one, up to "
                              "this many in all", bounded(1, 10))
     retry_backoff: float = knob("RELAY_RETRY_BACKOFF", 30.0, "seconds before a job's second task; each later one "
-                                "waits twice as long, with jitter (the reconciler or a delayed message sends it)",
+                                "waits twice as long, with jitter; the reconciler's first pass after the wait sends it",
                                 positive)
     at_risk_after: float = knob("RELAY_AT_RISK_AFTER", 20 * 3600.0, "seconds after EvoLink completed a task whose "
                                 "result is still not copied before the job publishes `job.at_risk` (the result's "
