@@ -30,17 +30,18 @@ import hashlib
 import json
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from handlers.adapters.aws.blob_listing import delete_objects, older_objects
 from handlers.adapters.aws.errors import aws_errors, error_code, translate
 from handlers.base.errors import StorageError
 from handlers.base.logs import get_logger
-from handlers.ports import StoredObject, SupportsReadinto
+from handlers.ports import ListedObject, StoredObject, SupportsReadinto
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -198,6 +199,14 @@ class S3BlobStore:
         """Objects live in the bucket, never on this machine."""
         check_key(key)
         return None
+
+    def older(self, prefix: str, before: float, limit: int = 1000) -> list[ListedObject]:
+        """``ListObjectsV2`` pages under ``prefix``, keeping the objects modified before ``before``."""
+        return older_objects(self._client, self.bucket, prefix, before, limit, sidecar_suffix=SIDECAR_SUFFIX)
+
+    def delete(self, keys: Collection[str]) -> None:
+        """``DeleteObjects`` of the keys and their sidecars, 1,000 a call."""
+        delete_objects(self._client, self.bucket, [check_key(key) for key in keys], sidecar_suffix=SIDECAR_SUFFIX)
 
     def encryption(self) -> dict[str, Any]:
         """The server-side encryption arguments every write carries."""

@@ -24,7 +24,9 @@ table's TTL removes it once the session would have expired anyway. Items without
 ``record`` (these, and the event ledger's ``event#<id>``) are never answered as jobs.
 
 A terminal job with nothing left to check gets ``expires_at`` (epoch seconds,
-``ttl_days`` after it finished) for the table's TTL. :data:`TABLE_SPEC` is the table's
+``ttl_days`` after it finished) for the table's TTL, which deletes it some time after that, for
+free; :meth:`DynamoJobStore.purge_finished` deletes at once (the clean-up pass run by hand, or
+what the TTL left behind). :data:`TABLE_SPEC` is the table's
 definition in the shape both ``CreateTable`` and CloudFormation take.
 """
 
@@ -34,7 +36,7 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
@@ -43,7 +45,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from handlers.adapters.aws.batch import batch_get
 from handlers.adapters.aws.errors import CONDITION_FAILED, aws_errors, error_code, translate
 from handlers.base.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
-from handlers.domain.jobs import Job, JobStatus
+from handlers.domain.jobs import TERMINAL, Job, JobStatus
+from handlers.ports import Removed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -57,6 +60,7 @@ EVENT_LOG_INDEX = "event-log-index"
 DUE_SHARD, JOB_KIND = "due", "job"
 SESSION_PREFIX = "session#"
 TTL_ATTRIBUTE = "expires_at"
+PURGE_PAGE = 100
 DAY = 86_400.0
 
 
@@ -260,6 +264,48 @@ class DynamoJobStore:
         }
         return [_job(item) for item in self._query(query, max(limit, 1), "list due jobs")]
 
+    def purge_finished(self, before: float, *, limit: int = 1000, dry_run: bool = False) -> Removed:
+        """Per final status, ``Query`` ``status-index`` over the jobs created before ``before`` (a job finishes
+        after it was created), oldest first; delete those finished before ``before``, each on the condition
+        that its version is unchanged. Reads cost what the TTL has not yet removed, not the table."""
+        removed = Removed()
+        for status in sorted(TERMINAL):
+            for item in self._created_before(status, before):
+                if removed.count >= limit:
+                    return removed
+                if _finished_before(item, before) and (dry_run or self._delete_unchanged(item)):
+                    removed = Removed(removed.count + 1, removed.bytes + len(item["record"]["S"].encode()))
+        return removed
+
+    def compact(self) -> int:
+        """DynamoDB gives deleted items' space back itself."""
+        return 0
+
+    def _created_before(self, status: JobStatus, before: float) -> Iterator[dict[str, Any]]:
+        query: dict[str, Any] = {
+            "TableName": self.table, "IndexName": STATUS_INDEX, "ScanIndexForward": True,
+            "KeyConditionExpression": "#s = :s AND created_key < :c", "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":s": {"S": status.value}, ":c": {"S": created_key(max(before, 0), "")}},
+        }
+        while True:
+            with aws_errors(StorageError, f"list finished {status.value} jobs"):
+                answer = self._client.query(**query, Limit=PURGE_PAGE)
+            yield from answer.get("Items", [])
+            if "LastEvaluatedKey" not in answer:
+                return
+            query = {**query, "ExclusiveStartKey": answer["LastEvaluatedKey"]}
+
+    def _delete_unchanged(self, item: Mapping[str, Any]) -> bool:
+        """``DeleteItem`` unless the job was written since it was read; whether it was deleted."""
+        try:
+            with aws_errors(StorageError, f"delete job {item['id']['S']!r}"):
+                self._client.delete_item(TableName=self.table, Key={"id": item["id"]},
+                                         ConditionExpression="version = :v",
+                                         ExpressionAttributeValues={":v": item["version"]})
+        except Conflict:
+            return False
+        return True
+
     def _item(self, job: Job) -> dict[str, AttributeValueTypeDef]:
         return job_item(job, ttl_days=self.ttl_days, written_at=self._clock())
 
@@ -274,6 +320,13 @@ class DynamoJobStore:
                 break
             query = {**query, "ExclusiveStartKey": answer["LastEvaluatedKey"]}
         return items
+
+def _finished_before(item: Mapping[str, Any], before: float) -> bool:
+    """Whether the job of ``item`` is final with nothing left to check, and finished before ``before``."""
+    job = _job(item)
+    finished = job.finished_at if job.finished_at is not None else job.updated_at
+    return job.terminal and job.check_at is None and finished < before
+
 
 def _why_unchanged(job: Job, stored: Mapping[str, Any] | None) -> NotFound | Conflict:
     if not stored:

@@ -7,7 +7,8 @@ the DLQ. Times are whole seconds there: a delay or timeout is rounded up, and ca
 SQS's limits (15 minutes for a delay, 12 hours for a visibility timeout, 20 seconds for
 a long poll). A stale receipt handle is a no-op for ``ack`` and ``retry_later``, as in
 the local queue. ``redrive`` moves dead letters back by hand (receive, send, delete),
-because not every SQS look-alike has ``StartMessageMoveTask``.
+because not every SQS look-alike has ``StartMessageMoveTask``. SQS expires messages itself
+(``MessageRetentionPeriod``), so ``expire`` has nothing to do.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from handlers.adapters.aws.errors import aws_errors, error_code, translate, translated
 from handlers.adapters.aws.names import AwsNames
 from handlers.base.errors import NotFound, QueueError
-from handlers.ports import Message
+from handlers.ports import Message, Removed
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -190,6 +191,10 @@ class SqsWorkQueue:
         visible, hidden, delayed = self._counts(self.queue_url)
         dead = sum(self._counts(self.dlq_url)) if self.dlq_url else 0
         return {"visible": visible, "in_flight": hidden + delayed, "dead": dead}
+
+    def expire(self, before: float, *, limit: int = 1000, dry_run: bool = False) -> Removed:
+        """Nothing: SQS drops every message its queue's ``MessageRetentionPeriod`` after it was first sent."""
+        return Removed()
 
     def _receive(self, url: str, count: int, wait: int, **options: Any) -> list[MessageTypeDef]:
         with aws_errors(QueueError, f"receive from {url}"):

@@ -7,6 +7,10 @@ sees the old object or the new one, never a part. If the chunks raise, or the di
 does, the temporary files are removed and nothing changes at the key. ``head`` trusts the
 sidecar only when its size matches the file, and otherwise re-hashes the file.
 
+``older`` walks the folders under a prefix (the clean-up pass asks for ``jobs/`` and
+``uploads/``); ``delete`` removes an object, its sidecar and the folders it leaves empty. A
+write whose folder such a delete removed under it makes the folder again.
+
 Disk errors leave as ``StorageError`` naming the key, never a file's path; a full disk
 (no space, quota, file size limit) as :class:`~handlers.base.errors.StorageFull`.
 """
@@ -18,13 +22,13 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from handlers.adapters.local.disk import describe, is_full, storage_full
 from handlers.base.errors import NotFound, StorageError
-from handlers.ports import StoredObject
+from handlers.ports import ListedObject, StoredObject
 
 __all__ = ["CHUNK_SIZE", "DEFAULT_CONTENT_TYPE", "SIDECAR_SUFFIX", "FolderBlobStore"]
 
@@ -44,8 +48,6 @@ class FolderBlobStore:
                    metadata: Mapping[str, str] | None = None) -> StoredObject:
         """Errors raised by ``chunks`` reach the caller as they are; disk errors as ``StorageError``."""
         target = self._path(key)
-        with _disk_errors(key):
-            target.parent.mkdir(parents=True, exist_ok=True)
         with _staged(target.parent, key) as (handle, temp):
             size, digest = _copy(chunks, handle, key)
             sidecar = {"content_type": content_type, "metadata": dict(metadata or {}),
@@ -101,8 +103,42 @@ class FolderBlobStore:
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
+    def older(self, prefix: str, before: float, limit: int = 1000) -> list[ListedObject]:
+        """Walk the folders under ``prefix`` in name order; an object's time is its file's modification time."""
+        found: list[ListedObject] = []
+        for key, path in self._walk(prefix):
+            if len(found) >= limit:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                stat = path.stat()
+                if stat.st_mtime < before:
+                    found.append(ListedObject(key=key, size=stat.st_size, modified=stat.st_mtime))
+        return found
+
+    def delete(self, keys: Collection[str]) -> None:
+        """Unlink each object and its sidecar, then the folders left empty up to the store's root."""
+        for key in keys:
+            target = self._path(key)
+            with _disk_errors(key):
+                for path in (target, _sidecar(target)):
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                _prune(target.parent, self.root)
+
     def close(self) -> None:
         """Nothing to release: files are opened and closed per call."""
+
+    def _walk(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        """``(key, file)`` of every object whose key starts with ``prefix``, in name order."""
+        folder = prefix.rpartition("/")[0]
+        base = self._path(folder) if folder else self.root
+        for directory, folders, files in os.walk(base):
+            folders.sort()
+            for name in sorted(files):
+                path = Path(directory, name)
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix) and not _is_hidden(name):
+                    yield key, path
 
     def _path(self, key: str) -> Path:
         """``root / key`` for a safe relative key; ``StorageError`` (``invalid_key``) otherwise."""
@@ -127,15 +163,44 @@ def _disk_errors(key: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _staged(folder: Path, key: str) -> Iterator[tuple[IO[bytes], str]]:
-    """A temporary file in ``folder``, removed on the way out unless it was renamed away."""
+    """A temporary file in ``folder`` (made if need be), removed on the way out unless it was renamed away."""
     with _disk_errors(key):
-        descriptor, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=folder)
+        descriptor, temp = _temporary(folder)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             yield handle, temp
     finally:
         with _disk_errors(key), contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
+
+
+def _temporary(folder: Path, attempts: int = 3) -> tuple[int, str]:
+    """``mkstemp`` in ``folder``, making the folder again if a delete removed it (empty) in between."""
+    for attempt in range(attempts):
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            return tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=folder)
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _prune(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents below ``root`` while they are empty."""
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def _is_hidden(name: str) -> bool:
+    """A sidecar or a write's temporary file: not an object of its own."""
+    return name.endswith(SIDECAR_SUFFIX) or name.startswith(_TEMP_PREFIX)
 
 
 def _copy(chunks: Iterable[bytes], handle: IO[bytes], key: str) -> tuple[int, str]:

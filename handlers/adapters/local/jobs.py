@@ -11,6 +11,11 @@ the ``jobs_status_created`` index. Each job's ``tenant`` is a column too, with i
 page and counts read only its rows; a file from before tenants gets the column (every old job
 is the tenant ``default``'s) when it is opened. Revoked dashboard sessions are rows of
 ``revoked_sessions`` (id and expiry); each revocation also deletes the expired ones.
+
+A job that reached its final status with nothing left to check has ``finished_at`` (its
+``finished_at``, else its ``updated_at``), in the partial ``jobs_finished`` index that
+:meth:`SqliteJobStore.purge_finished` reads; a file from before the column gets it, filled in,
+when it is opened.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from typing import Any
 
 from handlers.adapters.local.sqlite import SqliteDatabase
 from handlers.base.errors import Conflict, InvalidRequest, NotFound, StorageError, Violation
-from handlers.domain.jobs import Job, JobStatus
+from handlers.domain.jobs import TERMINAL, Job, JobStatus
+from handlers.ports import Removed
 
 __all__ = ["COUNT_QUERY", "DUE_QUERY", "QUEUED_QUERY", "SCHEMA", "TENANT_COUNT_QUERY", "SqliteJobStore"]
 
@@ -40,7 +46,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     version INTEGER NOT NULL,
     written_at REAL NOT NULL,
     record TEXT NOT NULL,
-    tenant TEXT NOT NULL DEFAULT 'default'
+    tenant TEXT NOT NULL DEFAULT 'default',
+    finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_check_at ON jobs (check_at, id) WHERE check_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at, id);
@@ -51,10 +58,17 @@ CREATE TABLE IF NOT EXISTS revoked_sessions (
 );
 CREATE INDEX IF NOT EXISTS revoked_sessions_expiry ON revoked_sessions (expires_at);
 """
-TENANT_DDL = """
+INDEX_DDL = """
 CREATE INDEX IF NOT EXISTS jobs_tenant_created ON jobs (tenant, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_tenant_status_created ON jobs (tenant, status, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at, id) WHERE finished_at IS NOT NULL;
 """
+FINISHED_BACKFILL = (
+    "UPDATE jobs SET finished_at = COALESCE(json_extract(record, '$.finished_at'),"
+    " json_extract(record, '$.updated_at')) WHERE status IN (SELECT value FROM json_each(?)) AND check_at IS NULL")
+PURGE_BATCH = 500
+FINISHED_QUERY = ("SELECT id, length(CAST(record AS BLOB)) FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?"
+                  " ORDER BY finished_at, id LIMIT ?")
 LOOKUP_BATCH = 500
 DUE_QUERY = ("SELECT record FROM jobs WHERE check_at IS NOT NULL AND check_at <= ?"
              " ORDER BY check_at, id LIMIT ?")
@@ -64,11 +78,15 @@ QUEUED_QUERY = "SELECT record FROM jobs WHERE status = 'queued' ORDER BY created
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
-    """Give a file from before tenants its ``tenant`` column (old jobs are ``default``'s) and indexes."""
+    """Give a file from before tenants its ``tenant`` column (old jobs are ``default``'s) and indexes, and one
+    from before retention its ``finished_at`` column, filled in from the records of the finished jobs."""
     columns = {row[1] for row in connection.execute("PRAGMA table_info(jobs)")}
     if "tenant" not in columns:
         connection.execute("ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'")
-    connection.executescript(TENANT_DDL)
+    if "finished_at" not in columns:
+        connection.execute("ALTER TABLE jobs ADD COLUMN finished_at REAL")
+        connection.execute(FINISHED_BACKFILL, (json.dumps(sorted(TERMINAL)),))
+    connection.executescript(INDEX_DDL)
 
 
 class SqliteJobStore:
@@ -82,10 +100,10 @@ class SqliteJobStore:
         with self._database.translated():
             connection = self._database.connection()
             connection.execute(
-                "INSERT OR IGNORE INTO jobs (id, status, check_at, created_at, version, written_at, record, tenant)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO jobs (id, status, check_at, created_at, version, written_at, record, tenant,"
+                " finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job.id, job.status.value, job.check_at, job.created_at, job.version, self._clock(),
-                 _dump(job), job.tenant))
+                 _dump(job), job.tenant, _finished(job)))
         return self.get(job.id)
 
     def get(self, job_id: str) -> Job:
@@ -113,10 +131,10 @@ class SqliteJobStore:
         written = replace(job, version=job.version + 1)
         with self._database.translated():
             changed = self._database.connection().execute(
-                "UPDATE jobs SET status = ?, check_at = ?, version = ?, written_at = ?, record = ?"
+                "UPDATE jobs SET status = ?, check_at = ?, version = ?, written_at = ?, record = ?, finished_at = ?"
                 " WHERE id = ? AND version = ?",
                 (written.status.value, written.check_at, written.version, self._clock(), _dump(written),
-                 job.id, job.version)).rowcount
+                 _finished(written), job.id, job.version)).rowcount
         if changed == 0:
             raise self._why_unchanged(job)
         return written
@@ -168,8 +186,32 @@ class SqliteJobStore:
             rows = self._database.connection().execute(DUE_QUERY, (now, limit)).fetchall()
         return [_load(row) for row in rows]
 
+    def purge_finished(self, before: float, *, limit: int = 1000, dry_run: bool = False) -> Removed:
+        """Read the ``jobs_finished`` index, oldest first; delete in transactions of :data:`PURGE_BATCH` jobs."""
+        if dry_run:
+            with self._database.translated():
+                rows = self._database.connection().execute(FINISHED_QUERY, (before, max(limit, 0))).fetchall()
+            return Removed(len(rows), sum(row[1] for row in rows))
+        removed = Removed()
+        while removed.count < limit:
+            batch = self._purge_batch(before, min(PURGE_BATCH, limit - removed.count))
+            removed = Removed(removed.count + batch.count, removed.bytes + batch.bytes)
+            if batch.count < PURGE_BATCH:
+                break
+        return removed
+
+    def compact(self) -> int:
+        """``PRAGMA incremental_vacuum`` and a truncating checkpoint: the bytes the file and its log shrank by."""
+        return self._database.compact()
+
     def close(self) -> None:
         self._database.close()
+
+    def _purge_batch(self, before: float, limit: int) -> Removed:
+        with self._database.transaction() as connection:
+            rows = connection.execute(FINISHED_QUERY, (before, limit)).fetchall()
+            connection.executemany("DELETE FROM jobs WHERE id = ?", [(row[0],) for row in rows])
+        return Removed(len(rows), sum(row[1] for row in rows))
 
     def _why_unchanged(self, job: Job) -> NotFound | Conflict:
         with self._database.translated():
@@ -178,6 +220,13 @@ class SqliteJobStore:
         if row is None:
             return NotFound(f"no job {job.id!r}")
         return Conflict(f"job {job.id!r} is at version {row[0]}, not {job.version}")
+
+
+def _finished(job: Job) -> float | None:
+    """When ``job`` finished, once it is final with nothing left to check (else ``None``)."""
+    if not job.terminal or job.check_at is not None:
+        return None
+    return job.finished_at if job.finished_at is not None else job.updated_at
 
 
 def _dump(job: Job) -> str:

@@ -6,7 +6,10 @@ while that receipt is still the current one. A receipt goes stale when the timeo
 out and another ``receive`` handed the message out again: acking with it is then a no-op
 (the newer holder owns the message), exactly as SQS ignores an old receipt handle.
 A message already received ``max_receives`` times is moved to the dead-letter queue
-(``<name>:dlq``) instead of being delivered again (SQS redrive policy).
+(``<name>:dlq``) instead of being delivered again (SQS redrive policy). An acknowledged message
+is deleted; :meth:`SqliteWorkQueue.expire` drops the ones nobody acknowledged in time, dead or
+not (SQS's message retention period): a message's id starts with the time it was sent, so the
+``(queue, id)`` index finds the old ones.
 
 Every queue on a file shares the ``messages`` table, keyed by ``(queue, id)``; several
 queues (and the event bus's subscriber queues) can live in one database. ``receive``
@@ -27,9 +30,9 @@ from typing import Any
 
 from handlers.adapters.local.sqlite import SqliteDatabase
 from handlers.base.errors import QueueError
-from handlers.ports import Message
+from handlers.ports import Message, Removed
 
-__all__ = ["DLQ_SUFFIX", "SCHEMA", "SqliteWorkQueue", "enqueue"]
+__all__ = ["DLQ_SUFFIX", "SCHEMA", "SqliteWorkQueue", "enqueue", "id_bound", "message_id"]
 
 DLQ_SUFFIX = ":dlq"
 SCHEMA = """
@@ -49,27 +52,40 @@ CREATE INDEX IF NOT EXISTS messages_visible ON messages (queue, visible_at, seq)
 
 
 _dump = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(…, separators=…) without a new encoder per call
+_EXPIRED = ("SELECT seq, length(CAST(body AS BLOB)) FROM messages WHERE queue IN (?, ?) AND id < ? AND sent_at < ?"
+            " LIMIT ?")
 _INSERT = ("INSERT INTO messages (queue, id, body, visible_at, receive_count, sent_at)"
            " VALUES (?, ?, ?, ?, 0, ?)")
 
 
-def message_id() -> str:
-    """A new message id: a UUIDv7 as 32 hex digits (milliseconds since the epoch, then 74 random bits).
+def message_id(now: float | None = None) -> str:
+    """A new message id: a UUIDv7 as 32 hex digits (milliseconds since the epoch at ``now``, by default the
+    time of day, then 74 random bits).
 
     Ids that grow with time land at the end of the ``(queue, id)`` index instead of at random
     places in it, so an insert dirties one index page rather than a fresh one each time (random
-    ids made the insert cost grow with the table).
+    ids made the insert cost grow with the table); and the ids of the messages sent before a time
+    are one range of that index (:func:`id_bound`).
     """
     rand = int.from_bytes(os.urandom(10), "big")
-    value = ((time.time_ns() // 1_000_000) << 80 | 0x7 << 76 | (rand >> 68) << 64
-             | 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF)
+    millis = time.time_ns() // 1_000_000 if now is None else _millis(now)
+    value = (millis << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & 0x3FFF_FFFF_FFFF_FFFF)
     return f"{value:032x}"
+
+
+def id_bound(before: float) -> str:
+    """Every id :func:`message_id` made for a time before ``before`` (to the millisecond) sorts below this."""
+    return f"{_millis(before) << 80:032x}"
+
+
+def _millis(seconds: float) -> int:
+    return min(max(int(seconds * 1000), 0), (1 << 48) - 1)
 
 
 def enqueue(connection: sqlite3.Connection, queue: str, body: Mapping[str, Any], *,
             now: float, delay: float = 0.0) -> str:
     """Insert one message into ``queue`` on ``connection`` (inside the caller's transaction, if any)."""
-    new_id = message_id()
+    new_id = message_id(now)
     connection.execute(_INSERT, (queue, new_id, _dump(body), now + max(delay, 0.0), now))
     return new_id
 
@@ -106,7 +122,7 @@ class SqliteWorkQueue:
     def send_batch(self, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
         """Every body in one transaction: one commit for the lot."""
         now = self._clock()
-        ids = [message_id() for _ in bodies]
+        ids = [message_id(now) for _ in bodies]
         rows = [(self.name, new_id, _dump(body), now, now) for new_id, body in zip(ids, bodies, strict=True)]
         with self._database.transaction() as connection:
             connection.executemany(_INSERT, rows)
@@ -163,6 +179,19 @@ class SqliteWorkQueue:
                 " FROM messages WHERE queue IN (?1, ?2)",
                 (self.name, self.dead_letter_name, self._clock())).fetchone()
         return {"visible": int(visible), "in_flight": int(hidden), "dead": int(dead)}
+
+    def expire(self, before: float, *, limit: int = 1000, dry_run: bool = False) -> Removed:
+        """Delete up to ``limit`` messages of the queue and its DLQ sent before ``before``: one range of the
+        ``(queue, id)`` index each, in one transaction; ``bytes`` counts their bodies."""
+        found = (self.name, self.dead_letter_name, id_bound(before), before, max(limit, 0))
+        if dry_run:
+            with self._database.translated():
+                rows = self._database.connection().execute(_EXPIRED, found).fetchall()
+        else:
+            with self._database.transaction() as connection:
+                rows = connection.execute(_EXPIRED, found).fetchall()
+                connection.executemany("DELETE FROM messages WHERE seq = ?", [(row[0],) for row in rows])
+        return Removed(len(rows), sum(row[1] for row in rows))
 
     def close(self) -> None:
         """Close the connections this queue opened (not those of a shared ``database``)."""

@@ -9,6 +9,12 @@ except a full disk (``SQLITE_FULL``, or ``ENOSPC``/``EDQUOT``/``EFBIG`` from the
 which leaves as :class:`~handlers.base.errors.StorageFull`. No message names the database file:
 messages may reach an API answer, and the file's path is the operator's business (it stays on
 the chained original exception, which the log shows).
+
+A new file is made with ``auto_vacuum = INCREMENTAL``, so the pages that deletes free can be given
+back to the file system (:meth:`SqliteDatabase.compact`). A file made before that (``auto_vacuum``
+``NONE``) is switched when it is opened by one ``VACUUM``, a copy of the whole file, if it is at most
+:data:`SWITCH_LIMIT` bytes; a larger one is left as it is (a warning says so) until it is switched by
+hand, with the relay stopped (``docs/operations.md``, Retention).
 """
 
 from __future__ import annotations
@@ -24,10 +30,15 @@ from pathlib import Path
 
 from handlers.adapters.local.disk import describe, is_full, storage_full
 from handlers.base.errors import RelayError
+from handlers.base.logs import get_logger
 
-__all__ = ["BUSY_TIMEOUT", "SqliteDatabase"]
+__all__ = ["BUSY_TIMEOUT", "SWITCH_LIMIT", "SqliteDatabase"]
 
 BUSY_TIMEOUT = 10.0
+SWITCH_LIMIT = 64 * 1024 * 1024
+INCREMENTAL = 2  # PRAGMA auto_vacuum's answer for INCREMENTAL
+
+log = get_logger(__name__)
 
 
 class _Slot:
@@ -123,6 +134,20 @@ class SqliteDatabase:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
 
+    def compact(self) -> int:
+        """Give the file's free pages back (``PRAGMA incremental_vacuum``), then fold the write-ahead log into
+        the file and truncate it; the bytes by which the file and its log shrank."""
+        with self.translated():
+            before = self.size()
+            connection = self.connection()
+            connection.executescript("PRAGMA incremental_vacuum;")  # execute() would free one page per step
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            return max(before - self.size(), 0)
+
+    def size(self) -> int:
+        """The bytes of the file and of its write-ahead log."""
+        return sum(_file_size(Path(f"{self.path}{suffix}")) for suffix in ("", "-wal"))
+
     def close(self) -> None:
         """Close every connection this process opened through this instance; later use reopens."""
         with self._lock:
@@ -150,12 +175,15 @@ class SqliteDatabase:
     def _configure(self, connection: sqlite3.Connection) -> None:
         connection.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         with _SETUP_LOCK:  # threads of one process switch a fresh file to WAL one at a time
+            if not self._schema_ready:
+                connection.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes on a new file only: before WAL
             _use_wal(connection, self._busy_timeout)
         connection.execute("PRAGMA synchronous = NORMAL")
         if not self._schema_ready:
             connection.executescript(self._schema)
             if self._migrate is not None:
                 self._migrate(connection)
+            _switch_to_incremental(connection, self.size())
             self._schema_ready = True
 
 
@@ -182,6 +210,34 @@ def _use_wal(connection: sqlite3.Connection, patience: float) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def _switch_to_incremental(connection: sqlite3.Connection, size: int) -> None:
+    """Give a file made without incremental vacuum that mode, by one ``VACUUM``, if it is small enough to copy
+    at once; a busy file is left for the next open."""
+    (mode,) = connection.execute("PRAGMA auto_vacuum").fetchone()
+    if mode == INCREMENTAL:
+        return
+    if size > SWITCH_LIMIT:
+        log.warning("storage.vacuum_needed", size=size,
+                    note="the database cannot give freed space back until it is switched by hand "
+                         "(docs/operations.md, Retention)")
+        return
+    try:
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        connection.execute("VACUUM")
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.OperationalError as exc:
+        log.info("storage.vacuum_deferred", reason=str(exc))
+    else:
+        log.info("storage.vacuum_switched", size=size)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _release(lock: threading.Lock, opened: dict[int, tuple[int, sqlite3.Connection]],
