@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import urlencode
 
 from handlers.app.relay import Relay
 from handlers.base.errors import InvalidRequest, NotFound, RelayError, Violation
@@ -172,15 +172,6 @@ def total_violations(lengths: Sequence[float | None], references: References) ->
 
 # --- files of published jobs, for EvoLink ---------------------------------------------------------
 
-def _key_of(job: Job, uri: str) -> str:
-    """The blob key of a file the job lists by URI (``s3://bucket/jobs/…``, ``file:///…/jobs/…``)."""
-    marker = f"/{_FILE_KEY_PREFIX}{job.id}/"
-    at = uri.rfind(marker)
-    if at < 0:
-        raise ReferenceUnavailable(f"job {job.id} lists {uri!r}, which is not one of its files")
-    return unquote(uri[at + 1:])
-
-
 def _file_key(job: Job, reference: JobReference) -> str:
     output = _output(job, reference)
     if output is None:
@@ -188,11 +179,9 @@ def _file_key(job: Job, reference: JobReference) -> str:
                                    f"{reference.part} is not one of them")
     if not reference.is_frame:
         return output.key
-    frames = getattr(output, "frames", None) or {}
-    uri = frames.get(reference.part) if isinstance(frames, Mapping) else None
-    if not isinstance(uri, str):
-        raise ReferenceUnavailable(f"job {job.id} has no {reference.part} picture")
-    return _key_of(job, uri)
+    if reference.part not in (output.frames or {}):
+        raise ReferenceUnavailable(f"job {job.id} has no {reference.part} picture (its video was not read)")
+    return output.frame_key(reference.part)
 
 
 def job_file_url(relay: Relay, key: str, *, ttl: int) -> str:

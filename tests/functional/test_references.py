@@ -169,3 +169,17 @@ def test_the_reconciler_leaves_a_job_waiting_while_its_dependency_runs(
     assert counts.get("waiting") == 1
     again = relay.jobs.get(second.id)
     assert again.status is JobStatus.WAITING and again.check_at == clock.now() + 60
+
+
+@pytest.mark.xfail(strict=True, reason="ingest does not describe outputs (handlers.usecases.media) yet: no pictures")
+def test_a_last_frame_reference_sends_the_stored_picture_beside_the_video(relay: Relay, provider: FakeProvider) -> None:
+    first = finish(relay, provider, submit(relay, T2V))
+    request = {"model": "seedance-2.0-image-to-video", "prompt": "go on from here", "duration": 4,
+               "quality": "480p", "image_urls": [f"job://{first.id}/last-frame"]}
+    second = submit(relay, request)
+    assert second.status is JobStatus.SUBMITTED
+    url = urlsplit(provider.creates[-1]["image_urls"][0])
+    query = parse_qs(url.query)
+    key = check_job_file_url(relay, url.path.removeprefix("/v1/job-files/"), query["expires"][0], query["sig"][0])
+    assert key == first.outputs[0].frame_key("last-frame")
+    assert b"".join(relay.blobs.read(key))[:3] == b"\xff\xd8\xff"  # a JPEG
