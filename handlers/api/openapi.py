@@ -12,6 +12,7 @@ from typing import Any
 from handlers import __version__
 from handlers.api.session import COOKIE_NAME
 from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
+from handlers.domain.jobrequest import CANCEL_AFTER_MAX
 from handlers.domain.jobs import JobStatus
 from handlers.domain.tenancy import TENANT_PATTERN, Role
 from handlers.tooling.event_schemas import TIME_PATTERN
@@ -72,6 +73,9 @@ def _schemas() -> dict[str, Any]:
                 "content_filter": {"type": "boolean"},
                 "model_params": {"type": "object"},
                 "metadata": {"type": "object", "description": "carried into every event"},
+                "cancel_after": {"type": "integer", "minimum": 1, "maximum": CANCEL_AFTER_MAX,
+                                 "description": "seconds: a job that has not ended by then is cancelled (reason "
+                                                "`deadline`), as `DELETE /v1/jobs/{job_id}` would"},
             },
         },
         "Output": {"type": "object", "properties": {
@@ -100,7 +104,14 @@ def _schemas() -> dict[str, Any]:
             "outputs": {"type": "array", "items": {"$ref": "#/components/schemas/Output"}},
             "event_ids": {"type": "array", "items": {"type": "string"}},
             "metadata": {"type": "object"},
-            "idempotency_key": {"type": ["string", "null"]}}},
+            "idempotency_key": {"type": ["string", "null"]},
+            "attempts": {"type": "array", "description": "every EvoLink task of the job, oldest first: each one that "
+                         "failed with a code that says try again (`task_id`, `code`, `message`, `failed_at`), then "
+                         "the current one (`task_id`)", "items": {"type": "object", "required": ["task_id"]}},
+            "deadline_at": {**_TIME, "type": ["string", "null"],
+                            "description": "when it is cancelled if it has not ended (`cancel_after`)"},
+            "at_risk_at": {**_TIME, "type": ["string", "null"],
+                           "description": "when `job.at_risk` went out: its completed result was not copied in time"}}},
         "Upload": {"type": "object", "properties": {
             "key": {"type": "string"}, "url": {"type": "string"}, "expires_at": {"type": "integer"},
             "size": {"type": "integer"}, "sha256": {"type": "string"}, "content_type": {"type": "string"},
@@ -133,6 +144,8 @@ def _schemas() -> dict[str, Any]:
                 "code": {"type": "string"}, "message": {"type": "string"},
                 "declared": {"type": "string", "description": "415: the Content-Type sent"},
                 "detected": {"type": ["string", "null"], "description": "415: the type the bytes show"},
+                "status": {"type": "string", "description": "409 `job_ended`: the job's status"},
+                "outcome": {"type": ["string", "null"], "description": "409 `job_ended`: its recorded outcome"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
                     "field": {"type": "string"}, "code": {"type": "string"},
                     "message": {"type": "string"}}}}}}}},
@@ -200,7 +213,8 @@ def _job_paths() -> dict[str, Any]:
         "/v1/jobs/{job_id}": {"get": {
             "summary": "One job", "operationId": "getJob", "tags": ["jobs"], "security": _SECURED,
             "parameters": [_path_param("job_id")],
-            "responses": {"200": _response("the job", job), **_errors(401, 404, 500)}}},
+            "responses": {"200": _response("the job", job), **_errors(401, 404, 500)}},
+            "delete": _cancel_operation(job)},
         "/v1/jobs/{job_id}/outputs/{index}": {"get": {
             "summary": "A stored output of a job (its `url`); Range requests served",
             "operationId": "getJobOutput", "tags": ["jobs"], "security": _VIEWER,
@@ -233,6 +247,21 @@ def _job_paths() -> dict[str, Any]:
                            {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": _response("the file"), **_errors(404, 500)}}},
     }
+
+
+def _cancel_operation(job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": "Cancel a job that has not ended (a submitter or admin key)", "operationId": "cancelJob",
+        "tags": ["jobs"], "security": _SECURED, "parameters": [_path_param("job_id")],
+        "description": "A job that is `accepted`, `queued` or `waiting` is cancelled at once. A `submitted` or "
+                       "`processing` job is cancelled by abandoning its task: EvoLink has no cancel call, so the "
+                       "task runs on there and **EvoLink may still bill it**. The job becomes `cancelled` (its "
+                       "error's `reason` is `caller`) and publishes one `job.cancelled` event; a callback that "
+                       "comes later is recorded, never stored. Jobs waiting for it fail with `dependency_failed`.",
+        "responses": {"200": _response("the job, now cancelled", job), **_errors(401, 403, 404),
+                      "409": _response("`job_ended`: the job has ended, or its outcome is recorded (`status` and "
+                                       "`outcome` say which); nothing changed", _ERROR),
+                      **_errors(500)}}
 
 
 def _key_paths() -> dict[str, Any]:

@@ -136,6 +136,8 @@ def _responses(operation: Mapping[str, Any]) -> list[str]:
 
 def _operation(openapi: Mapping[str, Any], path: str, method: str, operation: Mapping[str, Any]) -> list[str]:
     lines = [f"## `{method.upper()} {path}`", "", operation.get("summary", ""), ""]
+    if "description" in operation:
+        lines += [operation["description"], ""]
     if "operationId" in operation:
         lines += [f"**Operation id:** `{operation['operationId']}`", ""]
     lines += [f"**Auth:** {_auth(openapi, operation)}", "", "**Parameters**", ""]
