@@ -139,3 +139,19 @@ def test_a_missing_table_is_the_projects_storage_error(clients: AwsClients, name
     assert raised.value.code == "missing_resource"
     with pytest.raises(StorageError, match="read the usage of tenant 'acme'"):
         ledger.usage("acme", DAY)
+
+
+def test_the_budgets_read_is_kept_for_config_ttl_and_a_change_through_the_ledger_applies_at_once(
+        clients: AwsClients, jobs: DynamoJobStore) -> None:
+    now = [1000.0]
+    ledger = DynamoBudgetLedger(clients.dynamodb, jobs.table, clock=lambda: now[0], config_ttl=10.0)
+    other = DynamoBudgetLedger(clients.dynamodb, jobs.table)
+    calls = Calls(clients.dynamodb)
+    assert ledger.budgets() == {} and ledger.budgets() == {}
+    assert calls.names().count("GetItem") == 1
+    other.set_budget("acme", Budget(50.0, Per.DAY))
+    assert ledger.budgets() == {}  # set elsewhere: seen once the kept read is older than config_ttl
+    now[0] += 10.0
+    assert ledger.budgets() == {"acme": Budget(50.0, Per.DAY)}
+    ledger.set_budget("acme", Budget(7.0, Per.MONTH))
+    assert ledger.budgets() == {"acme": Budget(7.0, Per.MONTH)}
