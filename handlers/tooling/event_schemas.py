@@ -31,7 +31,9 @@ _WHEN = {
     "failed": "EvoLink failed the task, or its result could not be copied (expired or unsafe link, "
               "no results, task not found, not a playable MP4), or its video failed a check with "
               "RELAY_OUTPUT_CHECKS=strict.",
-    "cancelled": "EvoLink cancelled the task (status `cancelled`, or `failed` with `request_cancelled`).",
+    "cancelled": "Its caller cancelled it (DELETE /v1/jobs/{id}; error.reason caller), its cancel_after deadline "
+                 "passed (error.reason deadline), or EvoLink cancelled the task (status `cancelled`, or `failed` "
+                 "with `request_cancelled`).",
     "expired": "No final answer arrived within RELAY_EXPIRE_AFTER seconds of the job's creation.",
     "rejected": "EvoLink refused the create call (HTTP 4xx other than 429), or a request from the "
                 "requests queue broke a validation rule.",
@@ -135,6 +137,11 @@ def _error() -> dict[str, Any]:
             "type": {"type": ["string", "null"], "description": "EvoLink's error.type (failed, cancelled)."},
             "status": {"type": ["integer", "null"], "description": "EvoLink's HTTP status (rejected)."},
             "provider_code": {"type": "string", "description": "EvoLink's error code of the create call (rejected)."},
+            "reason": {"type": "string", "enum": ["caller", "deadline"],
+                       "description": "Who cancelled the job (cancelled by the relay): its caller, or its deadline."},
+            "abandoned_task_id": {"type": ["string", "null"],
+                                  "description": "The task left running at EvoLink when a running job was cancelled "
+                                                 "(EvoLink may still bill it)."},
             "errors": {"type": "array", "items": violation,
                        "description": "Every broken rule (rejected by validation)."},
             "output": {"type": "integer", "minimum": 0,
