@@ -1,4 +1,4 @@
-"""``seedance-relay jobs list|show`` (through the API) and ``dlq list|redrive`` (on the backend)."""
+"""``seedance-relay jobs list|show|cancel`` (through the API) and ``dlq list|redrive`` (on the backend)."""
 
 from __future__ import annotations
 
@@ -88,6 +88,23 @@ def show_job(job_id: str, relay_url: str | None, api_key: str | None) -> None:
     client = relay_client(relay_url, api_key)
     try:
         click.echo(json.dumps(client.call("GET", f"/v1/jobs/{job_id}"), indent=2))
+    finally:
+        client.close()
+
+
+@jobs.command("cancel", short_help="Cancel a job that has not ended.")
+@click.argument("job_id")
+@_relay_url
+@_api_key
+def cancel_job(job_id: str, relay_url: str | None, api_key: str | None) -> None:
+    """Cancel JOB_ID (DELETE /v1/jobs/JOB_ID) and print it, now cancelled, as JSON.
+
+    A queued or waiting job is cancelled at once; a running one by abandoning its task, which EvoLink
+    may still bill (it has no cancel call). A job that has ended is refused (409 job_ended, exit 1).
+    """
+    client = relay_client(relay_url, api_key)
+    try:
+        click.echo(json.dumps(client.call("DELETE", f"/v1/jobs/{job_id}"), indent=2))
     finally:
         client.close()
 
