@@ -13,6 +13,7 @@ from handlers.adapters.local import SqliteEventBus
 from handlers.app.settings import Settings
 from handlers.app.wiring import build_event_log, build_ports, subscriber_filters
 from handlers.base.errors import InvalidRequest
+from handlers.base.logs import configure
 from handlers.domain.jobs import rfc3339
 from handlers.usecases.replay import ReplayRequest, ReplaySummary, parse_since, replay
 
@@ -80,6 +81,7 @@ def replay_command(subscriber: str, since: str | None, types: tuple[str, ...], t
                    data_dir: Path | None) -> None:
     """Re-deliver the logged events a subscriber receives to its queue (or its webhook), in their
     original order and with their original ids, then print how many and the first and last times."""
+    configure("warning")  # stdout is the summary; logs (warnings and worse) go to stderr
     settings = Settings.from_env(data_dir=data_dir)
     now = time.time()
     request = ReplayRequest(subscriber, since=_since(since, now), types=types, tenant=tenant)
