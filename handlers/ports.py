@@ -129,11 +129,14 @@ class BlobStore(Protocol):
     """
 
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
-                   metadata: Mapping[str, str] | None = None) -> StoredObject:
+                   metadata: Mapping[str, str] | None = None, only_new: bool = False) -> StoredObject:
         """Stream ``chunks`` into ``key`` (all or nothing) and return its size and sha256.
 
         When ``chunks`` also has ``readinto`` (:class:`SupportsReadinto`), a store may read
         through that instead, into buffers of its own, and skip copying every chunk.
+        ``only_new``: the caller expects nothing at ``key`` (it just looked, or the key is its own); if
+        something is there after all, it is kept and returned instead, and the stream is discarded. A
+        store may then skip looking before it writes.
         """
         ...
 

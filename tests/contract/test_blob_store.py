@@ -82,6 +82,22 @@ def test_read_range_returns_the_bytes_of_the_range_and_fewer_at_the_end(blob_sto
         blob_store.read_range("jobs/job_x/missing.mp4", 0, 10)
 
 
+def test_only_new_stores_on_an_empty_key_and_keeps_what_is_there_otherwise(blob_store: BlobStore) -> None:
+    first = blob_store.put_stream(KEY, [b"first"], content_type="video/mp4", only_new=True)
+    assert (first.size, first.sha256) == (5, hashlib.sha256(b"first").hexdigest())
+    kept = blob_store.put_stream(KEY, [b"second, longer"], content_type="video/mp4", only_new=True)
+    assert (kept.size, kept.sha256) == (first.size, first.sha256)
+    assert b"".join(blob_store.read(KEY)) == b"first"
+    assert blob_leftovers(blob_store) == []
+
+
+def test_only_new_keeps_the_object_there_when_the_stream_is_many_parts_long(blob_store: BlobStore) -> None:
+    blob_store.put_stream(KEY, [b"first"], content_type="video/mp4")
+    kept = blob_store.put_stream(KEY, random_chunks(5 * 1024 * 1024 + 7), content_type="video/mp4", only_new=True)
+    assert kept.size == 5 and b"".join(blob_store.read(KEY)) == b"first"
+    assert blob_leftovers(blob_store) == []
+
+
 def test_put_stream_replaces_an_existing_object_whole(blob_store: BlobStore) -> None:
     blob_store.put_stream(KEY, [b"a" * 1000], content_type="text/plain")
     stored = blob_store.put_stream(KEY, [b"b", b"c"], content_type="video/mp4")

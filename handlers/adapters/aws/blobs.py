@@ -123,9 +123,12 @@ class S3BlobStore:
         self.kms_key_id = kms_key_id
 
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
-                   metadata: Mapping[str, str] | None = None) -> StoredObject:
+                   metadata: Mapping[str, str] | None = None, only_new: bool = False) -> StoredObject:
+        """``only_new`` sends ``If-None-Match: *`` without a ``HeadObject`` first: an object already there
+        wins, as a racing writer would."""
         check_key(key)
-        upload = _Upload(self._client, self, key, content_type, dict(metadata or {}), self._condition(key))
+        condition = {"IfNoneMatch": "*"} if only_new else self._condition(key)
+        upload = _Upload(self._client, self, key, content_type, dict(metadata or {}), condition)
         try:
             if isinstance(chunks, SupportsReadinto):
                 upload.fill(chunks)

@@ -45,11 +45,14 @@ class FolderBlobStore:
         self.root = Path(root).resolve()
 
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
-                   metadata: Mapping[str, str] | None = None) -> StoredObject:
-        """Errors raised by ``chunks`` reach the caller as they are; disk errors as ``StorageError``."""
+                   metadata: Mapping[str, str] | None = None, only_new: bool = False) -> StoredObject:
+        """Errors raised by ``chunks`` reach the caller as they are; disk errors as ``StorageError``.
+        ``only_new``: an object already at ``key`` is kept and returned."""
         target = self._path(key)
         with _staged(target.parent, key) as (handle, temp):
             size, digest = _copy(chunks, handle, key)
+            if only_new and (existing := self.head(key)) is not None:
+                return existing
             sidecar = {"content_type": content_type, "metadata": dict(metadata or {}),
                        "size": size, "sha256": digest}
             with _disk_errors(key):
