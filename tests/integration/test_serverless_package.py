@@ -411,8 +411,9 @@ def test_table_has_its_indexes_ttl_recovery_and_encryption(packaged: Packaged) -
     assert indexes["created-index"][0] == [("kind", "HASH"), ("created_key", "RANGE")]
     assert indexes["status-index"][0] == [("status", "HASH"), ("created_key", "RANGE")]
     assert indexes["tenant-index"][0] == [("tenant", "HASH"), ("created_key", "RANGE")]
+    assert indexes["event-log-index"][0] == [("log_day", "HASH"), ("log_key", "RANGE")]
     assert types == {"id": "S", "due_shard": "S", "check_at": "N", "kind": "S", "created_key": "S", "status": "S",
-                     "tenant": "S"}
+                     "tenant": "S", "log_day": "S", "log_key": "S"}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"]["SSEEnabled"] is True
