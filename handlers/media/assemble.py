@@ -19,14 +19,18 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from handlers.base.errors import NotFound
 from handlers.media.facts import MediaFacts, MediaSource, UnplayableOutput, open_media, read_facts
+from handlers.media.ranged import blob_source
 
 if TYPE_CHECKING:
     import av.audio.stream
     import av.container
     import av.video.stream
 
-__all__ = ["REENCODE", "REMUX", "Assembly", "assemble"]
+    from handlers.ports import BlobStore
+
+__all__ = ["REENCODE", "REMUX", "Assembly", "assemble", "assemble_blobs"]
 
 REMUX = "remux"
 REENCODE = "reencode"
@@ -67,6 +71,18 @@ def assemble(sources: Sequence[MediaSource], target: Path) -> Assembly:
     if reason is not None:
         _reencode(sources, target, parts)
     return Assembly(REMUX if reason is None else REENCODE, reason, read_facts(target), parts)
+
+
+def assemble_blobs(blobs: BlobStore, keys: Sequence[str], target: Path) -> Assembly:
+    """:func:`assemble` the objects at ``keys``: read from their files where the store keeps them on this
+    machine, else through byte ranges. ``NotFound`` names a key that holds nothing."""
+    sources = []
+    for key in keys:
+        stored = blobs.head(key)
+        if stored is None:
+            raise NotFound(f"no object at {key!r} to assemble")
+        sources.append(blob_source(blobs, key, stored.size))
+    return assemble(sources, target)
 
 
 def _checked(index: int, source: MediaSource) -> MediaFacts:
