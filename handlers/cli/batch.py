@@ -22,6 +22,7 @@ import codecs
 import hashlib
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,29 +104,29 @@ def _bad(number: int, exc: InvalidRequest) -> BatchLine:
 
 
 class _EarlierJobs:
-    """The caller's jobs under the batch's keys, read once from every page of ``GET /v1/jobs`` when first asked."""
+    """The caller's jobs of batch lines by their key, read page by page from ``GET /v1/jobs`` as far as the
+    keys asked for need (once for the whole run)."""
 
-    def __init__(self, client: RelayClient, keys: set[str]) -> None:
-        self._client, self._keys = client, keys
+    def __init__(self, client: RelayClient) -> None:
+        self._client = client
         self._lock = threading.Lock()
-        self._jobs: dict[str, dict[str, Any]] | None = None
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._cursor: str | None = None
+        self._read_all = False
 
     def find(self, key: str) -> dict[str, Any] | None:
         with self._lock:
-            if self._jobs is None:
-                self._jobs = self._read()
-        return self._jobs.get(key)
+            while key not in self._jobs and not self._read_all:
+                self._next_page()
+            return self._jobs.get(key)
 
-    def _read(self) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        cursor: str | None = None
-        while True:
-            params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-            page = self._client.call("GET", "/v1/jobs", params=params)
-            found.update({job["idempotency_key"]: job for job in page["jobs"] if job["idempotency_key"] in self._keys})
-            cursor = page.get("next_cursor")
-            if not cursor or len(found) == len(self._keys):
-                return found
+    def _next_page(self) -> None:
+        params: dict[str, Any] = {"limit": 100, **({"cursor": self._cursor} if self._cursor else {})}
+        page = self._client.call("GET", "/v1/jobs", params=params)
+        self._jobs.update({job["idempotency_key"]: job for job in page["jobs"]
+                           if str(job.get("idempotency_key")).startswith(KEY_PREFIX)})
+        self._cursor = page.get("next_cursor")
+        self._read_all = not self._cursor
 
 
 @dataclass
@@ -138,7 +139,10 @@ class Batch:
     estimate: bool = False
     poll_every: float = 1.0
     stop: threading.Event = field(default_factory=threading.Event)
-    earlier: _EarlierJobs | None = None
+    earlier: _EarlierJobs = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.earlier = _EarlierJobs(self.client)
 
     def line(self, line: BatchLine) -> LineResult:
         """What became of ``line``: its job (or estimate), or the error the relay answered."""
@@ -152,7 +156,7 @@ class Batch:
             return job_result(line.number, self._followed(line.number, job) if self.wait else job)
         except RelayAnswer as exc:
             status = "rejected" if exc.status == 422 else "refused"  # 422: the provider rejected the job
-            return LineResult(line.number, status, code=str(exc.error.get("code")), message=exc.message)
+            return LineResult(line.number, status, code=str(exc.error.get("code")), message=_answer(exc.error))
         except (click.ClickException, httpx.HTTPError, OSError) as exc:
             message = exc.message if isinstance(exc, click.ClickException) else str(exc)
             return LineResult(line.number, "error", code="relay_error", message=message)
@@ -166,15 +170,15 @@ class Batch:
             if earlier is None:
                 raise
             job = earlier
-        if job["status"] not in FINAL:
-            self.report.changed(line.number, job)
+        if self.wait and job["status"] not in FINAL:
+            self.report.changed(line.number, job)  # without --wait, the line is done: finished() says it
         return job
 
     def _earlier(self, line: BatchLine, exc: RelayAnswer) -> dict[str, Any] | None:
         """The job an earlier run made for a line with local files (their upload URLs changed since)."""
         if exc.status != 409 or exc.error.get("code") != "idempotency_key_reused" or not line.files:
             return None
-        return None if self.earlier is None else self.earlier.find(line.key)
+        return self.earlier.find(line.key)
 
     def _followed(self, number: int, job: dict[str, Any]) -> dict[str, Any]:
         while job["status"] not in FINAL and not self.stop.wait(self.poll_every):
@@ -185,6 +189,13 @@ class Batch:
         return job
 
 
+def _answer(error: Mapping[str, Any]) -> str:
+    """An error answer on one line: its message, then each violation it lists that the message does not."""
+    message = str(error.get("message"))
+    violations = [f"{e.get('field')}: {e.get('message')}" for e in error.get("errors") or []]
+    return "; ".join([message, *(v for v in violations if v not in message)])
+
+
 def run_batch(batch: Batch, lines: list[BatchLine], concurrency: int) -> tuple[list[LineResult], bool]:
     """Every line's result in line order, at most ``concurrency`` lines in flight; and whether an interrupt
     (Ctrl-C) stopped the run early (lines not started then are ``not_sent``)."""
@@ -193,7 +204,6 @@ def run_batch(batch: Batch, lines: list[BatchLine], concurrency: int) -> tuple[l
     for result in results.values():
         batch.report.finished(result)
     runnable = [line for line in lines if line.problem is None]
-    batch.earlier = _EarlierJobs(batch.client, {line.key for line in runnable if line.files})
     pool = ThreadPoolExecutor(concurrency, thread_name_prefix="batch")
     futures: dict[Future[LineResult], BatchLine] = {pool.submit(batch.line, line): line for line in runnable}
     interrupted = False

@@ -91,7 +91,8 @@ def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) ->
 @click.option("--estimate", "only_estimate", is_flag=True,
               help="Print what the job would cost in credits (the relay's POST /v1/estimates) and submit nothing; "
                    "local files are still uploaded, so the relay can read their length.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines; the last one is the final job.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON lines; the last one is the final job (with --batch: one per line, then the summary).")
 @click.option("--relay-url", help="The relay [env RELAY_URL, default http://127.0.0.1:8000].")
 @click.option("--api-key", help="Bearer key [env RELAY_API_KEY].")
 def submit(file: Path | None, wait: bool, as_json: bool, relay_url: str | None, api_key: str | None,

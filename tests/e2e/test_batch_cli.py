@@ -8,6 +8,11 @@ twice; ``--wait`` ends with a summary of published and failed lines (with their 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,9 @@ from tests.support.logs import rendered_logs
 from tests.support.tenants import JOB_CREDITS, REQUEST, TenantStack, max_overlap, tenant_stack
 
 pytestmark = pytest.mark.e2e
+EXE = str(Path(sys.executable).with_name("seedance-relay"))
 T2V = {"model": "seedance-2.0-text-to-video", "duration": 4, "quality": "480p"}
+JOB_CREDITS_T2V = JOB_CREDITS  # 4 s of 480p costs the same with a reference image or without
 
 
 @pytest.fixture
@@ -148,9 +155,6 @@ def test_wait_summarises_published_and_failed_lines_with_codes_and_credits(tmp_p
                        f"{round(4 * JOB_CREDITS_T2V, 2):g} estimated"
 
 
-JOB_CREDITS_T2V = JOB_CREDITS  # 4 s of 480p, with or without a reference image
-
-
 def test_without_wait_each_line_is_reported_as_submitted(stack: TenantStack, tmp_path: Path) -> None:
     """Without --wait, the plain progress (not a terminal) names each line's job as accepted, and exit is 0."""
     path = batch_file(tmp_path / "shots.jsonl", kite(1), kite(2))
@@ -211,3 +215,25 @@ def test_estimate_prints_each_line_and_the_sum_and_submits_nothing(stack: Tenant
     assert table[4] == f"total: {four + eight:g} credits for 2 lines (estimate; nothing was submitted); " \
                        "1 failed (invalid_type 1)"
     assert stack.api("acme").get("/v1/jobs").json()["jobs"] == []
+
+
+def test_ctrl_c_stops_following_at_once_and_sends_no_more_lines(tmp_path: Path) -> None:
+    """SIGINT while --wait follows line 1 (a task of about a minute): the command ends within seconds with 130,
+    its summary shows line 1 as sent and lines 2 and 3 as not sent, and the sandbox got one task."""
+    with tenant_stack("local", tmp_path, speed=1.0) as stack:
+        path = batch_file(tmp_path / "shots.jsonl", *(kite(n) for n in range(1, 4)))
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("RELAY_", "EVOLINK_", "SANDBOX_"))},
+               "RELAY_URL": stack.url, "RELAY_API_KEY": stack.key_of("acme")}
+        proc = subprocess.Popen([EXE, "submit", "--batch", str(path), "--wait", "--concurrency", "1"], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - started < 5 and proc.returncode == 130, first + err
+        assert len(stack.sandbox_tasks()) == 1
+    assert first.startswith("line 1: job_") and first.rstrip().endswith(" submitted")
+    assert [row.split()[:2] for row in out.splitlines()[1:4]] == [["1", "submitted"], ["2", "not_sent"],
+                                                                  ["3", "not_sent"]]
+    assert "interrupted: the lines sent so far keep running" in err and "Traceback" not in err
