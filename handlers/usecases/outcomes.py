@@ -21,8 +21,9 @@ from typing import Any
 from handlers.app.relay import Relay
 from handlers.base.errors import Conflict, NotFound
 from handlers.base.logs import get_logger
-from handlers.domain.events import build_event
+from handlers.domain.events import SOURCE, build_event
 from handlers.domain.jobs import Job, JobStatus, Outcome
+from handlers.domain.storyboards import STORYBOARD_MODEL, build_storyboard_event
 from handlers.usecases.admission import ADMISSION_MESSAGE, finished, wait_in_queue
 from handlers.usecases.budget import settle_hold
 from handlers.usecases.references import NEVER_PUBLISHED
@@ -47,8 +48,10 @@ def conclude(relay: Relay, job: Job, outcome: Outcome, error: Mapping[str, Any] 
 
 
 def publish_outcome(relay: Relay, job: Job) -> Job:
-    """Settle what the job held, publish its outcome event (same id on every retry) and record it published."""
-    event = build_event(job, now=relay.clock())
+    """Settle what the job held, publish its outcome event (same id on every retry) and record it published.
+
+    A storyboard's own job publishes the storyboard's event (``storyboard.completed`` or ``storyboard.failed``)."""
+    event = _event(relay, job, relay.clock())
     if event["id"] in job.event_ids:
         return job
     _give_back(relay, job)
@@ -57,6 +60,12 @@ def publish_outcome(relay: Relay, job: Job) -> Job:
     published = relay.jobs.update(job.published(relay.clock(), event["id"]))
     wake_dependents(relay, published)
     return published
+
+
+def _event(relay: Relay, job: Job, now: float) -> dict[str, Any]:
+    if job.model == STORYBOARD_MODEL and job.storyboard is not None and job.shot is None:
+        return build_storyboard_event(job, now=now, source=SOURCE)
+    return build_event(job, now=now, presign=relay.blobs.presign)
 
 
 def wake_dependents(relay: Relay, job: Job) -> None:
