@@ -23,6 +23,8 @@ _TYPES: dict[str, Any] = {
     "callback_delay": click.FloatRange(min=0.0),
     "fail_rate": click.FloatRange(0.0, 1.0),
     "fail_code": str,
+    "wrong_output_rate": click.FloatRange(0.0, 1.0),
+    "wrong_output": str,
     "create_error_rate": click.FloatRange(0.0, 1.0),
     "download_delay": click.FloatRange(min=0.0),
     "url_ttl": click.FloatRange(min=0.0),

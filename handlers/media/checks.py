@@ -7,7 +7,7 @@ Each check is ``{name, ok, expected, actual}``:
 * ``resolution``: the requested ``quality`` (default 720p) against the video's ``WIDTHxHEIGHT``; ok when the
   pixel count is within 10 % of the quality's.
 * ``aspect_ratio``: the requested ratio (``16:9``…) against the video's (``16:9``, or ``1.25`` when it is no
-  named ratio); ok within 2 % of the ratio of EvoLink's frame for it at the quality. Not checked for
+  named ratio); ok within 2 % of that ratio or of EvoLink's frame for it at the quality. Not checked for
   ``adaptive`` (the default).
 * ``audio``: ``true`` against whether the video has an audio stream; checked only when ``generate_audio`` is
   true (the default).
@@ -86,10 +86,11 @@ def _aspect_ratio(facts: MediaFacts, ratio: str, quality: str) -> Check:
 
 
 def _near(value: float, quality: str, ratio: str) -> bool:
-    """Whether ``value`` is within tolerance of EvoLink's frame for ``ratio`` at ``quality`` (its 480p 9:16,
-    496x864, is itself 2 % off 9:16)."""
+    """Whether ``value`` is within tolerance of ``ratio`` itself or of EvoLink's frame for it at ``quality``
+    (its 480p 9:16, 496x864, is 2 % off 9:16)."""
+    named_width, named_height = (int(side) for side in ratio.split(":"))
     width, height = frame_size(quality, ratio)
-    return abs(value / (width / height) - 1) <= ASPECT_TOLERANCE
+    return any(abs(value / target - 1) <= ASPECT_TOLERANCE for target in (named_width / named_height, width / height))
 
 
 def _ratio_name(value: float, quality: str) -> str:

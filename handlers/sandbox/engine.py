@@ -52,6 +52,7 @@ from handlers.provider.evolink.task import new_task_id
 from handlers.sandbox import media
 from handlers.sandbox.callbacks import CallbackSender
 from handlers.sandbox.settings import SandboxSettings
+from handlers.sandbox.wrong import Render, wrong_kinds, wrong_render
 from handlers.usecases.estimate import Estimator, estimate_job, reference_prober
 
 __all__ = ["FAILURE_MESSAGES", "SandboxEngine", "SandboxTask", "estimate_seconds"]
@@ -97,6 +98,7 @@ class SandboxTask:
     base_url: str
     callback_url: str | None = None
     planned_failure: str | None = None
+    wrong_output: str | None = None  # how the result misses the request on purpose (handlers.sandbox.wrong)
     credits: float | None = None  # reserved at creation, used on completion; None in tasks saved before billing
     status: str = "pending"
     results: list[str] = field(default_factory=list)
@@ -164,6 +166,7 @@ class SandboxEngine:
         self._clock = clock
         self._rng = random.Random(settings.seed)
         self._failures = 0
+        self._wrongs = 0
         self.downloads = 0
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -222,13 +225,14 @@ class SandboxEngine:
         with self._lock:
             self._admit(credits, now)
             failure = self._next_failure() if self._rng.random() < self.settings.fail_rate else None
+            wrong = self._next_wrong() if failure is None and self._draw(self.settings.wrong_output_rate) else None
             task = SandboxTask(
                 id=new_task_id(now), model=str(request["model"]), owner=_owner(owner),
                 created=now, estimated_time=estimate_time, run_seconds=nominal / self.settings.speed,
                 duration=duration, quality=quality,
                 aspect_ratio=str(request.get("aspect_ratio", DEFAULTS["aspect_ratio"])),
                 audio=bool(request.get("generate_audio", True)), base_url=base_url.rstrip("/"),
-                callback_url=request.get("callback_url"), planned_failure=failure, credits=credits,
+                callback_url=request.get("callback_url"), planned_failure=failure, wrong_output=wrong, credits=credits,
             )
             self._tasks[task.id] = task
             self._schedule(task)
@@ -262,6 +266,16 @@ class SandboxEngine:
         codes = [c.strip() for c in self.settings.fail_code.split(",") if c.strip()] or ["service_error"]
         self._failures += 1
         return codes[(self._failures - 1) % len(codes)]
+
+    def _draw(self, rate: float) -> bool:
+        """A draw at ``rate``; none at all when it is 0, so seeded runs without the switch stay as they were."""
+        return rate > 0 and self._rng.random() < rate
+
+    def _next_wrong(self) -> str:
+        """``wrong_output`` may list several kinds: they are used in turn."""
+        kinds = wrong_kinds(self.settings.wrong_output)
+        self._wrongs += 1
+        return kinds[(self._wrongs - 1) % len(kinds)]
 
     def get(self, task_id: str, *, owner: str) -> dict[str, Any]:
         task = self._tasks.get(task_id)
@@ -324,8 +338,11 @@ class SandboxEngine:
         if task.planned_failure:
             task.status = "failed"
             return
-        path = media.render_result(duration=task.duration, quality=task.quality,
-                                   aspect_ratio=task.aspect_ratio, audio=task.audio,
+        render = wrong_render(Render(task.duration, task.quality, task.aspect_ratio, task.audio), task.wrong_output)
+        if task.wrong_output is not None:
+            log.info("sandbox.task.wrong_output", task_id=task.id, kind=task.wrong_output)
+        path = media.render_result(duration=render.duration, quality=render.quality,
+                                   aspect_ratio=render.aspect_ratio, audio=render.audio,
                                    cache_dir=self._dir / "media")
         task.media_path = str(path)
         task.results = [self._result_url(task)]

@@ -11,12 +11,14 @@ from typing import Any
 from handlers.app.knobs import default_of, knob, number, path, text, whole
 from handlers.base.errors import ConfigurationError
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, PriceTable
+from handlers.sandbox.wrong import WRONG_KINDS, wrong_kinds
 
 __all__ = ["SWITCHES", "SandboxSettings"]
 
 # The settings the CLI offers as flags of ``serve`` and ``sandbox`` (the others have their own options).
 _FLAGS = ("speed", "callback_drop", "callback_duplicate", "callback_delay", "fail_rate", "fail_code",
-          "create_error_rate", "download_delay", "url_ttl", "quota", "max_concurrency")
+          "wrong_output_rate", "wrong_output", "create_error_rate", "download_delay", "url_ttl", "quota",
+          "max_concurrency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,10 @@ class SandboxSettings:
     fail_rate: float = knob("SANDBOX_FAIL_RATE", 0.0, "probability that a task fails", number)
     fail_code: str = knob("SANDBOX_FAIL_CODE", "service_error", "error code(s) of failed tasks, comma-separated to "
                           "take turns ('cancelled' gives status cancelled)", text)
+    wrong_output_rate: float = knob("SANDBOX_WRONG_OUTPUT_RATE", 0.0, "probability that a completed task's video "
+                                    "does not match its request (see SANDBOX_WRONG_OUTPUT)", number)
+    wrong_output: str = knob("SANDBOX_WRONG_OUTPUT", ",".join(WRONG_KINDS), "how a wrong video is wrong: "
+                             f"{', '.join(WRONG_KINDS)}; comma-separated to take turns", text)
     create_error_rate: float = knob("SANDBOX_CREATE_ERROR_RATE", 0.0, "probability of 429/500/503 on create", number)
     download_delay: float = knob("SANDBOX_DOWNLOAD_DELAY", 0.0, "seconds before a result download starts", number)
     url_ttl: float = knob("SANDBOX_URL_TTL", 24 * 3600.0, "seconds result URLs stay valid", number)
@@ -50,13 +56,15 @@ class SandboxSettings:
 
     def __post_init__(self) -> None:
         _check(self.speed > 0, "speed", "must be greater than 0")
-        for name in ("callback_drop", "fail_rate", "create_error_rate"):
+        for name in ("callback_drop", "fail_rate", "wrong_output_rate", "create_error_rate"):
             _check(0.0 <= getattr(self, name) <= 1.0, name, "must be a probability from 0 to 1")
         _check(self.callback_duplicate >= 0, "callback_duplicate", "must be 0 or more")
         for name in ("callback_delay", "download_delay", "url_ttl"):
             _check(getattr(self, name) >= 0, name, "must be 0 or more seconds")
         _check(self.quota is None or self.quota >= 0, "quota", "must be 0 or more credits")
         _check(self.max_concurrency is None or self.max_concurrency >= 1, "max_concurrency", "must be 1 or more tasks")
+        unknown = sorted(set(wrong_kinds(self.wrong_output)) - set(WRONG_KINDS))
+        _check(not unknown, "wrong_output", f"names unknown kinds {unknown}: expected some of {', '.join(WRONG_KINDS)}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> SandboxSettings:

@@ -68,17 +68,21 @@ def test_every_sandbox_switch_reads_its_environment_variable() -> None:
     env = {"SANDBOX_SPEED": "5", "SANDBOX_CALLBACK_DROP": "0.5", "SANDBOX_CALLBACK_DUPLICATE": "2",
            "SANDBOX_CALLBACK_DELAY": "1.5", "SANDBOX_FAIL_RATE": "0.25", "SANDBOX_FAIL_CODE": "service_error",
            "SANDBOX_CREATE_ERROR_RATE": "0.1", "SANDBOX_DOWNLOAD_DELAY": "2", "SANDBOX_URL_TTL": "60",
-           "SANDBOX_QUOTA": "500", "SANDBOX_MAX_CONCURRENCY": "3"}
+           "SANDBOX_QUOTA": "500", "SANDBOX_MAX_CONCURRENCY": "3", "SANDBOX_WRONG_OUTPUT_RATE": "0.5",
+           "SANDBOX_WRONG_OUTPUT": "audio"}
     assert set(env) == {variable for variable, _ in SWITCHES.values()}
     settings = SandboxSettings.from_env(env)
     assert (settings.speed, settings.callback_drop, settings.callback_duplicate, settings.callback_delay,
             settings.fail_rate, settings.create_error_rate, settings.download_delay, settings.url_ttl,
-            settings.quota, settings.max_concurrency) == (5.0, 0.5, 2, 1.5, 0.25, 0.1, 2.0, 60.0, 500.0, 3)
+            settings.quota, settings.max_concurrency, settings.wrong_output_rate, settings.wrong_output) == (
+        5.0, 0.5, 2, 1.5, 0.25, 0.1, 2.0, 60.0, 500.0, 3, 0.5, "audio")
 
 
 @pytest.mark.parametrize(("env", "name"), [({"SANDBOX_SPEED": "0"}, "SANDBOX_SPEED"),
                                            ({"SANDBOX_FAIL_RATE": "2"}, "SANDBOX_FAIL_RATE"),
-                                           ({"SANDBOX_CALLBACK_DUPLICATE": "-1"}, "SANDBOX_CALLBACK_DUPLICATE")])
+                                           ({"SANDBOX_CALLBACK_DUPLICATE": "-1"}, "SANDBOX_CALLBACK_DUPLICATE"),
+                                           ({"SANDBOX_WRONG_OUTPUT_RATE": "1.5"}, "SANDBOX_WRONG_OUTPUT_RATE"),
+                                           ({"SANDBOX_WRONG_OUTPUT": "colour"}, "SANDBOX_WRONG_OUTPUT")])
 def test_bad_sandbox_switches_name_the_variable(env: dict[str, str], name: str) -> None:
     with pytest.raises(ConfigurationError, match=name):
         SandboxSettings.from_env(env)
