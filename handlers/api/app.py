@@ -26,6 +26,7 @@ from handlers.api.middleware import Observer, RequestLog
 from handlers.api.openapi import openapi_document
 from handlers.api.reference import reference_routes
 from handlers.api.responses import answering, client_disconnected, error_body, error_response, read_limited
+from handlers.api.storyboards import storyboard_routes
 from handlers.api.uploads import upload_routes
 from handlers.app.relay import Relay
 from handlers.base.errors import InvalidRequest, PayloadTooLarge, RelayError, Unauthorized
@@ -142,6 +143,7 @@ def create_app(relay: Relay, api_keys: ApiKeys, *, extra_routes: list[Route] | N
         Route("/openapi.json", openapi, methods=["GET"]),
         *upload_routes(relay, api_keys),
         *job_file_routes(relay),
+        *storyboard_routes(relay, api_keys),
         *key_routes(relay.keys, api_keys, relay.clock),
         *estimate_routes(relay, api_keys),
         *reference_routes(),
