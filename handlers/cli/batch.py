@@ -13,7 +13,7 @@ local file, is a new job.
 
 A line with local files is uploaded again on every run, and its upload URLs differ each time, so
 the relay answers the repeat ``409 idempotency_key_reused``: the job is then found among the
-caller's jobs by its key (``GET /v1/jobs``, read once).
+caller's jobs by its key (``GET /v1/jobs``, read page by page as far as needed, once a run).
 """
 
 from __future__ import annotations
