@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from handlers import __version__
+from handlers.api.openapi_storyboards import storyboard_paths, storyboard_schemas
 from handlers.api.session import COOKIE_NAME
 from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
 from handlers.domain.jobrequest import CANCEL_AFTER_MAX
@@ -111,7 +112,14 @@ def _schemas() -> dict[str, Any]:
             "deadline_at": {**_TIME, "type": ["string", "null"],
                             "description": "when it is cancelled if it has not ended (`cancel_after`)"},
             "at_risk_at": {**_TIME, "type": ["string", "null"],
-                           "description": "when `job.at_risk` went out: its completed result was not copied in time"}}},
+                           "description": "when `job.at_risk` went out: its completed result was not copied in time"},
+            "depends_on": {"type": "array", "items": {"type": "string"},
+                           "description": "the jobs whose outputs it names (`job://`) and waits for while `waiting`"},
+            "dependents": {"type": "array", "items": {"type": "string"},
+                           "description": "the jobs that waited for this one (woken by its event)"},
+            "storyboard": {"type": ["string", "null"], "description": "the storyboard it is part of"},
+            "shot": {"type": ["string", "null"],
+                     "description": "its shot in that storyboard (null for the storyboard's own job)"}}},
         "Upload": {"type": "object", "properties": {
             "key": {"type": "string"}, "url": {"type": "string"}, "expires_at": {"type": "integer"},
             "size": {"type": "integer"}, "sha256": {"type": "string"}, "content_type": {"type": "string"},
@@ -346,7 +354,7 @@ def _service_paths() -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    return {**_job_paths(), **_key_paths(), **_dashboard_paths(), **_service_paths()}
+    return {**_job_paths(), **storyboard_paths(), **_key_paths(), **_dashboard_paths(), **_service_paths()}
 
 
 @cache
@@ -357,7 +365,7 @@ def openapi_document() -> dict[str, Any]:
                  "description": "Seedance 2.0 jobs through EvoLink, with verified callbacks, "
                                 "durable copies and CloudEvents."},
         "paths": _paths(),
-        "components": {"schemas": _schemas(),
+        "components": {"schemas": {**_schemas(), **storyboard_schemas()},
                        "securitySchemes": {
                            "bearer": {"type": "http", "scheme": "bearer"},
                            "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME,
