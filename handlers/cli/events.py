@@ -22,7 +22,7 @@ __all__ = ["events"]
 
 @click.group()
 def events() -> None:
-    """Look at the events the relay published."""
+    """Look at the events the relay published, and re-deliver them to a subscriber."""
 
 
 @events.command(short_help="Print the events on the local bus as JSON lines.")

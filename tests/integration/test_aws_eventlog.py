@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from handlers.adapters.aws import AwsClients, AwsNames, DynamoEventLedger, SnsEventBus
-from handlers.adapters.aws.bootstrap import BootstrapResult, bootstrap
+from handlers.adapters.aws.bootstrap import BootstrapResult, bootstrap, ensure_table
 from handlers.adapters.aws.bus import LEDGER_PREFIX
 from handlers.adapters.aws.eventlog import DynamoEventLog
+from handlers.adapters.aws.jobs import EVENT_LOG_INDEX, TABLE_SPEC
 from handlers.base.errors import QueueError
 from tests.support.aws_calls import Calls
 from tests.support.fakes import Clock
@@ -84,4 +85,25 @@ def test_an_event_whose_publish_is_in_progress_is_not_in_the_log_until_recorded(
     during: list[Any] = []
     ledger.once(cloud_event("evt-1"), lambda _: during.append(log.page()))
     assert during == [([], None)]
+    assert [entry.event["id"] for entry in log.page()[0]] == ["evt-1"]
+
+
+def test_bootstrap_adds_the_event_log_index_to_a_table_made_without_it(
+        clients: AwsClients, names: AwsNames) -> None:
+    """A table made by a version before the event log gets the index, and events logged meanwhile are read."""
+    older = {key: value for key, value in TABLE_SPEC.items() if key != "TimeToLiveSpecification"}
+    older["GlobalSecondaryIndexes"] = [i for i in TABLE_SPEC["GlobalSecondaryIndexes"]
+                                       if i["IndexName"] != EVENT_LOG_INDEX]
+    older["AttributeDefinitions"] = [a for a in TABLE_SPEC["AttributeDefinitions"]
+                                     if a["AttributeName"] not in ("log_day", "log_key")]
+    clients.dynamodb.create_table(TableName=names.table, **older)
+    clock = Clock()
+    ledger = DynamoEventLedger(clients.dynamodb, names.table, clock=clock.now, sleep=clock.sleep)
+    ledger.once(cloud_event("evt-1"), lambda _: None)
+    ensure_table(clients.dynamodb, names.table)
+    ensure_table(clients.dynamodb, names.table)
+    indexes = clients.dynamodb.describe_table(TableName=names.table)["Table"]["GlobalSecondaryIndexes"]
+    log = DynamoEventLog(clients.dynamodb, names.table, clock=clock.now)
+    wanted = sorted(i["IndexName"] for i in TABLE_SPEC["GlobalSecondaryIndexes"])
+    assert sorted(i["IndexName"] for i in indexes) == wanted
     assert [entry.event["id"] for entry in log.page()[0]] == ["evt-1"]

@@ -87,16 +87,30 @@ def bootstrap(clients: AwsClients, names: AwsNames, subscribers: Mapping[str, Se
 
 
 def ensure_table(client: DynamoDBClient, table: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
-    """The job table as :data:`~handlers.adapters.aws.jobs.TABLE_SPEC` says, active, with TTL on."""
+    """The job table as :data:`~handlers.adapters.aws.jobs.TABLE_SPEC` says, active, with TTL on; a table made
+    by an older version gets the indexes it lacks, one at a time (as CloudFormation adds them)."""
     spec = copy.deepcopy(dict(TABLE_SPEC))
     ttl = spec.pop("TimeToLiveSpecification")
     with aws_errors(StorageError, f"create table {table!r}"):
         with contextlib.suppress(client.exceptions.ResourceInUseException):
             client.create_table(TableName=table, **spec)
         _wait_active(client, table, sleep)
+        _add_missing_indexes(client, table, spec, sleep)
         status = client.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
         if status.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
             client.update_time_to_live(TableName=table, TimeToLiveSpecification=ttl)
+
+
+def _add_missing_indexes(client: DynamoDBClient, table: str, spec: Mapping[str, Any],
+                         sleep: Callable[[float], None]) -> None:
+    present = {index["IndexName"] for index in
+               client.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])}
+    for index in spec["GlobalSecondaryIndexes"]:
+        if index["IndexName"] in present:
+            continue
+        client.update_table(TableName=table, AttributeDefinitions=spec["AttributeDefinitions"],
+                            GlobalSecondaryIndexUpdates=[{"Create": index}])
+        _wait_active(client, table, sleep)
 
 
 def _wait_active(client: DynamoDBClient, table: str, sleep: Callable[[float], None]) -> None:
