@@ -34,7 +34,7 @@ from handlers.api.auth import ApiKeys
 from handlers.api.dashboard import dashboard_routes
 from handlers.app.relay import Relay
 from handlers.app.settings import DEFAULT_EVOLINK_URL, Settings
-from handlers.app.wiring import build_relay, local_secret
+from handlers.app.wiring import build_event_log, build_relay, local_secret
 from handlers.base.logs import get_logger
 from handlers.domain.pricing import load_price_table
 from handlers.net.server import BackgroundServer, free_port
@@ -43,6 +43,7 @@ from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SandboxSettings
 from handlers.usecases import reconcile
+from handlers.usecases.retention import collect_garbage
 from handlers.usecases.work import handle_ingest_message
 from handlers.webhooks import WebhookDeliverer, build_deliverer, run_webhook_loop
 
@@ -51,6 +52,7 @@ __all__ = ["SANDBOX_PORT_FILE", "LocalRuntime", "run_worker_once"]
 log = get_logger(__name__)
 SANDBOX_HOST = "127.0.0.1"
 SANDBOX_PORT_FILE = "port"  # in the sandbox's data dir: the port the in-process sandbox serves on
+GC_FIRST_AFTER = 60.0  # seconds from start to the first clean-up pass (then every RELAY_GC_EVERY)
 
 
 def run_worker_once(relay: Relay, queue: WorkQueue, *, worker: str, wait: float = 1.0) -> int:
@@ -94,6 +96,7 @@ class LocalRuntime:
         for index in range(max(1, settings.worker_concurrency)):
             self._spawn(self._work_loop, f"ingest-{index}")
         self._spawn(self._reconcile_loop, "reconciler")
+        self._spawn(self._gc_loop, "gc")
         return self
 
     def _start_sandbox(self, settings: Settings) -> Settings:
@@ -161,6 +164,22 @@ class LocalRuntime:
                 reconcile(self.relay)
             except Exception:
                 log.exception("reconcile.failed")
+
+    def _gc_loop(self) -> None:
+        """The clean-up pass a minute after start (a relay restarted often still cleans up), then every
+        ``RELAY_GC_EVERY`` seconds."""
+        assert self.relay is not None
+        event_log, close_log = build_event_log(self.settings, self.relay.clock)
+        try:
+            wait = min(GC_FIRST_AFTER, self.settings.gc_every)
+            while not self._stop.wait(wait):
+                try:
+                    collect_garbage(self.relay, now=self.relay.clock(), event_log=event_log)
+                except Exception:
+                    log.exception("gc.failed")
+                wait = self.settings.gc_every
+        finally:
+            close_log()
 
     def stop(self) -> None:
         self._stop.set()

@@ -19,6 +19,7 @@ from handlers.base.errors import ConfigurationError, RelayError
 from handlers.cli.demo import demo
 from handlers.cli.docs import docs
 from handlers.cli.events import events
+from handlers.cli.gc import gc
 from handlers.cli.infra import infra
 from handlers.cli.jobs import dlq, jobs
 from handlers.cli.keys import keys
@@ -65,3 +66,4 @@ main.add_command(dlq)
 main.add_command(keys)
 main.add_command(tenants)
 main.add_command(docs)
+main.add_command(gc)

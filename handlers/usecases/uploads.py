@@ -1,7 +1,10 @@
 """Local files for references: stored in the blob store, handed to the provider as short-lived URLs.
 
 An upload is content-addressed within its tenant (``uploads/<tenant>/<sha256><ext>``), so a
-tenant sending the same file twice stores it once, and tenants never share an upload. The URL
+tenant sending the same file twice stores it once, and tenants never share an upload. Sending it
+again writes it again, so that its age, by which retention removes uploads
+(``RELAY_UPLOAD_URL_TTL`` + ``RELAY_UPLOAD_GRACE``, :mod:`handlers.usecases.retention`), starts over
+with its new URL. The URL
 the provider gets is the store's own presigned GET when it can make one (S3), or else a relay
 URL signed with the callback keys (purpose ``upload-url``).
 """
@@ -95,8 +98,7 @@ def store_upload(relay: Relay, data: bytes, content_type: str, *, ttl: int, tena
     base = content_type.split(";")[0].strip().lower()
     sha = hashlib.sha256(data).hexdigest()
     key = f"uploads/{tenant}/{sha}{EXTENSIONS[base]}"
-    if relay.blobs.head(key) is None:
-        relay.blobs.put_stream(key, [data], content_type=base, metadata={"source": "upload", "tenant": tenant})
+    relay.blobs.put_stream(key, [data], content_type=base, metadata={"source": "upload", "tenant": tenant})
     url, expires = upload_url(relay, key, ttl=ttl)
     return Upload(key=key, url=url, expires_at=expires, size=len(data), sha256=sha, content_type=base,
                   kind=limits.kind, tenant=tenant)
