@@ -11,11 +11,14 @@ Wire it with ``create_app(relay, api_keys, extra_routes=dashboard_routes(relay, 
 | ``GET /dashboard/summary?limit=&status=&tenant=`` | bearer or session | recent jobs, counts, queue depths, usage (1) |
 | ``GET /dashboard/jobs/{id}`` | bearer or session | one job: its row (tenant, credits, queue place), request, … (2) |
 | ``GET /v1/jobs/{id}/outputs/{index}`` | bearer or session | the stored file (Range-aware), or 307 to a presigned URL |
+| ``GET /v1/jobs/{id}/outputs/{index}/{role}`` | bearer or session | its poster, last frame or their thumbnails (3) |
 
 (1) A tenant's key sees its own jobs, counts and usage only; an admin's sees every tenant's jobs and counts,
 or ``tenant``'s, with a tenant column, and every tenant's usage. A job of another tenant is answered as one
 that does not exist. Queued jobs carry their place in the queue (``queue_position``).
-(2) The row's fields, then request, metadata, outputs (with their sha256), error and events.
+(2) The row's fields, then request, metadata, outputs (with their sha256, media facts, checks and picture
+routes), error and events. A row's output names its ``poster`` and ``poster_thumbnail`` routes when it has them.
+(3) :mod:`handlers.api.frames`: a JPEG, or 307 to a presigned URL, as for the videos.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from starlette.routing import Route
 
 from handlers.api.auth import ApiKeys
 from handlers.api.dashboard_view import COUNT_CAP, REFRESH_SECONDS, job_details, summarize
+from handlers.api.frames import frame_routes
 from handlers.api.listing import list_params, visible_job
 from handlers.api.responses import answering, error_response, read_limited, stored_file
 from handlers.api.session import Sessions, SessionTokens, same_origin, session_key
@@ -71,9 +75,9 @@ def refused_page(page: bytes) -> bytes:
 
 
 def content_security_policy(*, presigned_media: bool) -> str:
-    """The page's CSP: everything from us; media also from https when videos redirect to S3."""
+    """The page's CSP: everything from us; videos and pictures also from https when they redirect to S3."""
     media = "'self' https:" if presigned_media else "'self'"
-    return (f"default-src 'self'; media-src {media}; object-src 'none'; base-uri 'none'; "
+    return (f"default-src 'self'; media-src {media}; img-src {media}; object-src 'none'; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
 
 
@@ -113,6 +117,7 @@ class Dashboard:
             Route("/dashboard/summary", answering(self.summary), methods=["GET"]),
             Route("/dashboard/jobs/{job_id}", answering(self.details), methods=["GET"]),
             Route("/v1/jobs/{job_id}/outputs/{index:int}", answering(self.output), methods=["GET"]),
+            *frame_routes(self.relay, self.sessions.viewer),
         ]
 
     async def index(self, _: Request) -> Response:

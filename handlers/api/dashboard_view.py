@@ -15,7 +15,7 @@ from typing import Any
 
 from handlers.app.relay import Relay
 from handlers.domain.events import EVENT_TYPES, event_id
-from handlers.domain.jobs import Job, JobStatus, output_url, rfc3339
+from handlers.domain.jobs import Job, JobStatus, Output, output_url, rfc3339
 from handlers.usecases.admission import places
 from handlers.usecases.budget import usage_report
 
@@ -26,6 +26,7 @@ REFRESH_SECONDS = 5.0
 _JOB_FIELDS = ("id", "tenant", "status", "outcome", "model", "progress", "created_at", "updated_at",
                "submitted_at", "finished_at", "estimated_time", "error", "credits")
 _DETAIL_FIELDS = ("task_id", "idempotency_key", "credits_reserved", "attempts")
+_POSTERS = {"poster": "poster", "poster-thumbnail": "poster_thumbnail"}  # picture role: its key in a row
 
 
 def summarize(relay: Relay, limit: int, refresh_seconds: float = REFRESH_SECONDS, *,
@@ -54,13 +55,14 @@ def usage(relay: Relay, tenants: Collection[str] | None) -> list[dict[str, Any]]
 
 def job_details(relay: Relay, job: Job) -> dict[str, Any]:
     """One job for its details panel: the row's fields (a queued job's place too) plus request, metadata,
-    outputs and events."""
+    outputs (with their media facts, checks and picture routes) and events."""
     details = _job_row(job, places(relay) if job.status is JobStatus.QUEUED else {})
     details.update({name: getattr(job, name) for name in _DETAIL_FIELDS})
     details["request"] = dict(job.request)
     details["metadata"] = dict(job.metadata)
     for row, output in zip(details["outputs"], job.outputs, strict=True):
-        row["sha256"] = output.sha256
+        row.update(sha256=output.sha256, media=output.media, checks=[dict(check) for check in output.checks],
+                   frames={role: f"{row['url']}/{role}" for role in output.frames})
     details["events"] = [{"id": published, "type": _event_type(job.id, published)} for published in job.event_ids]
     return details
 
@@ -78,8 +80,15 @@ def _job_row(job: Job, queued: Mapping[str, int]) -> dict[str, Any]:
         row["queue_position"] = queued.get(job.id)
     duration = job.request.get("duration")
     row["duration"] = duration if isinstance(duration, int) else None
-    row["outputs"] = [{"index": i, "url": output_url(job.id, i),
-                       "content_type": o.content_type, "size": o.size} for i, o in enumerate(job.outputs)]
+    row["outputs"] = [_output_row(job.id, i, o) for i, o in enumerate(job.outputs)]
+    return row
+
+
+def _output_row(job_id: str, index: int, output: Output) -> dict[str, Any]:
+    """An output in a row: its route, type and size, and the routes of its poster and thumbnail when it has them."""
+    url = output_url(job_id, index)
+    row: dict[str, Any] = {"index": index, "url": url, "content_type": output.content_type, "size": output.size}
+    row.update({_POSTERS[role]: f"{url}/{role}" for role in output.frames if role in _POSTERS})
     return row
 
 

@@ -72,11 +72,21 @@
                    element("code", { textContent: error.code || "error" }), ` ${error.message || ""}`);
   }
 
+  // A poster thumbnail keeps its <img> across refreshes, so that it is fetched once.
+  const thumbnails = new Map();
+
+  function thumbnail(url) {
+    if (!thumbnails.has(url)) thumbnails.set(url, element("img", { className: "thumb", src: url, alt: "" }));
+    return thumbnails.get(url);
+  }
+
   function playButton(job) {
     const [video] = job.outputs;
     if (job.status !== "published" || !video) return "";
-    const button = element("button", { type: "button", className: "play", textContent: "Play" });
-    Object.assign(button.dataset, { job: job.id, url: video.url, duration: job.duration ?? "" });
+    const button = element("button", { type: "button", className: "play" });
+    if (video.poster_thumbnail) button.append(thumbnail(video.poster_thumbnail));
+    button.append("Play");
+    Object.assign(button.dataset, { job: job.id, url: video.url, poster: video.poster ?? "", duration: job.duration ?? "" });
     button.setAttribute("aria-pressed", String(playing === job.id));
     button.setAttribute("aria-label", `Play the video of ${job.id}`);
     return button;
@@ -201,7 +211,7 @@
     byId("details-request").textContent = JSON.stringify(job.request, null, 2);
     byId("details-metadata").textContent = JSON.stringify(job.metadata, null, 2);
     const outputs = job.outputs.map((o) => element("li", {}, element("a", { href: o.url, textContent: `output ${o.index}` }),
-                                                   ` ${o.content_type}, ${o.size.toLocaleString()} bytes`));
+                                                   ` ${o.content_type}, ${o.size.toLocaleString()} bytes`, ...described(o)));
     byId("details-outputs").replaceChildren(...(outputs.length ? outputs : [element("li", { className: "none", textContent: "none" })]));
     byId("details-error").replaceChildren(job.error ? failure(job.error) : "none");
     const events = job.events.map((e) => element("li", {}, element("code", { textContent: e.type || "event" }), ` ${e.id}`));
@@ -211,6 +221,21 @@
       panel.hidden = false;
       panel.scrollIntoView({ block: "nearest" });
     }
+  }
+
+  // What the relay read of an output: its media facts, its checks against the request, its pictures.
+  function described(output) {
+    if (!output.media) return [];
+    const m = output.media;
+    const sound = m.has_audio ? ` + ${m.audio_codec}` : ", no audio";
+    const facts = `${m.duration} s · ${m.width}×${m.height} · ${m.fps} fps · ${m.video_codec}${sound}`;
+    const checks = output.checks.map((c) => element("li", { className: c.ok ? "check ok" : "check failed",
+      title: `expected ${c.expected}, got ${c.actual}`, textContent: `${c.ok ? "✓" : "✗"} ${c.name}` }));
+    const pictures = ["poster", "last-frame"].filter((role) => output.frames[role]).map((role) =>
+      element("a", { href: output.frames[role] }, element("img", { className: "frame",
+        src: output.frames[`${role}-thumbnail`] || output.frames[role], alt: `${role.replace("-", " ")} of output ${output.index}` })));
+    return [element("div", { className: "media" }, facts), element("ul", { className: "checks" }, ...checks),
+            element("div", { className: "frames" }, ...pictures)];
   }
 
   async function loadDetails(jobId) {
@@ -236,6 +261,7 @@
   function play(button) {
     const video = byId("player");
     playing = button.dataset.job;
+    video.poster = button.dataset.poster;
     video.src = button.dataset.url;
     const length = button.dataset.duration ? ` · ${button.dataset.duration} s requested` : "";
     byId("player-caption").textContent = `${playing}${length}`;
