@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from handlers.domain.jobs import Job, Outcome, Output, rfc3339
+from handlers.domain.storyboards import STORYBOARD_EVENT_TYPES
 
 __all__ = ["ALL_TYPES", "AT_RISK", "EVENT_TYPES", "FRAME_URL_SECONDS", "OUTCOME_TYPES", "SOURCE", "TENANT_FILTER",
            "TYPE_PREFIX", "build_at_risk_event", "build_event", "event_id", "event_type", "split_filter", "wants"]
@@ -37,7 +38,7 @@ OUTCOMES = tuple(outcome.value for outcome in Outcome)
 AT_RISK = "at_risk"
 OUTCOME_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
 """The terminal events: one per outcome, and each job publishes exactly one of them."""
-EVENT_TYPES = (*OUTCOME_TYPES, TYPE_PREFIX + AT_RISK)
+EVENT_TYPES = (*OUTCOME_TYPES, TYPE_PREFIX + AT_RISK, *STORYBOARD_EVENT_TYPES)
 ALL_TYPES = "*"
 TENANT_FILTER = "tenant:"
 FRAME_URL_SECONDS = 24 * 3600

@@ -32,6 +32,7 @@ from handlers.domain.jobs import Job, JobStatus, Outcome, Output, derive_job_id,
 from handlers.tooling import lifecycle_docs, limits_docs
 from handlers.tooling.event_schemas import all_event_schemas, event_schema
 from handlers.tooling.markdown import GENERATED, cell, code, slug, table
+from handlers.tooling.storyboard_schemas import STORYBOARD_EVENT_TYPES, example_storyboard_event
 
 __all__ = ["BLOCKS", "LIMITS_END", "LIMITS_START", "TIME_CONVENTION", "Block", "api_reference", "event_catalogue",
            "example_event", "generate"]
@@ -244,6 +245,8 @@ def example_event(outcome: str) -> dict[str, Any]:
     """A realistic event of ``outcome`` (or ``at_risk``), built by :mod:`handlers.domain.events`."""
     if outcome == AT_RISK:
         return _example_at_risk()
+    if outcome in STORYBOARD_EVENT_TYPES:
+        return example_storyboard_event(outcome)
     job = _example_job(Outcome(outcome))
     return build_event(job, now=(job.finished_at or _T0) + 0.01)
 

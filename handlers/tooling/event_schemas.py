@@ -17,6 +17,7 @@ from handlers.domain.events import AT_RISK, EVENT_TYPES, SOURCE, TYPE_PREFIX
 from handlers.media.checks import CHECK_NAMES
 from handlers.media.facts import MediaFacts
 from handlers.media.frames import FRAME_ROLES as _FRAME_ROLES
+from handlers.tooling.storyboard_schemas import STORYBOARD_EVENT_TYPES, storyboard_event_schema
 
 __all__ = ["DRAFT", "TIME_PATTERN", "all_event_schemas", "event_schema"]
 
@@ -241,6 +242,8 @@ def event_schema(event_type: str) -> dict[str, Any]:
     """The JSON Schema of one event type, e.g. ``io.seedance-relay.job.completed``."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
+    if event_type in STORYBOARD_EVENT_TYPES:
+        return storyboard_event_schema(event_type, _output())
     outcome = event_type.removeprefix(TYPE_PREFIX)
     envelope: dict[str, Any] = {
         "specversion": {"const": "1.0", "description": "CloudEvents 1.0, structured JSON mode."},

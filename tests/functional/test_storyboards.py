@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from handlers.app.relay import Relay
 from handlers.app.runtime import run_worker_once
@@ -16,6 +17,7 @@ from handlers.base.errors import InvalidRequest
 from handlers.domain.jobs import Job, JobStatus
 from handlers.domain.storyboards import parse_storyboard
 from handlers.media.facts import read_facts
+from handlers.tooling.event_schemas import event_schema
 from handlers.usecases import accept_callback
 from handlers.usecases.storyboards import create_storyboard, estimate_storyboard, rerun_shot, show_storyboard
 from tests.support.fakes import Clock, FakeProvider, local_relay
@@ -53,8 +55,13 @@ def shot_jobs(view: dict[str, Any]) -> dict[str, str]:
 
 
 def storyboard_events(relay: Relay) -> list[dict[str, Any]]:
-    return [e for _, e in relay.bus.events(limit=1000)  # type: ignore[attr-defined]
-            if e["type"].startswith("io.seedance-relay.storyboard.")]
+    """The storyboard events on the bus, each checked against its type's JSON Schema."""
+    events = [e for _, e in relay.bus.events(limit=1000)  # type: ignore[attr-defined]
+              if e["type"].startswith("io.seedance-relay.storyboard.")]
+    for event in events:
+        schema = event_schema(event["type"])
+        Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(event)
+    return events
 
 
 def test_every_shot_is_created_at_once_and_a_continuation_waits_for_the_shot_it_names(

@@ -44,9 +44,10 @@ def test_a_job_without_outcome_has_no_event() -> None:
         build_event(Job(id="j", request={}, fingerprint="f", created_at=0, updated_at=0), now=0)
 
 
-def test_there_is_one_terminal_type_per_outcome_and_one_at_risk_type() -> None:
+def test_there_is_one_terminal_type_per_outcome_one_at_risk_type_and_the_storyboard_types() -> None:
     assert {t.rsplit(".", 1)[1] for t in OUTCOME_TYPES} == {"completed", "failed", "cancelled", "expired", "rejected"}
-    assert set(EVENT_TYPES) == {*OUTCOME_TYPES, "io.seedance-relay.job.at_risk"}
+    assert set(EVENT_TYPES) == {*OUTCOME_TYPES, "io.seedance-relay.job.at_risk",
+                                "io.seedance-relay.storyboard.completed", "io.seedance-relay.storyboard.failed"}
 
 
 def test_a_terminal_event_carries_every_attempt_oldest_first() -> None:
