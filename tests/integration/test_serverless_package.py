@@ -538,3 +538,33 @@ def test_topic_and_bucket_are_exported(packaged: Packaged) -> None:
     assert outputs["VideosBucketName"]["Value"] == {"Ref": "VideosBucket"}
     for name in ("EventsTopicArn", "VideosBucketName", "RequestsQueueUrl", "RequestsQueueArn"):
         assert outputs[name]["Export"]["Name"] == {"Fn::Sub": "${AWS::StackName}-" + name}
+
+
+def test_bucket_expires_uploads_and_by_a_parameter_everything_under_jobs(packaged: Packaged) -> None:
+    """Uploads go after UploadRetentionDays (1); jobs/ only when VideoRetentionDays is not 0 (its default)."""
+    rules = packaged.props("VideosBucket")["LifecycleConfiguration"]["Rules"]
+    uploads = [r for r in rules if r.get("Id") == "expire-uploads"]
+    assert uploads == [{"Id": "expire-uploads", "Status": "Enabled", "Prefix": "uploads/",
+                        "ExpirationInDays": {"Ref": "UploadRetentionDays"}}]
+    (videos,) = [r["Fn::If"] for r in rules if "Fn::If" in r]
+    assert videos == ["ExpiresVideos", {"Id": "expire-job-files", "Status": "Enabled", "Prefix": "jobs/",
+                                        "ExpirationInDays": {"Ref": "VideoRetentionDays"}}, {"Ref": "AWS::NoValue"}]
+    assert packaged.template["Conditions"]["ExpiresVideos"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "VideoRetentionDays"}, "0"]}]}
+    parameters = packaged.template["Parameters"]
+    assert (parameters["VideoRetentionDays"]["Default"], parameters["UploadRetentionDays"]["Default"]) == (0, 1)
+    assert parameters["UploadRetentionDays"]["MinValue"] == 1
+
+
+def test_retention_params_reach_the_stack_and_the_functions(packaged: Packaged) -> None:
+    """The osls params videoRetention and uploadRetention are stack parameters; jobRetention is every
+    function's RELAY_JOB_RETENTION, the days the table's TTL keeps a finished job."""
+    import yaml
+
+    provider = yaml.safe_load((ROOT / "serverless.yml").read_text(encoding="utf-8"))["provider"]
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in provider["stackParameters"]}
+    assert given["VideoRetentionDays"] == "${param:videoRetention}"
+    assert given["UploadRetentionDays"] == "${param:uploadRetention}"
+    assert packaged.props("JobsTable")["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    for function, (logical_id, _, _) in FUNCTIONS.items():
+        assert packaged.props(logical_id)["Environment"]["Variables"]["RELAY_JOB_RETENTION"] == "90", function
