@@ -25,6 +25,7 @@ from handlers.cli.jobs import dlq, jobs
 from handlers.cli.keys import keys
 from handlers.cli.sandbox import sandbox
 from handlers.cli.serve import serve
+from handlers.cli.storyboard import storyboard
 from handlers.cli.submit import submit
 from handlers.cli.tenants import tenants
 from handlers.cli.validate import validate
@@ -61,6 +62,7 @@ main.add_command(events)
 main.add_command(demo)
 main.add_command(infra)
 main.add_command(submit)
+main.add_command(storyboard)
 main.add_command(jobs)
 main.add_command(dlq)
 main.add_command(keys)
