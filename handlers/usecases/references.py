@@ -131,7 +131,7 @@ def _problem(field: str, reference: JobReference, job: Job | None) -> Violation 
                          f" ({code}) and will never be published")
     if job.status is JobStatus.PUBLISHED:
         try:
-            _file_key(job, reference)
+            _output_of(job, reference)
         except ReferenceUnavailable as exc:
             return Violation(field, "reference_unavailable", f"{field}: {exc.message}")
     return None
@@ -172,16 +172,39 @@ def total_violations(lengths: Sequence[float | None], references: References) ->
 
 # --- files of published jobs, for EvoLink ---------------------------------------------------------
 
-def _file_key(job: Job, reference: JobReference) -> str:
+def _output_of(job: Job, reference: JobReference) -> Output:
     output = _output(job, reference)
     if output is None:
         raise ReferenceUnavailable(f"job {job.id} has {len(job.outputs)} output(s); "
                                    f"{reference.part} is not one of them")
+    return output
+
+
+def _file_key(relay: Relay, job: Job, reference: JobReference) -> str:
+    """The key of the file ``reference`` names; a picture the copy did not store (an output copied where PyAV
+    was missing, or before pictures were kept) is taken from the video now and stored where it belongs."""
+    output = _output_of(job, reference)
     if not reference.is_frame:
         return output.key
-    if reference.part not in (output.frames or {}):
-        raise ReferenceUnavailable(f"job {job.id} has no {reference.part} picture (its video was not read)")
-    return output.frame_key(reference.part)
+    key = output.frame_key(reference.part)
+    if reference.part not in (output.frames or {}) and relay.blobs.head(key) is None:
+        _store_pictures(relay, job, output)
+    return key
+
+
+def _store_pictures(relay: Relay, job: Job, output: Output) -> None:
+    try:
+        from handlers.media.frames import extract_frames
+        from handlers.media.ranged import blob_source
+    except ImportError as exc:  # the Lambda layer leaves PyAV out
+        raise ReferenceUnavailable(f"job {job.id} has no stored pictures, and they cannot be made here") from exc
+    try:
+        pictures = extract_frames(blob_source(relay.blobs, output.key, output.size)).pictures()
+    except RelayError as exc:
+        raise ReferenceUnavailable(f"job {job.id}'s video cannot be read for its pictures: {exc.message}") from exc
+    for role, data in pictures.items():
+        relay.blobs.put_stream(output.frame_key(role), [data], content_type="image/jpeg",
+                               metadata={"job_id": job.id, "source": "reference"})
 
 
 def job_file_url(relay: Relay, key: str, *, ttl: int) -> str:
@@ -221,4 +244,4 @@ def _resolved(relay: Relay, url: object, ttl: int) -> object:
     reference = parse_job_reference(url) if isinstance(url, str) else None
     if reference is None:
         return url
-    return job_file_url(relay, _file_key(relay.jobs.get(reference.job_id), reference), ttl=ttl)
+    return job_file_url(relay, _file_key(relay, relay.jobs.get(reference.job_id), reference), ttl=ttl)

@@ -171,7 +171,6 @@ def test_the_reconciler_leaves_a_job_waiting_while_its_dependency_runs(
     assert again.status is JobStatus.WAITING and again.check_at == clock.now() + 60
 
 
-@pytest.mark.xfail(strict=True, reason="ingest does not describe outputs (handlers.usecases.media) yet: no pictures")
 def test_a_last_frame_reference_sends_the_stored_picture_beside_the_video(relay: Relay, provider: FakeProvider) -> None:
     first = finish(relay, provider, submit(relay, T2V))
     request = {"model": "seedance-2.0-image-to-video", "prompt": "go on from here", "duration": 4,
