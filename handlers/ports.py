@@ -310,10 +310,11 @@ class BudgetLedger(Protocol):
     same job holds nothing more, and a second ``settle`` changes nothing.
     """
 
-    def hold(self, tenant: str, period: str, job_id: str, credits: float, *, limit: float | None) -> Usage | None:
+    def hold(self, tenant: str, period: str, job_id: str, credits: float, *, limit: float | None) -> bool:
         """Hold ``credits`` for ``job_id`` unless held + spent + ``credits`` would pass ``limit`` (``None``: no
-        limit), in one conditional write, so that concurrent holds never pass it together. Returns the usage
-        after the hold, or ``None`` when it was refused. A job that already holds returns the usage unchanged."""
+        limit), in one conditional write, so that concurrent holds never pass it together. Returns whether the
+        job holds (``False``: refused). A job that already holds answers ``True`` and holds nothing more; the
+        totals are :meth:`usage`'s to read (a hold reads nothing it does not need)."""
         ...
 
     def settle(self, tenant: str, period: str, job_id: str, credits: float) -> None:

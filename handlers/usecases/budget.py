@@ -86,12 +86,10 @@ def take_hold(ledger: BudgetLedger, configured: Mapping[str, Budget], tenant: st
     """
     budget = budget_for(tenant, configured, ledger)
     period = period_of(now, budget.per if budget is not None else UNBUDGETED_PER)
-    usage = ledger.hold(tenant, period, job_id, credits, limit=None if budget is None else budget.credits)
-    if usage is None:
+    if not ledger.hold(tenant, period, job_id, credits, limit=None if budget is None else budget.credits):
         assert budget is not None  # only a limit refuses
         raise _exceeded(ledger.usage(tenant, period), budget, credits)
-    log.debug("budget.held", tenant=tenant, job_id=job_id, period=period, credits=credits, held=usage.held,
-             spent=usage.spent)
+    log.debug("budget.held", tenant=tenant, job_id=job_id, period=period, credits=credits)
     return Hold(period, credits)
 
 

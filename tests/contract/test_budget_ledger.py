@@ -43,49 +43,58 @@ def ledger(ledger_recipe: LedgerRecipe) -> Iterator[BudgetLedger]:
 
 
 def test_a_hold_within_the_budget_is_taken_and_counted(ledger: BudgetLedger) -> None:
-    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) == Usage("acme", DAY, held=30.0, jobs=1)
-    assert ledger.hold("acme", DAY, "job_b", 20.5, limit=100.0) == Usage("acme", DAY, held=50.5, jobs=2)
+    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=30.0, jobs=1)
+    assert ledger.hold("acme", DAY, "job_b", 20.5, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=50.5, jobs=2)
     assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=50.5, jobs=2)
 
 
 def test_a_hold_that_fills_the_budget_exactly_is_taken(ledger: BudgetLedger) -> None:
     ledger.hold("acme", DAY, "job_a", 60.0, limit=100.0)
-    assert ledger.hold("acme", DAY, "job_b", 40.0, limit=100.0) == Usage("acme", DAY, held=100.0, jobs=2)
+    assert ledger.hold("acme", DAY, "job_b", 40.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=100.0, jobs=2)
 
 
 def test_a_hold_past_the_budget_is_refused_and_changes_nothing(ledger: BudgetLedger) -> None:
     ledger.hold("acme", DAY, "job_a", 60.0, limit=100.0)
-    assert ledger.hold("acme", DAY, "job_b", 40.5, limit=100.0) is None
+    assert ledger.hold("acme", DAY, "job_b", 40.5, limit=100.0) is False
     assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=60.0, jobs=1)
-    assert ledger.hold("acme", DAY, "job_b", 40.0, limit=100.0) == Usage("acme", DAY, held=100.0, jobs=2)
+    assert ledger.hold("acme", DAY, "job_b", 40.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=100.0, jobs=2)
 
 
 def test_a_first_hold_larger_than_the_whole_budget_is_refused(ledger: BudgetLedger) -> None:
-    assert ledger.hold("acme", DAY, "job_a", 100.5, limit=100.0) is None
+    assert ledger.hold("acme", DAY, "job_a", 100.5, limit=100.0) is False
     assert ledger.usage("acme", DAY) == Usage("acme", DAY)
     assert ledger.usages(DAY) == []
 
 
 def test_a_hold_without_a_limit_is_always_taken(ledger: BudgetLedger) -> None:
-    assert ledger.hold("acme", DAY, "job_a", 1e9, limit=None) == Usage("acme", DAY, held=1e9, jobs=1)
+    assert ledger.hold("acme", DAY, "job_a", 1e9, limit=None) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=1e9, jobs=1)
 
 
 def test_a_budget_of_zero_refuses_every_hold_but_a_free_one(ledger: BudgetLedger) -> None:
-    assert ledger.hold("acme", DAY, "job_a", 0.5, limit=0.0) is None
-    assert ledger.hold("acme", DAY, "job_b", 0.0, limit=0.0) == Usage("acme", DAY, jobs=1)
+    assert ledger.hold("acme", DAY, "job_a", 0.5, limit=0.0) is False
+    assert ledger.hold("acme", DAY, "job_b", 0.0, limit=0.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, jobs=1)
 
 
 def test_holding_again_for_the_same_job_holds_nothing_more(ledger: BudgetLedger) -> None:
     ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0)
-    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) == Usage("acme", DAY, held=30.0, jobs=1)
+    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=30.0, jobs=1)
     assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=30.0, jobs=1)
 
 
-def test_holding_again_answers_the_usage_even_where_a_new_hold_would_not_fit(ledger: BudgetLedger) -> None:
+def test_holding_again_answers_held_even_where_a_new_hold_would_not_fit(ledger: BudgetLedger) -> None:
     """A retried submit of a job that holds is never refused: it holds already."""
     ledger.hold("acme", DAY, "job_a", 80.0, limit=100.0)
-    assert ledger.hold("acme", DAY, "job_a", 80.0, limit=100.0) == Usage("acme", DAY, held=80.0, jobs=1)
-    assert ledger.hold("acme", DAY, "job_a", 500.0, limit=100.0) == Usage("acme", DAY, held=80.0, jobs=1)
+    assert ledger.hold("acme", DAY, "job_a", 80.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=80.0, jobs=1)
+    assert ledger.hold("acme", DAY, "job_a", 500.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=80.0, jobs=1)
 
 
 def test_settle_turns_the_hold_into_spent_credits(ledger: BudgetLedger) -> None:
@@ -113,15 +122,16 @@ def test_settle_to_zero_releases_the_hold(ledger: BudgetLedger) -> None:
 def test_released_credits_can_be_held_again(ledger: BudgetLedger) -> None:
     ledger.hold("acme", DAY, "job_a", 100.0, limit=100.0)
     ledger.settle("acme", DAY, "job_a", 0.0)
-    assert ledger.hold("acme", DAY, "job_b", 100.0, limit=100.0) == Usage("acme", DAY, held=100.0, jobs=2)
+    assert ledger.hold("acme", DAY, "job_b", 100.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=100.0, jobs=2)
 
 
 def test_spent_credits_count_against_the_budget(ledger: BudgetLedger) -> None:
     ledger.hold("acme", DAY, "job_a", 50.0, limit=100.0)
     ledger.settle("acme", DAY, "job_a", 70.0)
-    assert ledger.hold("acme", DAY, "job_b", 30.5, limit=100.0) is None
-    assert ledger.hold("acme", DAY, "job_b", 30.0, limit=100.0) == Usage("acme", DAY, spent=70.0, held=30.0,
-                                                                        jobs=2)
+    assert ledger.hold("acme", DAY, "job_b", 30.5, limit=100.0) is False
+    assert ledger.hold("acme", DAY, "job_b", 30.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, spent=70.0, held=30.0, jobs=2)
 
 
 def test_settling_twice_changes_nothing(ledger: BudgetLedger) -> None:
@@ -142,12 +152,13 @@ def test_a_settled_job_holds_nothing_when_held_again(ledger: BudgetLedger) -> No
     """Holds are keyed by job id for good: a late retry of a finished job's submit holds nothing."""
     ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0)
     ledger.settle("acme", DAY, "job_a", 25.0)
-    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) == Usage("acme", DAY, spent=25.0, jobs=1)
+    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, spent=25.0, jobs=1)
 
 
 def test_amounts_add_up_exactly(ledger: BudgetLedger) -> None:
     """Ten holds of 0.1 fill a budget of 1 exactly (floating point would stop at nine or drift)."""
-    taken = [ledger.hold("acme", DAY, f"job_{n}", 0.1, limit=1.0) is not None for n in range(11)]
+    taken = [ledger.hold("acme", DAY, f"job_{n}", 0.1, limit=1.0) for n in range(11)]
     assert taken == [True] * 10 + [False]
     assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=1.0, jobs=10)
 
@@ -171,14 +182,17 @@ def test_usages_lists_the_tenants_of_the_period_by_name(ledger: BudgetLedger) ->
 def test_periods_are_separate(ledger: BudgetLedger) -> None:
     tomorrow = period_of(T0 + 86_400, Per.DAY)
     ledger.hold("acme", DAY, "job_a", 100.0, limit=100.0)
-    assert ledger.hold("acme", tomorrow, "job_b", 100.0, limit=100.0) == Usage("acme", tomorrow, held=100.0, jobs=1)
-    assert ledger.hold("acme", MONTH, "job_c", 100.0, limit=100.0) == Usage("acme", MONTH, held=100.0, jobs=1)
+    assert ledger.hold("acme", tomorrow, "job_b", 100.0, limit=100.0) is True
+    assert ledger.usage("acme", tomorrow) == Usage("acme", tomorrow, held=100.0, jobs=1)
+    assert ledger.hold("acme", MONTH, "job_c", 100.0, limit=100.0) is True
+    assert ledger.usage("acme", MONTH) == Usage("acme", MONTH, held=100.0, jobs=1)
     assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=100.0, jobs=1)
 
 
 def test_tenants_are_separate(ledger: BudgetLedger) -> None:
     ledger.hold("acme", DAY, "job_a", 100.0, limit=100.0)
-    assert ledger.hold("beta", DAY, "job_b", 100.0, limit=100.0) == Usage("beta", DAY, held=100.0, jobs=1)
+    assert ledger.hold("beta", DAY, "job_b", 100.0, limit=100.0) is True
+    assert ledger.usage("beta", DAY) == Usage("beta", DAY, held=100.0, jobs=1)
 
 
 def test_settle_moves_credits_in_the_period_the_hold_was_taken(ledger: BudgetLedger) -> None:

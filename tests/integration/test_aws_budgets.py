@@ -102,7 +102,8 @@ def test_the_tenant_list_is_written_once_per_tenant_and_period(clients: AwsClien
 def test_a_hold_cancelled_by_a_busy_totals_item_is_tried_again(clients: AwsClients, jobs: DynamoJobStore) -> None:
     client, pauses = Conflicting(clients.dynamodb, conflicts=2), []
     ledger = DynamoBudgetLedger(client, jobs.table, sleep=pauses.append, jitter=lambda: 1.0)  # type: ignore[arg-type]
-    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) == Usage("acme", DAY, held=30.0, jobs=1)
+    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=30.0, jobs=1)
     assert client.transactions == 3
     assert pauses == [0.02, 0.04]
 
@@ -111,7 +112,8 @@ def test_a_hold_whose_job_item_was_busy_is_tried_again_not_refused(clients: AwsC
     """A conflict on the hold item (another submit of the same job) says nothing yet about the budget."""
     client = Conflicting(clients.dynamodb, conflicts=1, busy=1)
     ledger = DynamoBudgetLedger(client, jobs.table, sleep=lambda _: None)  # type: ignore[arg-type]
-    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) == Usage("acme", DAY, held=30.0, jobs=1)
+    assert ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0) is True
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=30.0, jobs=1)
 
 
 def test_a_hold_that_stays_busy_fails_as_throttled_and_holds_nothing(clients: AwsClients, jobs: DynamoJobStore) -> None:

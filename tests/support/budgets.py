@@ -31,7 +31,7 @@ def dynamo_ledger(endpoint_url: str, table: str) -> DynamoBudgetLedger:
 def _hold(ledger: BudgetLedger, tenant: str, period: str, job_id: str, credits: float, limit: float,
           start: threading.Barrier) -> bool:
     start.wait()
-    return ledger.hold(tenant, period, job_id, credits, limit=limit) is not None
+    return ledger.hold(tenant, period, job_id, credits, limit=limit)
 
 
 def hold_in_threads(ledger: BudgetLedger, tenant: str, period: str, job_ids: list[str], credits: float,

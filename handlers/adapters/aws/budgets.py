@@ -121,7 +121,7 @@ class DynamoBudgetLedger:
         self.config_ttl = config_ttl
         self._config: tuple[float, dict[str, Budget]] | None = None
 
-    def hold(self, tenant: str, period: str, job_id: str, credits: float, *, limit: float | None) -> Usage | None:
+    def hold(self, tenant: str, period: str, job_id: str, credits: float, *, limit: float | None) -> bool:
         amount = _amount(credits, "credits")
         room = None if limit is None else _amount(limit, "limit") - amount
         self._register(tenant, period)
@@ -130,7 +130,7 @@ class DynamoBudgetLedger:
         for attempt in range(CONFLICT_ATTEMPTS):
             reasons = self._transact(items, what)
             if reasons is None:
-                return self.usage(tenant, period)
+                return True
             totals, held = reasons
             if held == CHECK_FAILED or (totals == CHECK_FAILED and held == NO_REASON):
                 return self._held_already(job_id, what)
@@ -241,13 +241,12 @@ class DynamoBudgetLedger:
             "ExpressionAttributeValues": {":release": _n(-held), ":spent": _n(spent), ":change": _n(spent - held)}}}
         return [mark, move]
 
-    def _held_already(self, job_id: str, what: str) -> Usage | None:
-        """After a refusal: the usage if the job holds already (a repeated hold), else ``None``.
+    def _held_already(self, job_id: str, what: str) -> bool:
+        """After a refusal: whether the job holds already (a repeated hold).
 
         The hold is read rather than trusted to the cancellation reasons, which need not report
         every failed condition once one has failed."""
-        stored = self._get(HOLD_PREFIX + job_id, what)
-        return None if stored is None else self.usage(stored["tenant"]["S"], stored["period"]["S"])
+        return self._get(HOLD_PREFIX + job_id, what) is not None
 
     def _transact(self, items: Sequence[TransactWriteItemTypeDef], what: str) -> list[str] | None:
         """``None`` once written; the cancellation reason of each item (``None``, ``ConditionalCheckFailed``

@@ -72,7 +72,7 @@ class SqliteBudgetLedger:
         self._database = SqliteDatabase(path, schema=SCHEMA, error=StorageError)
         self._clock = clock
 
-    def hold(self, tenant: str, period: str, job_id: str, credits: float, *, limit: float | None) -> Usage | None:
+    def hold(self, tenant: str, period: str, job_id: str, credits: float, *, limit: float | None) -> bool:
         """Read the totals, compare and write, all under the write lock (``BEGIN IMMEDIATE``)."""
         amount = micro(credits)
         ceiling = None if limit is None else micro(limit, "limit")
@@ -80,10 +80,10 @@ class SqliteBudgetLedger:
             stored = connection.execute("SELECT tenant, period FROM budget_holds WHERE job_id = ?",
                                         (job_id,)).fetchone()
             if stored is not None:
-                return _usage(connection, stored[0], stored[1])
+                return True
             held, spent, _ = _totals(connection, tenant, period)
             if ceiling is not None and held + spent + amount > ceiling:
-                return None
+                return False
             connection.execute(
                 "INSERT INTO budget_holds (job_id, tenant, period, credits_micro, state, held_at)"
                 " VALUES (?, ?, ?, ?, 'held', ?)", (job_id, tenant, period, amount, self._clock()))
@@ -91,7 +91,7 @@ class SqliteBudgetLedger:
                 "INSERT INTO budget_totals (period, tenant, held_micro, jobs) VALUES (?, ?, ?, 1)"
                 " ON CONFLICT (period, tenant) DO UPDATE SET held_micro = held_micro + excluded.held_micro,"
                 " jobs = jobs + 1", (period, tenant, amount))
-            return _usage(connection, tenant, period)
+            return True
 
     def settle(self, tenant: str, period: str, job_id: str, credits: float) -> None:
         """Mark the hold settled and move its credits from ``held`` to ``spent``, in one transaction.
