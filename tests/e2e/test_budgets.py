@@ -84,9 +84,11 @@ def test_completed_jobs_settle_their_hold_to_what_the_sandbox_billed_and_usage_a
 
 def test_failed_tasks_release_their_hold_so_the_budget_takes_new_jobs(
         backend: str, moto: str | None, tmp_path: Path) -> None:
-    """Budget for two jobs; both fail (the sandbox fails every task): nothing is spent, and two more fit."""
+    """Budget for two jobs; both fail (the sandbox fails every task with a code that is never retried): nothing is
+    spent, and two more fit."""
     env = {"RELAY_BUDGETS": "acme=25/day"}
-    with tenant_stack(backend, tmp_path, moto=moto, relay_env=env, fail_rate=1.0) as stack:
+    with tenant_stack(backend, tmp_path, moto=moto, relay_env=env, fail_rate=1.0,
+                      fail_code="content_policy_violation") as stack:
         first = [stack.submit("acme", {**REQUEST, "metadata": {"n": n}})["id"] for n in range(2)]
         failed = stack.wait_final("acme", first)
         usage = stack.usage("acme")["acme"]

@@ -77,8 +77,10 @@ def test_a_flaky_provider_still_completes_every_job_exactly_once(
 
 def test_each_provider_error_code_gives_the_right_terminal_event(
         backend: str, moto_for: str | None, tmp_path: Path) -> None:
+    """One task per job (``RELAY_MAX_ATTEMPTS=1``): each code's own event, with no retry in between."""
     codes = [*FAILURE_MESSAGES, "cancelled"]
-    with stack(backend, tmp_path, moto=moto_for, fail_rate=1.0, fail_code=",".join(codes)) as pipeline:
+    with stack(backend, tmp_path, moto=moto_for, fail_rate=1.0, fail_code=",".join(codes),
+               relay_env={"RELAY_MAX_ATTEMPTS": "1"}) as pipeline:
         jobs = pipeline.wait_all_final(pipeline.submit_many(len(codes)), timeout=120)
         events = pipeline.delivered_events()
     seen = Counter((e["type"].rsplit(".", 1)[1], (e["data"].get("error") or {}).get("code")) for e in events)
