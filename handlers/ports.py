@@ -317,8 +317,11 @@ class BudgetLedger(Protocol):
         totals are :meth:`usage`'s to read (a hold reads nothing it does not need)."""
         ...
 
-    def settle(self, tenant: str, period: str, job_id: str, credits: float) -> None:
-        """Turn the hold of ``job_id`` into ``credits`` spent (``0`` releases it). No hold, or settled: nothing."""
+    def settle(self, tenant: str, period: str, job_id: str, credits: float, *, held: float | None = None) -> None:
+        """Turn the hold of ``job_id`` into ``credits`` spent (``0`` releases it). No hold, or settled: nothing.
+
+        ``held``: what the hold took, when the caller knows it (the job records it, with the hold's tenant and
+        period); a store may then settle without reading the hold first."""
         ...
 
     def usage(self, tenant: str, period: str) -> Usage:

@@ -111,7 +111,7 @@ def settle_hold(ledger: BudgetLedger, tenant: str, period: str, job_id: str, *, 
 
     Safe to repeat: a hold settles once, and a job that never held changes nothing."""
     credits = settled_credits(used=used, reserved=reserved, held=held, billed=billed)
-    ledger.settle(tenant, period, job_id, credits)
+    ledger.settle(tenant, period, job_id, credits, held=held)
     log.debug("budget.settled", tenant=tenant, job_id=job_id, period=period, credits=credits, billed=billed,
              reported="used" if used is not None else "reserved" if reserved is not None else None)
     return credits

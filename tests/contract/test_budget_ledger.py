@@ -104,6 +104,16 @@ def test_settle_turns_the_hold_into_spent_credits(ledger: BudgetLedger) -> None:
     assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=20.0, spent=25.5, jobs=2)
 
 
+def test_settle_with_what_was_held_settles_once_and_a_job_that_never_held_changes_nothing(
+        ledger: BudgetLedger) -> None:
+    ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0)
+    ledger.hold("acme", DAY, "job_b", 20.0, limit=100.0)
+    ledger.settle("acme", DAY, "job_a", 25.5, held=30.0)
+    ledger.settle("acme", DAY, "job_a", 25.5, held=30.0)
+    ledger.settle("acme", DAY, "job_never", 5.0, held=5.0)
+    assert ledger.usage("acme", DAY) == Usage("acme", DAY, held=20.0, spent=25.5, jobs=2)
+
+
 def test_settle_may_spend_more_than_was_held(ledger: BudgetLedger) -> None:
     """EvoLink bills what it bills: the estimate was low, the budget records the truth."""
     ledger.hold("acme", DAY, "job_a", 30.0, limit=100.0)

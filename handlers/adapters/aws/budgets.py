@@ -137,12 +137,16 @@ class DynamoBudgetLedger:
             self._back_off(attempt)
         raise _busy(what)
 
-    def settle(self, tenant: str, period: str, job_id: str, credits: float) -> None:
-        """Settle against the totals the hold was taken from (its stored tenant and period)."""
+    def settle(self, tenant: str, period: str, job_id: str, credits: float, *, held: float | None = None) -> None:
+        """Settle against the totals the hold was taken from: its stored tenant and period, read first, or
+        ``tenant`` and ``period`` as given with ``held`` (then the transaction's condition alone says whether
+        the hold is still ``held``)."""
         spent = _amount(credits, "credits")
         what = f"settle the hold of job {job_id!r}"
+        known = None if held is None else {"tenant": _s(tenant), "period": _s(period),
+                                           "credits": _n(_amount(held, "held")), "state": _s(HELD)}
         for attempt in range(CONFLICT_ATTEMPTS):
-            stored = self._get(HOLD_PREFIX + job_id, what)
+            stored = known or self._get(HOLD_PREFIX + job_id, what)
             if stored is None or stored.get("state", {}).get("S") != HELD:
                 return
             reasons = self._transact(self._settle_items(stored, job_id, spent), what)

@@ -93,7 +93,7 @@ class SqliteBudgetLedger:
                 " jobs = jobs + 1", (period, tenant, amount))
             return True
 
-    def settle(self, tenant: str, period: str, job_id: str, credits: float) -> None:
+    def settle(self, tenant: str, period: str, job_id: str, credits: float, *, held: float | None = None) -> None:
         """Mark the hold settled and move its credits from ``held`` to ``spent``, in one transaction.
 
         The totals row is the one the hold was taken against (its stored tenant and period)."""
