@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from handlers.adapters.aws.budgets import DynamoBudgetLedger
     from handlers.adapters.aws.bus import DynamoEventLedger, SnsEventBus
     from handlers.adapters.aws.clients import AwsClients, aws_clients
+    from handlers.adapters.aws.eventlog import DynamoEventLog
     from handlers.adapters.aws.jobs import TABLE_SPEC, DynamoJobStore
     from handlers.adapters.aws.keys import DynamoKeyStore
     from handlers.adapters.aws.names import AwsNames
@@ -29,6 +30,7 @@ __all__ = [
     "BootstrapResult",
     "DynamoBudgetLedger",
     "DynamoEventLedger",
+    "DynamoEventLog",
     "DynamoJobStore",
     "DynamoKeyStore",
     "DynamoSlotPool",
@@ -42,7 +44,8 @@ __all__ = [
 
 _HOMES = {
     "TABLE_SPEC": "jobs", "AwsClients": "clients", "AwsNames": "names", "BootstrapResult": "bootstrap",
-    "DynamoBudgetLedger": "budgets", "DynamoEventLedger": "bus", "DynamoJobStore": "jobs",
+    "DynamoBudgetLedger": "budgets", "DynamoEventLedger": "bus", "DynamoEventLog": "eventlog",
+    "DynamoJobStore": "jobs",
     "DynamoKeyStore": "keys", "DynamoSlotPool": "slots", "QueuePair": "bootstrap",
     "S3BlobStore": "blobs", "SnsEventBus": "bus", "SqsWorkQueue": "queue", "aws_clients": "clients",
     "build_aws_adapters": "bootstrap",
