@@ -18,11 +18,12 @@ is never adopted and never read.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from handlers.app.relay import Relay
-from handlers.base.errors import ProviderRejected
+from handlers.base.errors import Conflict, ProviderRejected
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, JobStatus, Outcome, Output
 from handlers.provider.evolink.task import Task
@@ -78,7 +79,11 @@ def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: s
             job, copied = copy_results(relay, take_lease(relay, job, worker), verdict.results, verdict.report, worker)
             verdict = (verdict._replace(outputs=copied) if isinstance(copied, tuple)
                        else Verdict(Outcome.FAILED, copied.as_dict()))
-        job = _conclude(relay, job, verdict, worker)
+        try:
+            job = _conclude(relay, job, verdict, worker)
+        except (Busy, Conflict):
+            _discard_unrecorded(relay, job.id, verdict.outputs)
+            raise
     return publish_outcome(relay, job)
 
 
@@ -163,6 +168,18 @@ def _conclude(relay: Relay, job: Job, verdict: Verdict, worker: str) -> Job:
         return owned_update(relay, job, worker, lambda current: current.stored(
             relay.clock(), verdict.outputs, credits_used=verdict.credits_used))
     return record_outcome(relay, job, verdict.outcome, verdict.error)
+
+
+def _discard_unrecorded(relay: Relay, job_id: str, outputs: tuple[Output, ...]) -> None:
+    """The copies could not be recorded because the job ended otherwise meanwhile (cancelled, expired, failed):
+    remove what this ingest wrote under ``jobs/{id}/`` (the record of a late callback stays)."""
+    current = relay.jobs.get(job_id)
+    if not outputs or current.outcome in (None, Outcome.COMPLETED):
+        return  # nothing copied, or another worker goes on with the copies
+    prefix = f"jobs/{job_id}/"
+    keys = [item.key for item in relay.blobs.older(prefix, math.inf) if item.key != late_callback_key(job_id)]
+    relay.blobs.delete(keys)
+    log.info("job.copies_discarded", job_id=job_id, outcome=str(current.outcome), objects=len(keys))
 
 
 # --- late callbacks ------------------------------------------------------------------------------

@@ -182,3 +182,4 @@ def test_cancel_racing_completion_ends_each_job_once_with_one_event(quiet_stack:
     assert set(figures["statuses"]) <= {"published", "cancelled"} and sum(figures["statuses"].values()) == 12
     assert figures["events_per_job"] == {1: 12} and figures["mismatched_events"] == 0
     assert figures["cancel_won"] + figures["completion_won"] == 12 and figures["cancelled_with_outputs"] == 0
+    assert figures["orphan_copies"] == 0  # a copy the cancel beat to the record is removed

@@ -67,7 +67,8 @@ def race_cancel_and_completion(env: Mapping[str, str], job_ids: list[str], seed:
 def tally_race(jobs: Mapping[str, Any], events: Iterable[Mapping[str, Any]], sides: dict[str, dict[str, str]],
                copied: set[str]) -> RaceTally:
     """The race's figures: final statuses, who won, the events each job published, and the cancelled jobs whose
-    result was copied all the same (``copied``: the jobs with a stored video) before the cancel won."""
+    result is still in storage (``copied``: the jobs with a stored video), copied before the cancel won and
+    never removed."""
     by_job: Counter[str] = Counter()
     mismatched = 0
     for event in events:
