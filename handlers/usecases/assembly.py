@@ -14,7 +14,7 @@ Keys are fixed, so a run that stopped half way is simply run again once its clai
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ __all__ = ["ASSEMBLY_LEASE", "is_storyboard_job", "run_storyboard"]
 log = get_logger(__name__)
 ASSEMBLY_LEASE = 900.0  # seconds a claimed run may take before another process runs it again
 _CHUNK = 1024 * 1024
+_WRITE_ATTEMPTS = 5
 
 
 def is_storyboard_job(job: Job) -> bool:
@@ -45,8 +46,8 @@ def run_storyboard(relay: Relay, job: Job) -> Job:
     now = relay.clock()
     if job.submit_claimed_at is not None and now - job.submit_claimed_at < ASSEMBLY_LEASE:
         return job
-    try:
-        job = relay.jobs.update(job.claimed(now))
+    try:  # the claim also keeps the reconciler away until the lease is over
+        job = relay.jobs.update(job.claimed(now).rescheduled(now, now + ASSEMBLY_LEASE))
     except Conflict:
         return relay.jobs.get(job.id)
     try:
@@ -55,11 +56,25 @@ def run_storyboard(relay: Relay, job: Job) -> Job:
         message = exc.message if isinstance(exc, RelayError) else str(exc)
         log.warning("storyboard.assembly_failed", job_id=job.id, storyboard=job.storyboard, error=message)
         return conclude(relay, job, Outcome.FAILED, {"code": "assembly_failed", "message": message})
-    now = relay.clock()
-    job = relay.jobs.update(job.submitted(now, f"relay-storyboard-{job.id}", estimated_time=None,
-                                          credits_reserved=0.0, check_at=now + ASSEMBLY_LEASE))
-    job = relay.jobs.update(job.stored(relay.clock(), outputs, credits_used=0.0))
+    job = _owned(relay, job, lambda current: current.submitted(
+        relay.clock(), f"relay-storyboard-{job.id}", estimated_time=None, credits_reserved=0.0,
+        check_at=relay.clock() + ASSEMBLY_LEASE))
+    job = _owned(relay, job, lambda current: current.stored(relay.clock(), outputs, credits_used=0.0))
     return publish_outcome(relay, job)
+
+
+def _owned(relay: Relay, job: Job, move: Callable[[Job], Job]) -> Job:
+    """Apply ``move`` to the job this run claimed, again on the job as it now is when another writer bumped its
+    version meanwhile (a reconciler pass); ``Conflict`` if the claim is no longer this run's."""
+    claim = job.submit_claimed_at
+    for _ in range(_WRITE_ATTEMPTS):
+        try:
+            return relay.jobs.update(move(job))
+        except Conflict:
+            job = relay.jobs.get(job.id)
+            if job.submit_claimed_at != claim:
+                break
+    raise Conflict(f"storyboard job {job.id} was taken over by another run")
 
 
 def _shot_outputs(relay: Relay, job: Job) -> list[Output]:
