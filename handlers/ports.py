@@ -84,8 +84,8 @@ class JobStore(SessionRevocations, Protocol):
 
     def purge_finished(self, before: float, *, limit: int = 1000, dry_run: bool = False) -> Removed:
         """Delete up to ``limit`` jobs that reached a final status with nothing left to check before ``before``
-        (epoch seconds), oldest first, found through an index (never a scan); ``bytes`` is the size of their
-        records. ``dry_run``: find and count them, delete nothing."""
+        (epoch seconds), found through an index (never a scan); ``bytes`` is the size of their records.
+        ``dry_run``: find and count them, delete nothing. A job written meanwhile is not deleted."""
         ...
 
     def compact(self) -> int:
