@@ -381,6 +381,18 @@ def test_every_dead_letter_queue_has_an_alarm(packaged: Packaged) -> None:
         assert dlq in watched, f"{queue}'s DLQ {dlq} has no alarm"
 
 
+@pytest.mark.parametrize(("alarm", "metric"), [("JobsAtRiskAlarm", "JobsAtRisk"),
+                                              ("ResultsExpiredAlarm", "ResultsExpired")])
+def test_a_result_at_risk_or_lost_raises_an_alarm_on_the_relays_figure(packaged: Packaged, alarm: str,
+                                                                     metric: str) -> None:
+    """The reconciler's EMF figure (namespace SeedanceRelay, dimension service) above 0 in five minutes."""
+    props = packaged.props(alarm)
+    assert (props["Namespace"], props["MetricName"], props["Statistic"]) == ("SeedanceRelay", metric, "Sum")
+    assert [d["Name"] for d in props["Dimensions"]] == ["service"]
+    assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
+    assert props["AlarmActions"] == [{"Ref": "AlarmTopic"}] and props["TreatMissingData"] == "notBreaching"
+
+
 def test_bucket_is_encrypted_private_tls_only_and_aborts_stale_uploads(packaged: Packaged) -> None:
     bucket = packaged.props("VideosBucket")
     rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
