@@ -146,11 +146,16 @@ def _cap(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     return int(bounded(1, IN_FLIGHT_LIMIT)(env, name, 1))
 
 
-def _days(env: Mapping[str, str], name: str, default: int | None) -> int | None:
-    """A number of days from 1 to 36500; unset means no limit."""
+def _days(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+    """A number of days above 0 and at most 36500, fractions allowed (`0.5` is twelve hours); unset gives
+    the default."""
     if not (env.get(name) or "").strip():
         return default
-    return int(bounded(1, 36500)(env, name, 1))
+    value = env_float(env, name, 0.0)
+    if not 0 < value <= 36500:
+        raise ConfigurationError(f"{name}={value:g} is out of range: expected a number of days above 0, "
+                                 "at most 36500")
+    return value
 
 
 _AWS = "AWS resource"
@@ -265,17 +270,17 @@ class Settings:
         "subscribers and their filters: `archive:*,notify:completed+failed`", _subscribers, shown="`default:*`")
     event_retention: int = knob("RELAY_EVENT_RETENTION", 30, "days the event log keeps each published event "
                                 "(what `events replay` can re-deliver)", bounded(1, 3650))
-    job_retention: int = knob("RELAY_JOB_RETENTION", 90, "days a finished job's record is kept (on AWS, through the "
-                              "table's TTL)", bounded(1, 36500))
-    video_retention: int | None = knob(
+    job_retention: float = knob("RELAY_JOB_RETENTION", 90.0, "days a finished job's record is kept (on AWS, through "
+                                "the table's TTL)", _days)
+    video_retention: float | None = knob(
         "RELAY_VIDEO_RETENTION", None, "days the videos, manifests, frames and late-callback records under `jobs/` "
         "are kept (on AWS, the bucket's lifecycle rule: `videoRetention` in `serverless.yml`)", _days,
         shown="kept forever")
     upload_grace: int = knob("RELAY_UPLOAD_GRACE", 18 * 3600, "seconds an upload is kept after its URL expires "
                              "(`RELAY_UPLOAD_URL_TTL`)", bounded(0))
-    queue_retention: int = knob("RELAY_QUEUE_RETENTION", 14, "local backend: days a message, dead letter or not, "
-                                "is kept unacknowledged (SQS keeps them as `infra/resources/queues.yml` says)",
-                                bounded(1, 36500))
+    queue_retention: float = knob("RELAY_QUEUE_RETENTION", 14.0, "local backend: days a message, dead letter or "
+                                  "not, is kept unacknowledged (SQS keeps them as `infra/resources/queues.yml` says)",
+                                  _days)
     gc_every: float = knob("RELAY_GC_EVERY", 3600.0, "seconds between clean-up passes (`seedance-relay gc` runs one "
                            "by hand)", positive)
     log_level: str = knob("RELAY_LOG_LEVEL", "info", "`debug`, `info`, `warning`, `error` or `critical`. Anything "

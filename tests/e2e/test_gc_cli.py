@@ -115,8 +115,9 @@ def test_a_missing_data_dir_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("variable", "value", "says"), [
-    ("RELAY_JOB_RETENTION", "0", "RELAY_JOB_RETENTION=0 is out of range: expected 1 to 36500"),
-    ("RELAY_VIDEO_RETENTION", "soon", "RELAY_VIDEO_RETENTION='soon' is not valid: expected a whole number"),
+    ("RELAY_JOB_RETENTION", "0", "RELAY_JOB_RETENTION=0 is out of range: expected a number of days above 0, "
+                                 "at most 36500"),
+    ("RELAY_VIDEO_RETENTION", "soon", "RELAY_VIDEO_RETENTION='soon' is not valid: expected a number"),
     ("RELAY_UPLOAD_GRACE", "-1", "RELAY_UPLOAD_GRACE=-1 is out of range: expected at least 0"),
 ])
 def test_a_bad_retention_setting_is_one_line_naming_it(local: dict[str, str], variable: str, value: str,

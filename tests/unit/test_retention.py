@@ -26,6 +26,13 @@ def test_a_video_retention_and_a_lag_move_the_cutoffs() -> None:
     assert cutoffs(settings, NOW, lag=2 * DAY)[Kind.JOBS] == NOW - 92 * DAY
 
 
+def test_a_retention_may_be_a_fraction_of_a_day() -> None:
+    """A short soak keeps jobs and messages for minutes."""
+    settings = Settings.from_env({"RELAY_JOB_RETENTION": "0.01", "RELAY_QUEUE_RETENTION": "0.5"})
+    assert cutoffs(settings, NOW)[Kind.JOBS] == pytest.approx(NOW - 864)
+    assert cutoffs(settings, NOW)[Kind.MESSAGES] == pytest.approx(NOW - 43_200)
+
+
 def test_the_defaults_keep_an_upload_one_day() -> None:
     settings = Settings.from_env({})
     assert settings.upload_url_ttl + settings.upload_grace == DAY
