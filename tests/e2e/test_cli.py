@@ -134,13 +134,28 @@ def test_serve_runs_the_whole_pipeline_and_events_tail_prints_the_event(tmp_path
     assert proc.returncode == 0 and "sandbox" in output and key not in output
 
 
-def test_demo_finishes_well_under_a_minute(tmp_path: Path) -> None:
+def _json_documents(text: str) -> list[Any]:
+    """Every JSON document printed one after another in ``text``."""
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while (at := len(text) - len(text[at:].lstrip())) < len(text):
+        document, at = decoder.raw_decode(text, at)
+        documents.append(document)
+    return documents
+
+
+def test_demo_runs_a_job_and_a_two_shot_storyboard_well_under_a_minute(tmp_path: Path) -> None:
+    """The single job's completed event, then the storyboard's: its joined MP4 lasts the two shots (5 s each)."""
+    from handlers.media.facts import read_facts
+
     result = subprocess.run([EXE, "demo", "--data-dir", str(tmp_path)], capture_output=True, text=True,
                             timeout=60, env={k: v for k, v in os.environ.items() if k != "EVOLINK_API_KEY"})
-    event = json.loads(result.stdout)
     assert result.returncode == 0, result.stderr
+    event, board = _json_documents(result.stdout)
     assert event["type"] == "io.seedance-relay.job.completed"
     assert Path(event["data"]["outputs"][0]["uri"].removeprefix("file://")).stat().st_size > 100_000
+    assert board["type"] == "io.seedance-relay.storyboard.completed"
+    joined = read_facts(board["data"]["outputs"][0]["uri"].removeprefix("file://"))
+    assert abs(joined.duration - 10.0) <= 2 * joined.frame_seconds
 
 
 def test_validate_accepts_metadata_as_post_v1_jobs_does(tmp_path: Path) -> None:
