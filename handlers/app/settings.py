@@ -268,8 +268,8 @@ class Settings:
     subscribers: tuple[tuple[str, tuple[str, ...]], ...] = knob(
         "RELAY_SUBSCRIBERS", (("default", ("*",)),),
         "subscribers and their filters: `archive:*,notify:completed+failed`", _subscribers, shown="`default:*`")
-    event_retention: int = knob("RELAY_EVENT_RETENTION", 30, "days the event log keeps each published event "
-                                "(what `events replay` can re-deliver)", bounded(1, 3650))
+    event_retention: float = knob("RELAY_EVENT_RETENTION", 30.0, "days the event log keeps each published event "
+                                  "(what `events replay` can re-deliver; fractions allowed)", _days)
     job_retention: float = knob("RELAY_JOB_RETENTION", 90.0, "days a finished job's record is kept (on AWS, through "
                                 "the table's TTL)", _days)
     video_retention: float | None = knob(

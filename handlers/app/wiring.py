@@ -198,7 +198,7 @@ def _aws_ports(settings: Settings, clock: Callable[[], float]) -> Ports:
     jobs, blobs, queue, bus = build_aws_adapters(
         aws_clients(names, endpoint_url=settings.aws_endpoint_url), names, subscriber_filters(settings), clock=clock,
         max_receives=settings.queue_max_receives, visibility_timeout=int(settings.queue_visibility_timeout),
-        event_retention_days=settings.event_retention)
+        event_retention_days=settings.event_retention, job_retention_days=settings.job_retention)
     return jobs, blobs, queue, bus, []
 
 

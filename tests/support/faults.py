@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from handlers.base.errors import QueueError, StorageError
 from handlers.net.server import BackgroundServer
-from handlers.ports import BlobStore, Message, StoredObject, WorkQueue
+from handlers.ports import BlobStore, ListedObject, Message, Removed, StoredObject, WorkQueue
 
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection",
         "content-length", "content-encoding"}
@@ -149,7 +149,7 @@ class FaultyBlobStore:
         self.dice = _Dice(rate, seed)
 
     def put_stream(self, key: str, chunks: Iterable[bytes], *, content_type: str,
-                   metadata: Mapping[str, str] | None = None) -> StoredObject:
+                   metadata: Mapping[str, str] | None = None, only_new: bool = False) -> StoredObject:
         fail = self.dice.roll()
 
         def guarded() -> Iterator[bytes]:
@@ -159,13 +159,22 @@ class FaultyBlobStore:
                     raise StorageError("injected storage fault", code="injected")
                 yield chunk
 
-        return self.inner.put_stream(key, guarded(), content_type=content_type, metadata=metadata)
+        return self.inner.put_stream(key, guarded(), content_type=content_type, metadata=metadata, only_new=only_new)
 
     def head(self, key: str) -> StoredObject | None:
         return self.inner.head(key)
 
     def read(self, key: str) -> Iterator[bytes]:
         return self.inner.read(key)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        return self.inner.read_range(key, start, length)
+
+    def older(self, prefix: str, before: float, limit: int = 1000) -> list[ListedObject]:
+        return self.inner.older(prefix, before, limit)
+
+    def delete(self, keys: Collection[str]) -> None:
+        self.inner.delete(keys)
 
     def uri(self, key: str) -> str:
         return self.inner.uri(key)
@@ -207,6 +216,9 @@ class QueueWrapper:
 
     def depth(self) -> dict[str, int]:
         return self.inner.depth()
+
+    def expire(self, before: float, *, limit: int = 1000, dry_run: bool = False) -> Removed:
+        return self.inner.expire(before, limit=limit, dry_run=dry_run)
 
 
 class FaultyQueue(QueueWrapper):

@@ -265,16 +265,17 @@ def topic_arn(sns: SNSClient, topic: str) -> str:
 
 def build_aws_adapters(clients: AwsClients, names: AwsNames, subscribers: Mapping[str, Sequence[str]], *,
                        clock: Callable[[], float] = time.time, max_receives: int = 8, visibility_timeout: int = 900,
-                       event_retention_days: float = 30,
+                       event_retention_days: float = 30, job_retention_days: float = 90,
                        ) -> tuple[DynamoJobStore, S3BlobStore, SqsWorkQueue, SnsEventBus]:
     """Job store, blob store, ingest queue and event bus on the resources ``names`` points at
-    (the bus logs each event for ``event_retention_days``).
+    (the bus logs each event for ``event_retention_days``; a finished job's record expires through the
+    table's TTL ``job_retention_days`` after it ended).
 
     ``visibility_timeout`` is what every receive asks for; ``max_receives`` belongs to the
     queues' redrive policies (set by ``bootstrap`` or ``infra/``), which SQS enforces.
     """
     del max_receives  # SQS enforces it through the redrive policy
-    jobs = DynamoJobStore(clients.dynamodb, names.table, clock=clock)
+    jobs = DynamoJobStore(clients.dynamodb, names.table, clock=clock, ttl_days=job_retention_days)
     blobs = S3BlobStore(clients.s3, names.bucket, kms_key_id=names.kms_key_id)
     queue = SqsWorkQueue.from_name(clients.sqs, names.ingest_queue, visibility_timeout=visibility_timeout)
     bus = SnsEventBus(clients.sns, clients.sqs, topic_arn(clients.sns, names.topic),
