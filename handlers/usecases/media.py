@@ -67,7 +67,10 @@ def manifest_key(job_id: str) -> str:
 
 def media_reader_available() -> bool:
     """Whether PyAV and Pillow are installed here."""
-    return all(importlib.util.find_spec(name) is not None for name in ("av", "PIL"))
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("av", "PIL"))
+    except ImportError:  # an import hook that refuses them
+        return False
 
 
 def describe_outputs(relay: Relay, job: Job, outputs: tuple[Output, ...],
@@ -103,6 +106,8 @@ def describe_outputs(relay: Relay, job: Job, outputs: tuple[Output, ...],
 def _describe(relay: Relay, job: Job, index: int, output: Output) -> Output:
     try:
         if not media_reader_available():
+            log.warning("job.output_not_read", job_id=job.id, key=output.key,
+                        reason="PyAV and Pillow are not installed here: no media facts, checks or pictures")
             _sniff(relay, output)
             return output
         return _read(relay, job, output)
