@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from handlers.usecases.media import UNPLAYABLE_ATTEMPTS
+from tests.conftest import ROOT
 from tests.functional.conftest import VIDEO
 from tests.support.clips import HTML_PAGE
 
