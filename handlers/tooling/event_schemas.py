@@ -14,6 +14,7 @@ from typing import Any
 
 from handlers.domain.contract import ALL_MODELS, DURATION_MAX, DURATION_MIN
 from handlers.domain.events import AT_RISK, EVENT_TYPES, SOURCE, TYPE_PREFIX
+from handlers.media.assemble import REENCODE, REMUX
 from handlers.media.checks import CHECK_NAMES
 from handlers.media.facts import MediaFacts
 from handlers.media.frames import FRAME_ROLES as _FRAME_ROLES
@@ -98,6 +99,14 @@ def _media() -> dict[str, Any]:
             "audio_codec": {"type": ["string", "null"], "description": "FFmpeg's name, e.g. aac; null without audio."},
             "bitrate": {**whole, "description": "Mean bits per second of the whole file."},
             "size": {**whole, "description": "Bytes."},
+            "assembly": {"type": "object", "required": ["method", "reason", "parts"], "additionalProperties": False,
+                         "description": "Only on a video the relay joined from several (a storyboard's): how.",
+                         "properties": {
+                             "method": {"enum": [REMUX, REENCODE],
+                                        "description": "remux: packets copied as they are; reencode: decoded and "
+                                                       "encoded again (H.264/AAC) because the parts differ."},
+                             "reason": {"type": ["string", "null"], "description": "Why it was re-encoded."},
+                             "parts": {**whole, "description": "How many videos were joined."}}},
         },
     }
 
