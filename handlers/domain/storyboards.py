@@ -168,9 +168,13 @@ def parse_storyboard(body: object) -> StoryboardSpec:
         problems.append(Violation("assemble", "invalid_type", "assemble must be a boolean (true or false)"))
     problems += check_metadata(metadata)
     shots: list[Shot] = []
+    seen: list[str] = []  # every well-formed id so far, of shots with problems too
     for index, raw in enumerate(shots_raw):
-        shot, found = _shot(index, raw, [s.id for s in shots])
+        shot, found = _shot(index, raw, seen)
         problems += found
+        shot_id = raw.get("id") if isinstance(raw, dict) else None
+        if isinstance(shot_id, str) and _SHOT_ID.fullmatch(shot_id) and shot_id not in seen:
+            seen.append(shot_id)
         if shot is not None:
             shots.append(shot)
     if problems:
