@@ -20,12 +20,14 @@ from handlers.domain.contract import VIDEO
 from handlers.domain.jobrequest import check_metadata
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, Estimate, PriceTable, estimate
 from handlers.provider.validation import check_request
+from handlers.usecases.references import check_references
 
 if TYPE_CHECKING:
     from handlers.net.netguard import AddressPolicy
     from handlers.provider.probe import ProbeReport
 
-__all__ = ["PROBE_TIMEOUT", "Estimator", "VideoProbe", "check_job_request", "estimate_job", "estimator_for",
+__all__ = ["PROBE_TIMEOUT", "Estimator", "VideoProbe", "check_job_request", "estimate_for_tenant", "estimate_job",
+           "estimator_for",
            "reference_lengths", "reference_policy", "reference_prober", "video_lengths"]
 
 PROBE_TIMEOUT = 10.0  # seconds the probe of one request's reference videos may take, all together
@@ -113,6 +115,12 @@ def estimate_job(estimator: Estimator, request: Mapping[str, Any],
     lengths, reasons = reference_lengths(estimator, request, known)
     result = estimate(request, lengths, estimator.prices)
     return replace(result, assumptions=[*result.assumptions, *reasons])
+
+
+def estimate_for_tenant(relay: Relay, estimator: Estimator, tenant: str, request: Mapping[str, Any]) -> Estimate:
+    """:func:`estimate_job` for a request of ``tenant``: each ``job://`` reference to one of its jobs counted at the
+    referenced video's real length (``InvalidRequest`` for a reference a submit would refuse)."""
+    return estimate_job(estimator, request, check_references(relay, tenant, request).video_seconds())
 
 
 def check_job_request(settings: Settings, request: object, metadata: object) -> dict[str, Any]:

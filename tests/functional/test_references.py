@@ -17,6 +17,7 @@ from handlers.base.errors import InvalidRequest
 from handlers.domain.jobs import Job, JobStatus
 from handlers.domain.pricing import estimate
 from handlers.usecases import accept_callback, reconcile, submit
+from handlers.usecases.estimate import Estimator, estimate_for_tenant
 from handlers.usecases.references import check_job_file_url
 from tests.support.fakes import Clock, FakeProvider, local_relay
 from tests.support.media_server import MediaServer
@@ -182,3 +183,13 @@ def test_a_last_frame_reference_sends_the_stored_picture_beside_the_video(relay:
     key = check_job_file_url(relay, url.path.removeprefix("/v1/job-files/"), query["expires"][0], query["sig"][0])
     assert key == first.outputs[0].frame_key("last-frame")
     assert b"".join(relay.blobs.read(key))[:3] == b"\xff\xd8\xff"  # a JPEG
+
+
+def test_an_estimate_for_a_tenant_counts_its_referenced_output_at_its_length(
+        relay: Relay, provider: FakeProvider) -> None:
+    first = submit(relay, T2V)
+    request = extend(first.id)
+    assert estimate_for_tenant(relay, Estimator(relay.prices), "default", request).credits == \
+        estimate(request, [4.0], relay.prices).credits
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        estimate_for_tenant(relay, Estimator(relay.prices), "other", request)
