@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.app.relay import Relay
-from handlers.base.errors import Conflict, NotFound
+from handlers.base.errors import NotFound, RelayError
 from handlers.base.logs import get_logger
 from handlers.domain.events import SOURCE, build_event
 from handlers.domain.jobs import Job, JobStatus, Outcome
@@ -74,7 +74,7 @@ def wake_dependents(relay: Relay, job: Job) -> None:
     for dependent in job.dependents:
         try:
             settle_waiting(relay, relay.jobs.get(dependent))
-        except (Conflict, NotFound) as exc:
+        except RelayError as exc:  # a race or a store that failed: the reconciler wakes it at its check_at
             log.info("dependency.wake_missed", job_id=dependent, dependency=job.id, code=exc.code)
 
 
