@@ -12,7 +12,6 @@ result is at risk publishes ``job.at_risk`` or fails with ``result_expired``
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 
 from handlers.app.relay import Relay
 from handlers.base.errors import Conflict
@@ -20,6 +19,7 @@ from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, JobStatus, Outcome
 from handlers.usecases.admission import reclaim
 from handlers.usecases.cancel import CancelReason, cancel_job
+from handlers.usecases.dependencies import recheck_waiting
 from handlers.usecases.outcomes import conclude
 from handlers.usecases.risk import check_result, next_look
 from handlers.usecases.submit import admit_waiting, send_to_provider
@@ -27,16 +27,6 @@ from handlers.usecases.submit import admit_waiting, send_to_provider
 __all__ = ["reconcile"]
 
 log = get_logger(__name__)
-Recheck = Callable[[Relay, Job], str]
-
-
-def _waiting_recheck() -> Recheck | None:
-    """The look at a waiting job, where jobs may wait for earlier ones."""
-    try:
-        from handlers.usecases.dependencies import recheck_waiting
-    except ImportError:
-        return None
-    return recheck_waiting
 
 
 def reconcile(relay: Relay, *, limit: int = 500) -> dict[str, int]:
@@ -67,9 +57,8 @@ def _reconcile_one(relay: Relay, job: Job) -> str:
         conclude(relay, job, Outcome.EXPIRED, {"code": "expired",
                                                "message": "no final answer from the provider in time"})
         return "expired"
-    recheck = _waiting_recheck()
-    if job.status is JobStatus.WAITING and job.outcome is None and recheck is not None:
-        return recheck(relay, job)
+    if job.status is JobStatus.WAITING and job.outcome is None:
+        return recheck_waiting(relay, job)
     if job.status is JobStatus.QUEUED:  # still waiting for a slot (the pass admitted what it could)
         relay.jobs.update(job.rescheduled(now, max(relay.throttle.blocked_until, now + relay.settings.reconcile_every)))
         return "still_queued"
