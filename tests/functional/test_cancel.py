@@ -168,3 +168,15 @@ def test_a_bad_cancel_after_is_refused_naming_the_field(relay: Relay, value: obj
         submit(relay, REQUEST, cancel_after=value)  # type: ignore[arg-type]
     [violation] = refused.value.violations
     assert (violation.field, violation.code) == ("cancel_after", code)
+
+
+def test_a_job_waiting_for_a_cancelled_job_fails_with_dependency_failed(relay: Relay, provider: FakeProvider) -> None:
+    first = submit(relay, REQUEST)
+    waiting = submit(relay, {"model": "seedance-2.0-reference-to-video", "prompt": "continue @video1", "duration": 5,
+                             "quality": "480p", "video_urls": [f"job://{first.id}/output-0"]})
+    assert waiting.status is JobStatus.WAITING
+    cancel(relay, first.id)
+    failed = relay.jobs.get(waiting.id)
+    assert failed.status is JobStatus.FAILED and failed.error and failed.error["code"] == "dependency_failed"
+    assert failed.error["dependency"] == first.id and "cancelled" in failed.error["message"]
+    assert len(provider.creates) == 1
