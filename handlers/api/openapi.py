@@ -16,6 +16,7 @@ from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITI
 from handlers.domain.jobrequest import CANCEL_AFTER_MAX
 from handlers.domain.jobs import JobStatus
 from handlers.domain.tenancy import TENANT_PATTERN, Role
+from handlers.media.frames import FRAME_ROLES
 from handlers.tooling.event_schemas import TIME_PATTERN
 
 __all__ = ["openapi_document"]
@@ -83,7 +84,17 @@ def _schemas() -> dict[str, Any]:
             "uri": {"type": "string", "description": "where the copy is stored: s3://… or file://…"},
             "key": {"type": "string"}, "size": {"type": "integer"},
             "sha256": {"type": "string"}, "content_type": {"type": "string"},
-            "url": {"type": "string", "description": "the relay's route for it: /v1/jobs/{job_id}/outputs/{index}"}}},
+            "url": {"type": "string", "description": "the relay's route for it: /v1/jobs/{job_id}/outputs/{index}"},
+            "media": {"type": ["object", "null"], "description": "what the stored video is: duration, width, height, "
+                      "fps, frames, video_codec, has_audio, audio_codec, bitrate, size (null when it was not read)"},
+            "checks": {"type": "array", "items": {"type": "object"},
+                       "description": "the video against the request: {name, ok, expected, actual}"},
+            "frames": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "picture role → where it is stored (poster, poster-thumbnail, last-frame, "
+                                      "last-frame-thumbnail)"},
+            "frame_urls": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "picture role → the relay's route for it: "
+                                          "/v1/jobs/{job_id}/outputs/{index}/{role}"}}},
         "Job": {"type": "object", "required": ["id", "status"], "properties": {
             "id": {"type": "string"},
             "tenant": {"type": "string", "description": "the tenant of the key that created it"},
@@ -230,6 +241,14 @@ def _job_paths() -> dict[str, Any]:
             "responses": {"200": _response("the file", {"type": "string", "format": "binary"}, "video/mp4"),
                           "206": _response("the requested range", {"type": "string", "format": "binary"},
                                            "video/mp4"),
+                          "307": _response("on S3: a short-lived presigned URL in Location"),
+                          **_errors(401, 404, 500)}}},
+        "/v1/jobs/{job_id}/outputs/{index}/{role}": {"get": {
+            "summary": "A stored picture of an output (its `frame_urls`): poster, last frame or their thumbnails",
+            "operationId": "getJobOutputPicture", "tags": ["jobs"], "security": _VIEWER,
+            "parameters": [_path_param("job_id"), _path_param("index", {"type": "integer", "minimum": 0}),
+                           _path_param("role", {"type": "string", "enum": list(FRAME_ROLES)})],
+            "responses": {"200": _response("the JPEG", {"type": "string", "format": "binary"}, "image/jpeg"),
                           "307": _response("on S3: a short-lived presigned URL in Location"),
                           **_errors(401, 404, 500)}}},
         "/v1/callbacks/evolink/{job_id}": {"post": {

@@ -319,7 +319,7 @@ class Job:
                         "reserved": self.credits_reserved, "used": self.credits_used},
             "tenant": self.tenant,
             "error": dict(self.error) if self.error else None,
-            "outputs": [{**o.as_dict(), "url": output_url(self.id, i)} for i, o in enumerate(self.outputs)],
+            "outputs": [o.public(self.id, i) for i, o in enumerate(self.outputs)],
             "event_ids": list(self.event_ids), "metadata": dict(self.metadata),
             "idempotency_key": self.idempotency_key, "attempts": self.attempt_log(),
             "depends_on": list(self.depends_on), "dependents": list(self.dependents),

@@ -29,6 +29,7 @@ from handlers.domain.jobs import Job, JobStatus, Outcome, Output
 from handlers.provider.evolink.task import Task
 from handlers.usecases.admission import keep_slot
 from handlers.usecases.copy import Busy, copy_results, owned_update, take_lease
+from handlers.usecases.media import describe_outputs
 from handlers.usecases.outcomes import publish_outcome, record_outcome
 from handlers.usecases.retries import RETRYABLE_CODES, is_old_task, may_retry, retry
 
@@ -77,6 +78,8 @@ def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: s
             return retry(relay, job, verdict.error or {})
         if verdict.outcome is Outcome.COMPLETED:
             job, copied = copy_results(relay, take_lease(relay, job, worker), verdict.results, verdict.report, worker)
+            if isinstance(copied, tuple):
+                job, copied = describe_outputs(relay, job, copied, worker)
             verdict = (verdict._replace(outputs=copied) if isinstance(copied, tuple)
                        else Verdict(Outcome.FAILED, copied.as_dict()))
         try:
