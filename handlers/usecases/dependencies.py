@@ -55,7 +55,10 @@ def wait_for(relay: Relay, job: Job) -> Job:
     published, or failed, meanwhile). Returns the job as it is then."""
     for dependency in job.depends_on:
         _note(relay, dependency, job.id)
-    settle_waiting(relay, relay.jobs.get(job.id))
+    try:
+        settle_waiting(relay, relay.jobs.get(job.id))
+    except Conflict:  # a dependency's event woke it at the same moment: that waker moves it on
+        log.info("dependency.woken_elsewhere", job_id=job.id)
     return relay.jobs.get(job.id)
 
 
