@@ -125,7 +125,7 @@ def test_an_unknown_status_filter_is_refused_with_the_accepted_ones(client: http
     response = client.get("/dashboard/summary?status=done", headers=BEARER)
     problem = response.json()["error"]["errors"][0]
     assert response.status_code == 400 and problem["field"] == "status"
-    assert "accepted, queued, submitted, processing" in problem["message"]
+    assert "accepted, queued, waiting, submitted, processing" in problem["message"]
 
 
 class CountingJobs:
