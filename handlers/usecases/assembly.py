@@ -52,6 +52,10 @@ def run_storyboard(relay: Relay, job: Job) -> Job:
         return relay.jobs.get(job.id)
     try:
         outputs = (_assembled(relay, job),) if job.request.get("assemble") else ()
+    except ImportError:  # a runtime without PyAV (the Lambda layer leaves it out)
+        message = "the shots cannot be joined here: PyAV is not installed where this storyboard ran"
+        log.warning("storyboard.assembly_failed", job_id=job.id, storyboard=job.storyboard, error=message)
+        return conclude(relay, job, Outcome.FAILED, {"code": "assembly_failed", "message": message})
     except (DownloadFailed, NotFound, ValueError) as exc:
         message = exc.message if isinstance(exc, RelayError) else str(exc)
         log.warning("storyboard.assembly_failed", job_id=job.id, storyboard=job.storyboard, error=message)
