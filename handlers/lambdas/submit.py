@@ -1,10 +1,10 @@
 """Submit from the requests queue, for event-driven callers.
 
 A message body is what ``POST /v1/jobs`` takes: a generation request plus an optional
-``metadata`` object. The idempotency key is the message attribute ``Idempotency-Key`` when
-present, else the SQS message id, so a redelivered message never submits twice. The message
-attribute ``Tenant`` names the job's tenant (``default`` without it): whoever may send to the
-queue is trusted as an operator is, through IAM. A request
+``metadata`` object and ``cancel_after`` (seconds to the job's deadline). The idempotency key is
+the message attribute ``Idempotency-Key`` when present, else the SQS message id, so a redelivered
+message never submits twice. The message attribute ``Tenant`` names the job's tenant (``default``
+without it): whoever may send to the queue is trusted as an operator is, through IAM. A request
 that breaks a rule becomes a ``rejected`` job and event naming every violation.
 """
 
@@ -38,9 +38,10 @@ def _tenant(record: Record) -> str:
     return str(value) if value else DEFAULT_TENANT
 
 
-def _parse(record: Record) -> tuple[dict[str, Any], object]:
+def _parse(record: Record) -> tuple[dict[str, Any], Any, Any]:
+    """The message's request, its ``metadata`` and its ``cancel_after`` (both checked by the submit)."""
     body = parse_object(record.body, what="message body")
-    return body, body.pop("metadata", {})
+    return body, body.pop("metadata", {}), body.pop("cancel_after", None)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -54,8 +55,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             if not TENANT_PATTERN.match(tenant):
                 raise InvalidRequest([Violation("Tenant", "invalid_format", "the Tenant attribute must be 1-63 of "
                                                 "a-z 0-9 _ -")])
-            request, metadata = _parse(record)
-            job = submit(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE, tenant=tenant)
+            request, metadata, cancel_after = _parse(record)
+            job = submit(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE, tenant=tenant,
+                         cancel_after=cancel_after)
         except (InvalidRequest, BudgetExceeded) as exc:
             job = record_rejection(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE, error=exc,
                                    tenant=tenant if TENANT_PATTERN.match(tenant) else DEFAULT_TENANT)
