@@ -120,9 +120,14 @@ def settle_waiting(relay: Relay, job: Job) -> str:
 
 
 def _billed(job: Job) -> bool:
-    """Whether EvoLink bills the job's task: a completed one; an expired one if a task may exist."""
+    """Whether EvoLink bills (or may bill) the job's task: one it completed, even if its result was never copied
+    (``result_expired``, or a cancel that won the race); an expired job's if a task may exist; and a task the
+    caller abandoned by cancelling, which EvoLink has no call to stop. Counting those keeps a budget from being
+    passed by work EvoLink may still charge for; a failed task is never billed."""
     outcome = None if job.outcome is None else Outcome(job.outcome)
-    return outcome is Outcome.COMPLETED or (outcome is Outcome.EXPIRED and job.task_id is not None)
+    abandoned = outcome is Outcome.CANCELLED and bool((job.error or {}).get("abandoned_task_id"))
+    return (outcome is Outcome.COMPLETED or job.result_seen_at is not None or abandoned
+            or (outcome is Outcome.EXPIRED and job.task_id is not None))
 
 
 def _give_back(relay: Relay, job: Job) -> None:

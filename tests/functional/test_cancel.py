@@ -75,8 +75,17 @@ def test_a_job_that_has_not_ended_is_cancelled_with_one_event(relay: Relay, stat
     assert ("abandoned_task_id" in (cancelled.error or {})) is running
 
 
-def test_cancelling_a_running_job_gives_its_budget_hold_back(relay: Relay) -> None:
+def test_cancelling_a_running_job_counts_its_abandoned_task_at_what_evolink_reserved(relay: Relay) -> None:
+    """EvoLink has no cancel call and may still bill the task: the budget counts it, so cancels cannot pass it."""
     job = in_status(relay, JobStatus.SUBMITTED)
+    assert job.credits_reserved is not None and job.credits_reserved != job.credits_held
+    cancel(relay, job.id)
+    usage = relay.ledger.usage(job.tenant, job.hold_period or "")
+    assert (usage.held, usage.spent) == (0.0, job.credits_reserved)
+
+
+def test_cancelling_a_job_that_never_reached_evolink_gives_its_budget_hold_back(relay: Relay) -> None:
+    job = in_status(relay, JobStatus.QUEUED)
     cancel(relay, job.id)
     usage = relay.ledger.usage(job.tenant, job.hold_period or "")
     assert (usage.held, usage.spent) == (0.0, 0.0)
