@@ -58,8 +58,16 @@ test: lint typecheck browser  ## the whole suite: ruff, mypy (strict), lint-impo
 bench: $(DEV_STAMP)  ## all benchmarks, full mode; writes bench/results.json
 	$(BIN)/python bench/run_all.py
 
-soak: $(DEV_STAMP)  ## the reliability scenarios at 5x their job counts
-	RELIABILITY_SCALE=5 $(BIN)/pytest tests/reliability
+# The soak: 10,000 jobs over 31 minutes on embedded defaults (a SIGKILL every 10, 10% storage and
+# provider faults, short retention), then 2,000 jobs on AWS over moto; each writes figures.json and
+# soak.png to bench/soak-out/BACKEND. Then the reliability scenarios at 5x their job counts. Every
+# step runs even if one before it fails.
+soak: $(DEV_STAMP)  ## the long soak, local then AWS, then the reliability scenarios at 5x (about an hour)
+	@status=0; \
+	$(BIN)/python bench/soak.py --backend local --out bench/soak-out/local || status=1; \
+	$(BIN)/python bench/soak.py --backend aws --out bench/soak-out/aws || status=1; \
+	RELIABILITY_SCALE=5 $(BIN)/pytest tests/reliability || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .relay .pytest_cache .mypy_cache .ruff_cache
