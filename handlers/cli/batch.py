@@ -9,7 +9,8 @@ Each line is sent with an ``Idempotency-Key`` of ``batch:`` and the sha256 of: t
 JSON, how many identical requests come before it in the file, and the sha256 of each local file
 it names. So running the same file again submits nothing twice, whatever lines were added,
 removed or moved around it; identical lines are separate jobs; an edited line, or a changed
-local file, is a new job.
+local file, is a new job. A line's ``cancel_after`` is not part of its key, as it is no part of
+what the relay compares: a line whose deadline alone changed is the same job, with its first deadline.
 
 A line with local files is uploaded again on every run, and its upload URLs differ each time, so
 the relay answers the repeat ``409 idempotency_key_reused``: the job is then found among the
@@ -36,7 +37,7 @@ from handlers.base.errors import InvalidRequest
 from handlers.cli.batch_report import FINAL, LineResult, Report, job_result, report_for, summary, summary_json
 from handlers.cli.references import checked_arrays, digests, uploaded_arrays
 from handlers.cli.remote import RelayAnswer, RelayClient
-from handlers.domain.jobrequest import check_metadata, parse_job_request
+from handlers.domain.jobrequest import check_cancel_after, check_metadata, parse_job_request
 from handlers.domain.jobs import canonical_json
 
 __all__ = ["KEY_PREFIX", "MAX_CONCURRENCY", "Batch", "BatchLine", "line_key", "read_batch", "run_batch",
@@ -85,7 +86,7 @@ def _read_line(number: int, text: bytes, name: str, seen: Counter[str]) -> Batch
         request = parse_job_request(text)
     except InvalidRequest as exc:
         return _bad(number, exc)
-    if problems := check_metadata(request.metadata):
+    if problems := check_metadata(request.metadata) + check_cancel_after(request.cancel_after):
         return _bad(number, InvalidRequest(problems))
     try:
         body = checked_arrays(request.body)
@@ -94,7 +95,8 @@ def _read_line(number: int, text: bytes, name: str, seen: Counter[str]) -> Batch
     canonical = canonical_json({"request": request.body, "metadata": request.metadata})
     seen[canonical] += 1
     files = digests(body)
-    full = {**body, "metadata": request.metadata} if request.metadata != {} else body
+    full = {**body, **({"metadata": request.metadata} if request.metadata != {} else {}),
+            **({"cancel_after": request.cancel_after} if request.cancel_after is not None else {})}
     return BatchLine(number, full, line_key(name, canonical, seen[canonical], files), files=len(files))
 
 

@@ -20,7 +20,7 @@ from handlers.cli.batch_report import FINAL
 from handlers.cli.references import MEDIA, checked, uploaded
 from handlers.cli.remote import RelayClient, relay_client
 from handlers.domain.contract import ALL_MODELS, ASPECT_RATIOS, STANDARD_QUALITIES
-from handlers.domain.jobrequest import JobRequest, parse_job_request
+from handlers.domain.jobrequest import CANCEL_AFTER_MAX, JobRequest, check_cancel_after, parse_job_request
 
 __all__ = ["FINAL", "generation_label", "submit"]
 
@@ -34,11 +34,14 @@ def _read_file(file: Path) -> JobRequest:
     except OSError as exc:
         raise click.BadParameter(f"{file}: cannot be read ({exc.strerror})", param_hint="FILE") from exc
     try:
-        return parse_job_request(raw)
+        request = parse_job_request(raw)
     except InvalidRequest as exc:
         reason = "; ".join(v.message for v in exc.violations)
         raise click.BadParameter(f"{file} is not a request: {reason} (see `seedance-relay validate {file}`)",
                                  param_hint="FILE") from exc
+    if problems := check_cancel_after(request.cancel_after):
+        raise click.BadParameter(f"{file}: {problems[0].message}", param_hint="FILE")
+    return request
 
 
 def _metadata(raw: str) -> dict[str, Any]:
@@ -52,10 +55,12 @@ def _metadata(raw: str) -> dict[str, Any]:
 
 
 def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) -> dict[str, Any]:
+    """The body of ``POST /v1/jobs``: the file's request and relay options, flags winning, local files uploaded."""
     request = _read_file(file) if file else JobRequest(body={})
     body, metadata = request.body, request.metadata
     if options.get("metadata"):
         metadata = _metadata(options["metadata"])
+    cancel_after = request.cancel_after if options.get("cancel_after") is None else options["cancel_after"]
     for name in ("model", "prompt", "duration", "quality", "aspect_ratio"):
         if options.get(name) is not None:
             body[name] = options[name]
@@ -66,7 +71,8 @@ def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) ->
         elif isinstance(body.get(limits.array), list):
             references[limits.array] = checked(body[limits.array], limits, f"FILE {limits.array}")
     body.update({array: uploaded(client, values) for array, values in references.items()})
-    return {**body, "metadata": metadata} if metadata != {} else body
+    return {**body, **({"metadata": metadata} if metadata != {} else {}),
+            **({"cancel_after": cancel_after} if cancel_after is not None else {})}
 
 
 @click.command(short_help="Submit a generation job to a running relay.")
@@ -80,6 +86,9 @@ def _request(client: RelayClient, file: Path | None, options: dict[str, Any]) ->
 @click.option("--video", multiple=True, help="Reference video: URL or local file (repeatable, up to 3).")
 @click.option("--audio", multiple=True, help="Reference audio: URL or local file (repeatable, up to 3).")
 @click.option("--metadata", help='A JSON object carried into every event, e.g. \'{"order": 1}\'.')
+@click.option("--cancel-after", "cancel_after", type=click.IntRange(1, CANCEL_AFTER_MAX), metavar="SECONDS",
+              help=f"Cancel the job if it has not ended this many seconds after it is accepted, 1-{CANCEL_AFTER_MAX} "
+                   "(a week); default: the file's cancel_after, else no deadline.")
 @click.option("--idempotency-key", help="Repeat-safe key; a repeat returns the same job. With --batch: the batch's "
                                        "name, from which each line's key derives (default: the file's path).")
 @click.option("--batch", type=click.Path(exists=True, dir_okay=False, path_type=Path),

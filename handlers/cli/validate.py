@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from handlers.base.errors import InvalidRequest, Violation
-from handlers.domain.jobrequest import check_metadata, parse_job_request
+from handlers.domain.jobrequest import check_cancel_after, check_metadata, parse_job_request
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, Estimate, PriceTable, load_price_table
 from handlers.net.netguard import AddressPolicy
 from handlers.provider.probe import ProbeReport, probe_request
@@ -84,7 +84,8 @@ def validate(file: str, probe: bool, allow_http: bool, allow_private: bool, time
         unreadable = any(v.code in _UNREADABLE for v in exc.violations)
         sys.exit(EXIT_UNREADABLE if unreadable else EXIT_INVALID)
     body = request.body
-    errors: list[Violation] = validate_request(body, allow_http=allow_http) + check_metadata(request.metadata)
+    errors: list[Violation] = (validate_request(body, allow_http=allow_http) + check_metadata(request.metadata)
+                               + check_cancel_after(request.cancel_after))
     result: dict[str, Any] = {}
     report = None
     if probe and not errors:
