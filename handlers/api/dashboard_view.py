@@ -24,8 +24,8 @@ __all__ = ["COUNT_CAP", "REFRESH_SECONDS", "job_details", "summarize", "usage"]
 COUNT_CAP = 1000
 REFRESH_SECONDS = 5.0
 _JOB_FIELDS = ("id", "tenant", "status", "outcome", "model", "progress", "created_at", "updated_at",
-               "submitted_at", "finished_at", "estimated_time", "error", "credits")
-_DETAIL_FIELDS = ("task_id", "idempotency_key", "credits_reserved", "attempts")
+               "submitted_at", "finished_at", "estimated_time", "error", "credits", "at_risk_at", "deadline_at")
+_DETAIL_FIELDS = ("task_id", "idempotency_key", "credits_reserved")
 _POSTERS = {"poster": "poster", "poster-thumbnail": "poster_thumbnail"}  # picture role: its key in a row
 
 
@@ -55,9 +55,11 @@ def usage(relay: Relay, tenants: Collection[str] | None) -> list[dict[str, Any]]
 
 def job_details(relay: Relay, job: Job) -> dict[str, Any]:
     """One job for its details panel: the row's fields (a queued job's place too) plus request, metadata,
-    outputs (with their media facts, checks and picture routes) and events."""
+    ``attempts`` (every task, as the API lists them), outputs (with their media facts, checks and picture routes)
+    and events."""
     details = _job_row(job, places(relay) if job.status is JobStatus.QUEUED else {})
     details.update({name: getattr(job, name) for name in _DETAIL_FIELDS})
+    details["attempts"] = job.attempt_log()
     details["request"] = dict(job.request)
     details["metadata"] = dict(job.metadata)
     for row, output in zip(details["outputs"], job.outputs, strict=True):

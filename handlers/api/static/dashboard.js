@@ -52,6 +52,14 @@
     return node;
   }
 
+  // A job whose completed result is still not copied as its URLs near expiry (job.at_risk) is marked.
+  function statusCell(job) {
+    const status = badge(job.status, job.queue_position);
+    if (!job.at_risk_at || FINAL.has(job.status)) return status;
+    return element("span", {}, status, " ", element("span", { className: "badge at-risk", textContent: "at risk",
+      title: `result not copied in time; its URLs expire 24 h after EvoLink completed it (at risk since ${job.at_risk_at})` }));
+  }
+
   function tenantChip(tenant) {
     return element("span", { className: "tenant", textContent: tenant });
   }
@@ -101,7 +109,7 @@
   }
 
   function jobRow(job, now) {
-    const cells = [jobLink(job), ...(admin ? [tenantChip(job.tenant)] : []), badge(job.status, job.queue_position),
+    const cells = [jobLink(job), ...(admin ? [tenantChip(job.tenant)] : []), statusCell(job),
                    progress(job), clock(job.created_at), clock(job.finished_at), took(job, now), failure(job.error),
                    playButton(job)];
     const row = element("tr");
@@ -197,6 +205,20 @@
     return element("div", {}, element("dt", { textContent: label }), element("dd", {}, value ?? "—"));
   }
 
+  // Every EvoLink task of the job, oldest first; a task that failed with a code saying try again shows it (the
+  // next task retried the job).
+  function tasks(attempts) {
+    if (!attempts.length) return null;
+    return element("ol", { className: "tasks" }, ...attempts.map((attempt) => {
+      const item = element("li", {}, element("code", { textContent: attempt.task_id }));
+      if (attempt.code) {
+        item.append(" ", element("code", { className: "task-code", textContent: attempt.code,
+                                           title: `${attempt.message || ""} (${attempt.failed_at || ""})` }));
+      }
+      return item;
+    }));
+  }
+
   function renderDetails(job) {
     byId("details-id").textContent = job.id;
     const queued = job.status === "queued" ? [fact("place in queue", job.queue_position == null ? null
@@ -206,7 +228,8 @@
       fact("progress", `${job.progress}%`), fact("model", job.model),
       fact("task", job.task_id), fact("created", clock(job.created_at)), fact("submitted", clock(job.submitted_at)),
       fact("finished", clock(job.finished_at)), fact("updated", clock(job.updated_at)),
-      fact("attempts", String(job.attempts)), fact("idempotency key", job.idempotency_key),
+      ...(job.at_risk_at ? [fact("at risk since", clock(job.at_risk_at))] : []), fact("deadline", clock(job.deadline_at)),
+      fact("attempts", tasks(job.attempts)), fact("idempotency key", job.idempotency_key),
       ...["estimated", "held", "reserved", "used"].map((kind) => fact(`credits ${kind}`, credits(job.credits[kind]))));
     byId("details-request").textContent = JSON.stringify(job.request, null, 2);
     byId("details-metadata").textContent = JSON.stringify(job.metadata, null, 2);
