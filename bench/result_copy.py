@@ -137,7 +137,7 @@ def _copy_relay(s3: Any, url: str, key: str) -> int:
     try:
         with fetcher.open(url) as download:
             stored = S3BlobStore(s3, BUCKET).put_stream(
-                key, download.chunks, content_type=download.content_type,
+                key, download.chunks, content_type=download.content_type, only_new=True,
                 metadata={"job_id": "job_bench", "task_id": "task-bench", "source": "evolink"})
     finally:
         fetcher.close()

@@ -1,4 +1,4 @@
-"""Copy a completed task's results into the blob store under the job's lease, and write its manifest.
+"""Copy a completed task's results into the blob store under the job's lease.
 
 A lease (a conditional write on the job) lets one worker copy at a time; a long copy renews it. Object
 keys are deterministic, so a copy that stopped half way is simply done again, and a copy already stored is
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from handlers.app.relay import Relay
@@ -47,9 +47,9 @@ def take_lease(relay: Relay, job: Job, worker: str) -> Job:
         raise Busy(job.id, 1.0) from exc
 
 
-def copy_results(relay: Relay, job: Job, results: tuple[str, ...], report: Mapping[str, Any],
+def copy_results(relay: Relay, job: Job, results: tuple[str, ...],
                  worker: str) -> tuple[Job, tuple[Output, ...] | DownloadFailed]:
-    """Copy the results (and write the manifest) under the lease.
+    """Copy the results under the lease (the manifest is written once they are described).
 
     Returns the job and its outputs, or the permanent failure that fails the job; a failure that is
     retried releases the lease and raises.
@@ -69,7 +69,6 @@ def copy_results(relay: Relay, job: Job, results: tuple[str, ...], report: Mappi
         release_lease(relay, keeper.stop(), worker)
         raise
     job = keeper.stop()
-    _write_manifest(relay, job, report, outputs)
     log.info("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
     return job, outputs
 
@@ -77,28 +76,19 @@ def copy_results(relay: Relay, job: Job, results: tuple[str, ...], report: Mappi
 def _copy_one(relay: Relay, job: Job, index: int, url: str) -> Output:
     key = f"jobs/{job.id}/output-{index}.mp4"
     stored = relay.blobs.head(key)
-    if stored is not None and _unplayable(relay, job.id, index, stored.sha256):
+    replacing = stored is not None and _unplayable(relay, job.id, index, stored.sha256)
+    if replacing:
         log.info("job.copy_again", job_id=job.id, output=index)
         stored = None
     if stored is None:
         started = time.perf_counter()
         with relay.fetcher.open(url) as download:
             stored = relay.blobs.put_stream(
-                key, download.chunks, content_type=download.content_type,
+                key, download.chunks, content_type=download.content_type, only_new=not replacing,
                 metadata={"job_id": job.id, "task_id": job.task_id or "", "source": "evolink"})
         relay.metrics.copied(stored.size, time.perf_counter() - started)
     return Output(uri=stored.uri, key=stored.key, size=stored.size, sha256=stored.sha256,
                   content_type=stored.content_type)
-
-
-def _write_manifest(relay: Relay, job: Job, report: Mapping[str, Any], outputs: tuple[Output, ...]) -> None:
-    manifest: dict[str, Any] = {
-        "job_id": job.id, "request": dict(job.request), "metadata": dict(job.metadata),
-        "task": dict(report), "outputs": [o.as_dict() for o in outputs],
-        "timings": {"created_at": job.created_at, "submitted_at": job.submitted_at, "stored_at": relay.clock()},
-    }
-    body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    relay.blobs.put_stream(f"jobs/{job.id}/manifest.json", [body], content_type="application/json")
 
 
 # --- unplayable copies ---------------------------------------------------------------------------

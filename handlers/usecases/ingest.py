@@ -77,9 +77,9 @@ def ingest(relay: Relay, job_id: str, *, task_hint: str | None = None, worker: s
         if verdict.retryable and may_retry(job, verdict.error, relay.settings.max_attempts):
             return retry(relay, job, verdict.error or {})
         if verdict.outcome is Outcome.COMPLETED:
-            job, copied = copy_results(relay, take_lease(relay, job, worker), verdict.results, verdict.report, worker)
+            job, copied = copy_results(relay, take_lease(relay, job, worker), verdict.results, worker)
             if isinstance(copied, tuple):
-                job, copied = describe_outputs(relay, job, copied, worker)
+                job, copied = describe_outputs(relay, job, copied, worker, report=verdict.report)
             verdict = (verdict._replace(outputs=copied) if isinstance(copied, tuple)
                        else Verdict(Outcome.FAILED, copied.as_dict()))
         try:

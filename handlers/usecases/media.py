@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from handlers.app.relay import Relay
-from handlers.base.errors import DownloadFailed, NotFound, RelayError
+from handlers.base.errors import DownloadFailed, RelayError
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, Output
 from handlers.domain.sniff import SNIFF_BYTES, sniff
@@ -37,8 +38,15 @@ from handlers.media.frames import frames_of
 from handlers.media.ranged import blob_source
 from handlers.usecases.copy import LeaseKeeper, note_unplayable, release_lease
 
-__all__ = ["STRICT", "UNPLAYABLE_ATTEMPTS", "OutputMismatch", "describe_outputs", "manifest_key",
-           "media_reader_available"]
+__all__ = [
+    "STRICT",
+    "UNPLAYABLE_ATTEMPTS",
+    "OutputMismatch",
+    "describe_outputs",
+    "manifest_key",
+    "media_reader_available",
+    "write_manifest",
+]
 
 log = get_logger(__name__)
 UNPLAYABLE_ATTEMPTS = 3
@@ -73,8 +81,8 @@ def media_reader_available() -> bool:
         return False
 
 
-def describe_outputs(relay: Relay, job: Job, outputs: tuple[Output, ...],
-                     worker: str) -> tuple[Job, tuple[Output, ...] | DownloadFailed]:
+def describe_outputs(relay: Relay, job: Job, outputs: tuple[Output, ...], worker: str, *,
+                     report: Mapping[str, Any] | None = None) -> tuple[Job, tuple[Output, ...] | DownloadFailed]:
     """Describe each output under the job's lease (renewed while it runs), as the module says.
 
     Returns the job and the described outputs, or the failure that fails the job (``unplayable_output`` after
@@ -97,7 +105,7 @@ def describe_outputs(relay: Relay, job: Job, outputs: tuple[Output, ...],
     mismatch = _mismatch(relay, described)
     if mismatch is not None:
         return _failed(relay, job, mismatch)
-    _update_manifest(relay, job, described)
+    write_manifest(relay, job, described, report or {})
     return job, described
 
 
@@ -132,7 +140,8 @@ def _read(relay: Relay, job: Job, output: Output) -> Output:
 
 
 def _store_picture(relay: Relay, job: Job, key: str, data: bytes) -> str:
-    stored = relay.blobs.put_stream(key, [data], content_type="image/jpeg", metadata={"job_id": job.id})
+    stored = relay.blobs.put_stream(key, [data], content_type="image/jpeg", metadata={"job_id": job.id},
+                                    only_new=True)
     return stored.uri
 
 
@@ -162,13 +171,13 @@ def _failed(relay: Relay, job: Job, error: DownloadFailed) -> tuple[Job, Downloa
     return relay.jobs.get(job.id), error
 
 
-def _update_manifest(relay: Relay, job: Job, outputs: tuple[Output, ...]) -> None:
-    """The manifest the copy wrote, with the described outputs."""
-    key = manifest_key(job.id)
-    try:
-        manifest: dict[str, Any] = json.loads(b"".join(relay.blobs.read(key)))
-    except (NotFound, ValueError):
-        manifest = {"job_id": job.id}
-    manifest["outputs"] = [output.as_dict() for output in outputs]
+def write_manifest(relay: Relay, job: Job, outputs: tuple[Output, ...], report: Mapping[str, Any]) -> None:
+    """The job's manifest beside its videos: the request, the task as EvoLink reported it, the described
+    outputs and the times; written once (a repeat after a crash keeps the first)."""
+    manifest: dict[str, Any] = {
+        "job_id": job.id, "request": dict(job.request), "metadata": dict(job.metadata),
+        "task": dict(report), "outputs": [output.as_dict() for output in outputs],
+        "timings": {"created_at": job.created_at, "submitted_at": job.submitted_at, "stored_at": relay.clock()},
+    }
     body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-    relay.blobs.put_stream(key, [body], content_type="application/json")
+    relay.blobs.put_stream(manifest_key(job.id), [body], content_type="application/json", only_new=True)

@@ -36,7 +36,8 @@ def test_a_job_goes_from_api_to_stored_video_and_one_cloudevent(tmp_path: Path) 
     jsonschema.validate(event, load_fixture("cloudevents/cloudevents-1.0.schema.json"))
     assert event["id"] == event_id(job["id"], "completed") and final["event_ids"] == [event["id"]]
     assert event["type"] == "io.seedance-relay.job.completed" and event["subject"] == job["id"]
-    stored = {k: v for k, v in output.items() if k != "url"}  # the API adds the route that serves it
+    stored = {k: v for k, v in output.items() if k not in ("url", "frame_urls")}  # the API adds its routes
+    assert output["frame_urls"] == {role: f"{output['url']}/{role}" for role in output["frames"]}
     assert event["data"]["metadata"] == {"order": "A-17"} and event["data"]["outputs"] == [stored]
     assert delivered == [event]
     assert (path.parent / "manifest.json").exists()
