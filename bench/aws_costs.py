@@ -10,8 +10,8 @@ built) and counted by service and operation. Three kinds of job:
 * **lost callback**: submit, no callback; the reconciler's pass finds the job due and ingest copies it;
 * **duplicate callbacks**: submit, the callback five times (one and four duplicates), ingest each.
 
-The log bytes are what the handlers write at ``info`` (JSON lines and EMF lines) per job. Lambda's
-own START/END/REPORT lines (about 330 bytes per invocation) are added for the bill, not the target.
+The log bytes are the relay's log lines at ``info`` per job (the target); its EMF metric lines are counted
+beside them. Both, and Lambda's own START/END/REPORT lines (about 330 bytes per invocation), are in the bill.
 
 Dollars per 1,000 jobs use the list prices in ``PRICES`` (us-east-1, dated), the measured calls,
 the measured handler durations times each function's memory in ``serverless.yml``, and one month
@@ -62,21 +62,21 @@ MEMORY_MB = {"api": 512, "ingest": 1024, "reconcile": 256, "submit": 256}
 """Each function's ``memorySize`` in serverless.yml (256 is the provider default)."""
 
 MINIMUM: dict[str, tuple[int, str]] = {
-    "dynamodb.PutItem": (1, "create the job before calling EvoLink, conditionally on its id (idempotent submit)"),
-    "dynamodb.UpdateItem": (3, "record the task id; take the copy lease; record the outcome and outputs"),
+    "dynamodb.PutItem job": (5, "the job store writes whole items, each conditional on the version: create the job "
+                                "before calling EvoLink (idempotent submit); record the task id; take the copy lease "
+                                "(one copier at a time); record the outcome with the outputs; mark it published "
+                                "(a job reads final only once its event is out)"),
+    "dynamodb.TransactWriteItems": (2, "hold the estimate against the tenant's budget; settle it to what was billed"),
     "dynamodb.GetItem": (1, "ingest reads the job the callback names"),
-    "sqs.SendMessage": (1, "the callback hands the job to ingest (the 7 s callback window is never spent copying)"),
-    "s3.HeadObject": (0, "(an existing copy could be known from the job record instead)"),
-    "s3.PutObject": (2, "the video; the manifest beside it"),
+    "dynamodb.PutItem event": (1, "claim the event id, so SNS publishes it once"),
+    "dynamodb.UpdateItem event": (1, "mark the id published, which also writes the event log replay reads"),
+    "sqs.SendMessageBatch": (1, "the callback hands the job to ingest (EvoLink's 7 s window is never spent copying)"),
+    "s3.PutObject": (6, "the video; the manifest; poster and last frame, each with its thumbnail"),
+    "s3.GetObject": (1, "read the stored video's index and two frames back (one ranged GET for a small file)"),
     "sns.Publish": (1, "the one event, fanned out to every subscriber queue by SNS"),
 }
-"""The calls a normal job cannot do without, with the reason for each; frames and media facts add their own
-objects and reads (see ``FEATURE_MINIMUM``)."""
-
-FEATURE_MINIMUM: dict[str, tuple[int, str]] = {
-    "s3.PutObject": (4, "poster and last frame, each with its thumbnail"),
-    "s3.GetObject": (2, "the container index and the frames read back from the stored video (ranged GETs)"),
-}
+"""The calls a normal job cannot do without, given the guarantees in docs/reliability.md, with the reason for
+each. The keys are operations, and for DynamoDB the kind of item (job or event id)."""
 
 
 @dataclass
@@ -86,6 +86,7 @@ class Meter:
     calls: Counter[str] = field(default_factory=Counter)
     items: list[tuple[str, int]] = field(default_factory=list)
     detail: Counter[str] = field(default_factory=Counter)
+    keyed: Counter[str] = field(default_factory=Counter)
     paused: bool = False
 
     def hook(self, client: Any) -> None:
@@ -100,14 +101,19 @@ class Meter:
         body = params.get("body")
         if service == "dynamodb":
             self.items.append((name, len(body) if isinstance(body, (bytes, str)) else 0))
-            self.detail[f"{name} {_dynamo_target(body)}"] += 1
+            target = _dynamo_target(body)
+            self.detail[f"{name} {target}"] += 1
+            kind = target.rpartition(":")[2]
+            self.keyed[f"{name} {kind}" if model.name in ("PutItem", "UpdateItem") and kind in ("job", "event")
+                       else name] += 1
         else:
             self.detail[f"{name} {params.get('url_path', '')[:60]}"] += 1
+            self.keyed[name] += 1
 
-    def take(self) -> tuple[Counter[str], list[tuple[str, int]]]:
-        calls, items = self.calls, self.items
-        self.calls, self.items, self.detail = Counter(), [], Counter()
-        return calls, items
+    def take(self) -> tuple[Counter[str], list[tuple[str, int]], Counter[str]]:
+        calls, items, keyed = self.calls, self.items, self.keyed
+        self.calls, self.items, self.detail, self.keyed = Counter(), [], Counter(), Counter()
+        return calls, items, keyed
 
 
 def _dynamo_target(body: Any) -> str:
@@ -134,12 +140,16 @@ class CountingStream(io.TextIOBase):
 
     def __init__(self) -> None:
         self.bytes = 0
+        self.emf_bytes = 0
         self.kept: list[str] | None = None
 
     def write(self, text: str) -> int:
         if '"event": "sandbox.' in text:
             return len(text)  # EvoLink's side of the run (the sandbox logs in this process), not the relay's
-        self.bytes += len(text.encode())
+        if text.startswith('{"_aws"'):
+            self.emf_bytes += len(text.encode())  # metrics, billed as log bytes but not log lines
+        else:
+            self.bytes += len(text.encode())
         if self.kept is not None:
             self.kept.append(text)
         return len(text)
@@ -153,9 +163,11 @@ class Run:
     """What one job of a kind cost: its calls, its invocations with their seconds, its log bytes."""
 
     calls: Counter[str]
+    keyed: Counter[str]
     invocations: Counter[str]
     seconds: dict[str, float]
     log_bytes: int
+    emf_bytes: int
     stored_bytes: int
     dynamo_bytes: list[tuple[str, int]]
 
@@ -301,7 +313,7 @@ class Harness:
         self.meter.take()
         self.invocations.clear()
         self.seconds.clear()
-        log_before = self.log.bytes
+        log_before, emf_before = self.log.bytes, self.log.emf_bytes
         self.log.kept = [] if explain else None
         job = self.submit(f"{kind} {index}")
         task = self.finished_task(job["task_id"])
@@ -318,12 +330,13 @@ class Harness:
         if explain:
             print(f"--- {kind}", *sorted(self.meter.detail.items()), sep="\n  ", file=sys.stderr)
             print("".join(self.log.kept or ()), file=sys.stderr)
-        calls, items = self.meter.take()
+        calls, items, keyed = self.meter.take()
         final = self.job(job["id"])
         if final["status"] != "published":
             raise RuntimeError(f"job {job['id']} ended {final['status']}: {final.get('error')}")
         stored = sum(o["size"] for o in final["outputs"])
-        return Run(calls, Counter(self.invocations), dict(self.seconds), self.log.bytes - log_before, stored, items)
+        return Run(calls, keyed, Counter(self.invocations), dict(self.seconds), self.log.bytes - log_before,
+                   self.log.emf_bytes - emf_before, stored, items)
 
 
 class _Context:
@@ -385,7 +398,7 @@ def dollars(run: Run, prices: dict[str, Any] = PRICES) -> dict[str, float]:
     s3_write = sum(n for name, n in calls.items() if name.split(".")[1] in (
         "PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "CopyObject"))
     s3_read = sum(n for name, n in calls.items() if name.startswith("s3.")) - s3_write
-    log_bytes = run.log_bytes + LAMBDA_REPORT_BYTES * lam
+    log_bytes = run.log_bytes + run.emf_bytes + LAMBDA_REPORT_BYTES * lam
     return {
         "lambda_requests": lam * prices["lambda_request"],
         "lambda_compute": gb_seconds * prices["lambda_gb_second"],
@@ -420,9 +433,8 @@ def naive_dollars(generation_seconds: float, stored_bytes: int, copy_seconds: fl
     }
 
 
-def minimum_calls(features: bool) -> int:
-    base = sum(n for n, _ in MINIMUM.values())
-    return base + (sum(n for n, _ in FEATURE_MINIMUM.values()) if features else 0)
+def minimum_calls() -> int:
+    return sum(n for n, _ in MINIMUM.values())
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -459,10 +471,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def report(runs: dict[str, list[Run]], generation_seconds: float) -> dict[str, Any]:
     rows: list[list[Any]] = []
-    figures: dict[str, Any] = {"prices": PRICES, "minimum": {k: v[0] for k, v in MINIMUM.items()},
-                               "feature_minimum": {k: v[0] for k, v in FEATURE_MINIMUM.items()}}
-    features = any(r.calls.get("s3.GetObject") for r in runs["normal"])
-    minimum = minimum_calls(features)
+    figures: dict[str, Any] = {"prices": PRICES, "minimum": {k: {"calls": v[0], "why": v[1]}
+                                                             for k, v in MINIMUM.items()}}
+    minimum = minimum_calls()
     for kind, kind_runs in runs.items():
         run = sorted(kind_runs, key=lambda r: sum(r.calls.values()))[len(kind_runs) // 2]
         total = sum(run.calls.values())
@@ -470,12 +481,14 @@ def report(runs: dict[str, list[Run]], generation_seconds: float) -> dict[str, A
         usd_1000 = round(sum(bill.values()) * 1000, 4)
         figures[kind] = {"calls_per_job": total, "calls": dict(sorted(run.calls.items())),
                          "invocations": dict(run.invocations), "log_bytes_per_job": run.log_bytes,
+                         "emf_bytes_per_job": run.emf_bytes,
                          "handler_seconds": {k: round(v, 3) for k, v in run.seconds.items()},
                          "usd_per_1000_jobs": usd_1000,
                          "usd_per_1000_jobs_by_line": {k: round(v * 1000, 4) for k, v in bill.items()}}
+        figures[kind]["calls_by_item"] = dict(sorted(run.keyed.items()))
         rows.append([kind, total, minimum, ratio(total, minimum), run.log_bytes, usd_1000])
-        for name, count in sorted(run.calls.items()):
-            rows.append(["", name, count, "", "", ""])
+        for name in sorted(set(run.keyed) | set(MINIMUM)):
+            rows.append(["", name, run.keyed.get(name, 0), MINIMUM.get(name, (0, ""))[0], "", ""])
     normal = figures["normal"]
     median_run = sorted(runs["normal"], key=lambda r: sum(r.calls.values()))[len(runs["normal"]) // 2]
     naive = naive_dollars(generation_seconds, median_run.stored_bytes, median_run.seconds.get("ingest", 0.0))
@@ -484,6 +497,7 @@ def report(runs: dict[str, list[Run]], generation_seconds: float) -> dict[str, A
     figures.update(calls_per_job=normal["calls_per_job"], minimum_calls_per_job=minimum,
                    ratio_to_minimum=ratio(normal["calls_per_job"], minimum),
                    usd_per_1000_jobs=normal["usd_per_1000_jobs"], log_bytes_per_job=normal["log_bytes_per_job"],
+                   emf_bytes_per_job=normal["emf_bytes_per_job"],
                    naive_usd_per_1000_jobs=naive_1000,
                    naive_usd_per_1000_jobs_by_line={k: round(v * 1000, 4) for k, v in naive.items()},
                    median_handler_seconds={f: round(median([r.seconds.get(f, 0.0) for r in runs["normal"]]), 3)

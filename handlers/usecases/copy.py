@@ -69,7 +69,7 @@ def copy_results(relay: Relay, job: Job, results: tuple[str, ...],
         release_lease(relay, keeper.stop(), worker)
         raise
     job = keeper.stop()
-    log.info("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
+    log.debug("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
     return job, outputs
 
 

@@ -182,7 +182,7 @@ def _call_provider(relay: Relay, job: Job) -> Job:
     except (ReferenceUnavailable, NotFound) as exc:  # a referenced job lacks the file it names: never sendable
         log.warning("job.reference_unavailable", job_id=job.id, error=exc.message)
         return conclude(relay, job, Outcome.FAILED, {"code": "dependency_failed", "message": exc.message})
-    log.info("job.submitting", job_id=job.id, attempt=job.attempts)
+    log.debug("job.submitting", job_id=job.id, attempt=job.attempts)
     try:
         task = relay.provider.create_task(body, idempotency_key=job.id)
     except UnknownOutcome as exc:

@@ -69,7 +69,7 @@ def test_error_answers_carry_the_request_id_too(client: httpx.Client, method: st
 def test_every_log_line_of_a_request_carries_its_id(client: httpx.Client, logs: io.StringIO) -> None:
     response = client.post("/v1/jobs", json=REQUEST, headers={**KEY, "X-Request-Id": "submit-7"})
     job_lines = [line for line in lines(logs) if line.get("job_id") == response.json()["id"]]
-    assert {"job.submitting", "job.submitted"} <= {line["event"] for line in job_lines}
+    assert "job.submitted" in {line["event"] for line in job_lines}
     assert {line["request_id"] for line in job_lines} == {"submit-7"}
 
 
