@@ -21,13 +21,18 @@ from handlers.base.errors import InvalidRequest, Violation
 from handlers.base.logs import get_logger
 from handlers.domain.events import EVENT_TYPES, TYPE_PREFIX, event_type, split_filter
 from handlers.domain.jobs import rfc3339
+from handlers.domain.storyboards import STORYBOARD_TYPE_PREFIX
 from handlers.ports import EventBus, EventLog
 
-__all__ = ["DEFAULT_BATCH", "ReplayRequest", "ReplaySummary", "parse_since", "replay", "replay_filter"]
+__all__ = ["DEFAULT_BATCH", "FAMILY", "ReplayRequest", "ReplaySummary", "full_type", "parse_since", "replay",
+           "replay_filter", "short_type"]
 
 log = get_logger(__name__)
 
 DEFAULT_BATCH = 100
+FAMILY = "io.seedance-relay."
+"""What every event type of the relay starts with: a type that does is taken as a full type."""
+_SHORT_PREFIXES = {"job.": TYPE_PREFIX, "storyboard.": STORYBOARD_TYPE_PREFIX}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 
@@ -51,7 +56,8 @@ def parse_since(text: str, now: float) -> float:
 @dataclass(frozen=True, slots=True)
 class ReplayRequest:
     """Which events to re-deliver to ``subscriber``: published in [``since``, ``until``), of ``types``
-    (outcomes or full types; none: every type the subscriber takes) and of ``tenant`` (none: every tenant it takes)."""
+    (as :func:`full_type` reads them; none: every type the subscriber takes) and of ``tenant`` (none: every
+    tenant it takes)."""
 
     subscriber: str
     since: float | None = None
@@ -76,14 +82,31 @@ def _refused(field: str, code: str, message: str) -> InvalidRequest:
     return InvalidRequest([Violation(field, code, message)], message=message)
 
 
+def full_type(name: str) -> str:
+    """The event type ``name`` names: a full type (``io.seedance-relay.…``) as it is, ``storyboard.<outcome>``
+    and ``job.<outcome>`` under their family, and a bare outcome (``completed``) as a job's."""
+    if name.startswith(FAMILY):
+        return name
+    for short, prefix in _SHORT_PREFIXES.items():
+        if name.startswith(short):
+            return prefix + name.removeprefix(short)
+    return event_type(name)
+
+
+def short_type(full: str) -> str:
+    """How a type is shown: a job's by its outcome (``completed``), others without the family
+    (``storyboard.completed``)."""
+    return full.removeprefix(TYPE_PREFIX).removeprefix(FAMILY)
+
+
 def _types(requested: Sequence[str]) -> frozenset[str]:
-    chosen = frozenset(t if t.startswith(TYPE_PREFIX) else event_type(t) for t in requested)
-    unknown = sorted(chosen - set(EVENT_TYPES))
+    chosen = {name: full_type(name) for name in requested}
+    unknown = [name for name, chosen_type in chosen.items() if chosen_type not in EVENT_TYPES]
     if unknown:
-        accepted = ", ".join(t.removeprefix(TYPE_PREFIX) for t in EVENT_TYPES)
-        raise _refused("type", "unknown_type", f"unknown event type {unknown[0].removeprefix(TYPE_PREFIX)!r}; "
-                       f"accepted: {accepted} (or the full type, {TYPE_PREFIX}<outcome>)")
-    return chosen
+        accepted = ", ".join(short_type(t) for t in EVENT_TYPES)
+        raise _refused("type", "unknown_type", f"unknown event type {unknown[0]!r}; accepted: {accepted} "
+                       f"(or the full type, such as {TYPE_PREFIX}completed)")
+    return frozenset(chosen.values())
 
 
 def replay_filter(items: Sequence[str], request: ReplayRequest) -> tuple[frozenset[str] | None, frozenset[str] | None]:
@@ -94,7 +117,7 @@ def replay_filter(items: Sequence[str], request: ReplayRequest) -> tuple[frozens
     wanted_types, wanted_tenants = split_filter(items)
     types = _types(request.types) if request.types else None
     if types is not None and "*" not in wanted_types and not types <= wanted_types:
-        outside = sorted(types - wanted_types)[0].removeprefix(TYPE_PREFIX)
+        outside = short_type(sorted(types - wanted_types)[0])
         raise _refused("type", "not_subscribed", f"subscriber {request.subscriber!r} does not receive "
                        f"{outside!r} events (its filter: {_shown(items)})")
     if types is None and "*" not in wanted_types:
@@ -107,7 +130,7 @@ def replay_filter(items: Sequence[str], request: ReplayRequest) -> tuple[frozens
 
 
 def _shown(items: Collection[str]) -> str:
-    return " ".join(i.removeprefix(TYPE_PREFIX) for i in items)
+    return " ".join(short_type(i) for i in items)
 
 
 def replay(event_log: EventLog, bus: EventBus, filters: Mapping[str, Sequence[str]], request: ReplayRequest, *,

@@ -55,3 +55,30 @@ def test_a_type_or_tenant_the_subscriber_does_not_receive_is_refused_naming_the_
     with pytest.raises(InvalidRequest, match=re.escape(says)) as caught:
         replay_filter([COMPLETED, "tenant:acme"], request_)
     assert [v.field for v in caught.value.violations] == [field]
+
+
+STORYBOARD_COMPLETED = "io.seedance-relay.storyboard.completed"
+
+
+@pytest.mark.parametrize("name", [STORYBOARD_COMPLETED, "storyboard.completed"])
+def test_a_storyboard_type_is_taken_as_its_full_name_or_without_the_family(name: str) -> None:
+    assert replay_filter(["*"], ReplayRequest("all", types=(name,)))[0] == {STORYBOARD_COMPLETED}
+
+
+@pytest.mark.parametrize("name", ["completed", "job.completed", COMPLETED])
+def test_a_job_type_is_taken_as_its_outcome_its_short_name_or_its_full_name(name: str) -> None:
+    assert replay_filter(["*"], ReplayRequest("all", types=(name,)))[0] == {COMPLETED}
+
+
+@pytest.mark.parametrize("name", ["storyboard.done", "io.seedance-relay.storyboard.done", "io.seedance-relay.done"])
+def test_an_unknown_type_of_any_family_is_refused_as_typed_with_the_accepted_ones(name: str) -> None:
+    says = f"unknown event type {name!r}; accepted: completed, failed"
+    with pytest.raises(InvalidRequest, match=re.escape(says)) as caught:
+        replay_filter(["*"], ReplayRequest("all", types=(name,)))
+    assert "storyboard.completed, storyboard.failed" in str(caught.value)
+
+
+def test_a_storyboard_type_the_subscriber_does_not_receive_is_refused_by_its_short_name() -> None:
+    with pytest.raises(InvalidRequest, match=re.escape("does not receive 'storyboard.failed' events (its filter: "
+                                                       "completed storyboard.completed)")):
+        replay_filter([COMPLETED, STORYBOARD_COMPLETED], ReplayRequest("crm", types=("storyboard.failed",)))
