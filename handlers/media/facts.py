@@ -78,15 +78,22 @@ class MediaFacts:
 class MediaFile:
     """An open MP4: its facts, and frames decoded from the nearest keyframe before them."""
 
-    def __init__(self, container: av.container.InputContainer, size: int) -> None:
+    def __init__(self, container: av.container.InputContainer, size: int, *, mark: float | None = None) -> None:
         self._container = container
         self._video = _video_stream(container)
         self._size = size
         self._last: av.video.frame.VideoFrame | None = None
         self.facts = self._read_facts()
+        self._mark = None if mark is None else self.facts.duration * mark
+        self._marked: av.video.frame.VideoFrame | None = None
 
     def frame_at(self, seconds: float) -> av.video.frame.VideoFrame:
-        """The first frame shown at or after ``seconds`` (the last one, if the video ends before)."""
+        """The first frame shown at or after ``seconds`` (the last one, if the video ends before).
+
+        The frame at the ``mark`` the file was opened with comes from the pass that decoded the last frame when
+        it lay in that pass (the same group of pictures), so it is not decoded twice."""
+        if self._marked is not None and seconds == self._mark:
+            return self._marked
         stream = self._video
         half = self.facts.frame_seconds / 2
         self._seek(max(0.0, seconds))
@@ -103,7 +110,13 @@ class MediaFile:
         """The video's last frame (decoded once, then kept)."""
         if self._last is None:
             self._seek(max(0.0, self.facts.duration - self.facts.frame_seconds))
+            mark, half, first = self._mark, self.facts.frame_seconds / 2, True
             for frame in self._decoded():
+                if first and (mark is None or frame.time is None or frame.time > mark):
+                    mark = None  # the pass starts after the mark: the mark's frame is not in it
+                first = False
+                if mark is not None and self._marked is None and frame.time is not None and frame.time + half >= mark:
+                    self._marked = frame
                 self._last = frame
             if self._last is None:
                 raise UnplayableOutput("no frame decodes at the end of the video")
@@ -151,8 +164,9 @@ class MediaFile:
 
 
 @contextmanager
-def open_media(source: MediaSource, *, size: int | None = None) -> Iterator[MediaFile]:
-    """``source`` opened as a playable MP4 of ``size`` bytes (the file's size if not given).
+def open_media(source: MediaSource, *, size: int | None = None, mark: float | None = None) -> Iterator[MediaFile]:
+    """``source`` opened as a playable MP4 of ``size`` bytes (the file's size if not given); ``mark`` is a
+    fraction of the duration whose frame will be asked for (see :meth:`MediaFile.frame_at`).
 
     :class:`UnplayableOutput` if it is not one; a storage error a :class:`RangedFile` met while FFmpeg read
     is raised as it is (the store failed, not the video).
@@ -163,7 +177,7 @@ def open_media(source: MediaSource, *, size: int | None = None) -> Iterator[Medi
     try:
         with av.open(_openable(source), mode="r") as container:
             _check_format(container)
-            media = MediaFile(container, total)
+            media = MediaFile(container, total, mark=mark)
             media.check_complete()
             yield media
     except av.FFmpegError as exc:

@@ -57,7 +57,7 @@ def frames_of(media: MediaFile) -> FrameSet:
 
 def extract_frames(source: MediaSource, *, size: int | None = None) -> FrameSet:
     """Open ``source`` (see :func:`~handlers.media.facts.open_media`) and take its frames."""
-    with open_media(source, size=size) as media:
+    with open_media(source, size=size, mark=POSTER_AT) as media:
         return frames_of(media)
 
 

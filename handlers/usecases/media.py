@@ -34,7 +34,7 @@ from handlers.domain.jobs import Job, Output
 from handlers.domain.sniff import SNIFF_BYTES, sniff
 from handlers.media.checks import Check, check_facts, failed
 from handlers.media.facts import UnplayableOutput, open_media
-from handlers.media.frames import frames_of
+from handlers.media.frames import POSTER_AT, frames_of
 from handlers.media.ranged import blob_source
 from handlers.usecases.copy import LeaseKeeper, note_unplayable, release_lease
 
@@ -129,7 +129,7 @@ def _describe(relay: Relay, job: Job, index: int, output: Output) -> Output:
 
 
 def _read(relay: Relay, job: Job, output: Output) -> Output:
-    with open_media(blob_source(relay.blobs, output.key, output.size), size=output.size) as media:
+    with open_media(blob_source(relay.blobs, output.key, output.size), size=output.size, mark=POSTER_AT) as media:
         facts = media.facts
         pictures = frames_of(media).pictures()
     checks = check_facts(facts, job.request)

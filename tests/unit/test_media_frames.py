@@ -67,3 +67,13 @@ def test_frames_are_decoded_from_the_nearest_keyframe_not_from_the_start(tmp_pat
 def test_no_frames_come_out_of_a_web_page() -> None:
     with pytest.raises(UnplayableOutput, match="not a playable MP4"):
         extract_frames(io.BytesIO(HTML_PAGE))
+
+
+def test_a_poster_in_the_last_group_of_pictures_comes_from_the_same_pass_as_the_last_frame(tmp_path: Path) -> None:
+    """One keyframe for the whole clip (as the sandbox's videos have): the pass that reaches the last frame also
+    yields the poster, so the bytes read and the frames shown are those of the two-pass reading."""
+    data = graded_clip(tmp_path / "one-gop.mp4", seconds=SECONDS, fps=FPS, gop=FRAMES * 2).read_bytes()
+    frames = extract_frames(io.BytesIO(data))
+    assert frames.poster_at == pytest.approx(SECONDS / 3)
+    assert brightness(frames.poster) == pytest.approx(shown_brightness(FRAMES // 3, FRAMES), abs=1.5)
+    assert brightness(frames.last_frame) == pytest.approx(shown_brightness(FRAMES - 1, FRAMES), abs=1.5)
