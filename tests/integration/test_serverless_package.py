@@ -1,11 +1,12 @@
 """Package serverless.yml with osls, offline, and check the CloudFormation it produces.
 
 ``osls package`` runs in a temporary copy of the files it needs (serverless.yml, infra/,
-handlers/), so the working tree gets no ``.serverless/`` or ``.layer/``. The only AWS call
-``osls package`` makes is ``DescribeStacks`` (to reuse an unchanged layer); it goes to a
-stub on 127.0.0.1 that answers "stack does not exist", and every other AWS endpoint points
-at a closed port. osls itself comes from ``infra/node_modules`` (``npm ci`` on first use;
-the npm registry is the only network this needs).
+handlers/, a placeholder for each layer), so the working tree gets no ``.serverless/`` or
+``.layer/``. The only AWS call ``osls package`` makes is ``DescribeStacks`` (to reuse an
+unchanged layer); it goes to a stub on 127.0.0.1 that answers "stack does not exist", and
+every other AWS endpoint points at a closed port. osls itself comes from
+``infra/node_modules`` (``npm ci`` on first use; the npm registry is the only network this
+needs).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ SECRET_PARAMS = {
     "exampleConsumer": set(),
 }
 RESOURCE_SCOPED_SERVICES = ("dynamodb", "s3", "sqs", "sns", "ssm")
+# layer name -> logical id; the functions that read or join videos also get PyAV's `media` layer.
+LAYERS = {"deps": "DepsLambdaLayer", "media": "MediaLambdaLayer"}
+FUNCTION_LAYERS = {"api": ["deps"], "ingest": ["deps", "media"], "reconcile": ["deps", "media"],
+                   "submit": ["deps"], "exampleConsumer": ["deps"]}
 
 
 # --- packaging -------------------------------------------------------------------------
@@ -185,10 +190,11 @@ def packaged(tmp_path_factory: pytest.TempPathFactory,
     shutil.copy2(ROOT / "serverless.yml", work / "serverless.yml")
     shutil.copytree(INFRA, work / "infra", ignore=shutil.ignore_patterns("node_modules"))
     shutil.copytree(ROOT / "handlers", work / "handlers", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    # The `deps` layer is built by infra/build-layer.sh (it downloads wheels); a placeholder
-    # lets osls package the layer without it.
-    (work / ".layer" / "python").mkdir(parents=True)
-    (work / ".layer" / "python" / "PLACEHOLDER.txt").write_text("built by infra/build-layer.sh\n")
+    # The layers are built by infra/build-layer.sh (it downloads wheels); a placeholder in each
+    # lets osls package them without it.
+    for layer in LAYERS:
+        (work / ".layer" / layer / "python").mkdir(parents=True)
+        (work / ".layer" / layer / "python" / "PLACEHOLDER.txt").write_text("built by infra/build-layer.sh\n")
     home = work / ".home"
     home.mkdir()
     url, calls = cloudformation_stub
@@ -312,6 +318,25 @@ def test_every_function_has_its_handler_runtime_timeout_and_the_layer(packaged: 
     layer = packaged.props("DepsLambdaLayer")
     assert layer["CompatibleRuntimes"] == ["python3.11"]
     assert layer["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_each_function_gets_its_layers_within_lambdas_limit_of_five(packaged: Packaged) -> None:
+    for function, (logical_id, _, _) in FUNCTIONS.items():
+        layers = packaged.props(logical_id)["Layers"]
+        assert layers == [{"Ref": LAYERS[name]} for name in FUNCTION_LAYERS[function]], function
+        assert len(layers) <= 5, function
+    assert set(packaged.of_type("AWS::Lambda::LayerVersion")) == set(LAYERS.values())
+    for name, logical_id in LAYERS.items():
+        layer = packaged.props(logical_id)
+        assert layer["LayerName"] == f"seedance-relay-{STAGE}-{name}"
+        assert (layer["CompatibleRuntimes"], layer["CompatibleArchitectures"]) == (["python3.11"], ["arm64"]), name
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_each_layer_artifact_holds_only_its_python_tree(packaged: Packaged, layer: str) -> None:
+    with zipfile.ZipFile(packaged.directory / f"{layer}.zip") as archive:
+        names = archive.namelist()
+    assert names == ["python/PLACEHOLDER.txt"], names
 
 
 def test_function_package_holds_only_the_handlers_package(packaged: Packaged) -> None:
