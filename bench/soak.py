@@ -457,5 +457,6 @@ if __name__ == "__main__":
     from handlers.base.logs import configure
 
     configure("warning")  # the driver's own log lines (its clean-up passes'): warnings only
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the relay, sandbox and moto on the way out
     checks = main().get("checks", {})
     sys.exit(1 if False in checks.values() else 0)  # a check not judged (None) does not fail the run
