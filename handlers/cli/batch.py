@@ -13,8 +13,10 @@ local file, is a new job. A line's ``cancel_after`` is not part of its key, as i
 what the relay compares: a line whose deadline alone changed is the same job, with its first deadline.
 
 A line with local files is uploaded again on every run, and its upload URLs differ each time, so
-the relay answers the repeat ``409 idempotency_key_reused``: the job is then found among the
-caller's jobs by its key (``GET /v1/jobs``, read page by page as far as needed, once a run).
+the relay answers the repeat ``409 idempotency_key_reused``, naming the earlier job (``job_id``), which
+is then read (``GET /v1/jobs/{id}``). A relay whose 409 names no job (an older one) has the job found
+among the caller's jobs by its key instead (``GET /v1/jobs``, read page by page as far as needed, once
+a run).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 import httpx
@@ -177,9 +180,14 @@ class Batch:
         return job
 
     def _earlier(self, line: BatchLine, exc: RelayAnswer) -> dict[str, Any] | None:
-        """The job an earlier run made for a line with local files (their upload URLs changed since)."""
+        """The job an earlier run made for a line with local files (their upload URLs changed since): the one the
+        409 names, else (a relay that names none) the caller's job with the line's key."""
         if exc.status != 409 or exc.error.get("code") != "idempotency_key_reused" or not line.files:
             return None
+        job_id = exc.error.get("job_id")
+        if isinstance(job_id, str) and job_id:
+            job: dict[str, Any] = self.client.call("GET", f"/v1/jobs/{quote(job_id, safe='')}")
+            return job
         return self.earlier.find(line.key)
 
     def _followed(self, number: int, job: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,7 @@ class RelayClient:
             raise click.ClickException(f"cannot reach the relay at {self.url}: {exc}") from exc
         body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code >= 400 and "error" in body:
-            raise RelayAnswer(response.status_code, body["error"])
+            raise RelayAnswer(response.status_code, body["error"], body)
         response.raise_for_status()
         return body
 
@@ -48,16 +48,18 @@ class RelayClient:
 
 
 class RelayAnswer(click.ClickException):
-    """An error answer from the relay, shown with every violation it lists."""
+    """An error answer from the relay, shown with every violation it lists; ``error`` is its ``error`` object and
+    ``body`` the whole answer (``{"error": error}`` when not given)."""
 
     exit_code = 1
 
-    def __init__(self, status: int, error: dict[str, Any]) -> None:
+    def __init__(self, status: int, error: dict[str, Any], body: dict[str, Any] | None = None) -> None:
         lines = [f"{status} {error.get('code')}: {error.get('message')}"]
         lines += [f"  {e['field']}: {e['message']} ({e['code']})" for e in error.get("errors", [])]
         super().__init__("\n".join(lines))
         self.status = status
         self.error = error
+        self.body = body if body is not None else {"error": error}
 
 
 def relay_client(url: str | None, key: str | None) -> RelayClient:

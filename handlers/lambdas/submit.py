@@ -19,6 +19,7 @@ from handlers.base.logs import get_logger
 from handlers.domain.tenancy import DEFAULT_TENANT, TENANT_PATTERN
 from handlers.lambdas._relay import flush_metrics, relay
 from handlers.usecases import record_rejection, submit
+from handlers.usecases.submit import IdempotencyKeyReused
 
 __all__ = ["SCOPE", "handler"]
 
@@ -62,7 +63,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             job = record_rejection(current, request, metadata=metadata, idempotency_key=key, scope=SCOPE, error=exc,
                                    tenant=tenant if TENANT_PATTERN.match(tenant) else DEFAULT_TENANT)
         except Conflict as exc:
-            log.warning("submit.conflict", message_id=record.message_id, code=exc.code)
+            earlier = {"job_id": exc.job_id} if isinstance(exc, IdempotencyKeyReused) else {}
+            log.warning("submit.conflict", message_id=record.message_id, code=exc.code, **earlier)
             return True
         log.info("submit.done", message_id=record.message_id, job_id=job.id, status=job.status.value)
         return True

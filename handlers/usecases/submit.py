@@ -53,8 +53,8 @@ from handlers.usecases.references import (
     total_violations,
 )
 
-__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "Submission", "admit_waiting", "job_id_for", "record_rejection",
-           "send_to_provider", "start", "submit", "submit_job"]
+__all__ = ["METADATA_MAX_BYTES", "SUBMIT_LEASE", "IdempotencyKeyReused", "Submission", "admit_waiting", "job_id_for",
+           "record_rejection", "send_to_provider", "start", "submit", "submit_job"]
 
 log = get_logger(__name__)
 SUBMIT_LEASE = 300.0
@@ -68,6 +68,20 @@ def _check_extras(metadata: object, idempotency_key: str | None, cancel_after: o
         problems.append(Violation("Idempotency-Key", "invalid_format",
                                   "Idempotency-Key must be 1-255 characters of A-Z a-z 0-9 . _ : -"))
     return problems
+
+
+class IdempotencyKeyReused(Conflict):
+    """The ``Idempotency-Key`` was used before, by the same caller, with another request (answered 409): the error
+    names that earlier job (``job_id``), so the caller can find it without listing its jobs."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"this Idempotency-Key was already used with a different request, by job {job_id}")
+        self.job_id = job_id
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "job_id": self.job_id}
 
 
 class Submission(NamedTuple):
@@ -120,8 +134,7 @@ def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[st
         relay.ledger.settle(tenant, hold.period, job_id, 0.0)  # no job: give the hold back
         raise
     if job.fingerprint != fingerprint:
-        raise Conflict("this Idempotency-Key was already used with a different request",
-                       code="idempotency_key_reused")
+        raise IdempotencyKeyReused(job.id)
     replayed = job != fresh  # the store answers the stored job: ours only if it was not there yet
     if job.status is JobStatus.WAITING and not replayed:
         return Submission(wait_for(relay, job), replayed)
