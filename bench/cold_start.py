@@ -4,9 +4,11 @@ Every sample is a fresh ``python -c`` process that times ``import <module>`` wit
 ``perf_counter`` (the interpreter's own start-up is outside the figure), and the process's
 whole wall time is kept beside it. Two views: **venv** imports with this virtualenv as it
 is (what the target is judged on), **layer** hides the runtime dependencies that the
-Lambda layer leaves out (``pyproject.toml`` dependencies not in
+``deps`` Lambda layer leaves out (``pyproject.toml`` dependencies not in
 ``infra/layer-requirements.txt``: uvicorn, httptools, uvloop, click, rich, av), which is what a Lambda
-container can import; structlog, for one, pulls in rich whenever it is installed.
+container can import; structlog, for one, pulls in rich whenever it is installed. PyAV stays
+hidden for ingest and reconcile too, though their ``media`` layer ships it: no entry imports it
+at import time (tests/unit/test_lambda_layer.py), so their figures are the same either way.
 Modules are measured round-robin, boto3 among them, so the noise of the machine falls on
 all of them alike; the median of ``--runs`` samples is reported with its ratio to boto3's
 median. One unmeasured pass first compiles the bytecode.
