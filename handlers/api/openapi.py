@@ -46,7 +46,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
              402: "the tenant's budget cannot hold the job's estimate (`budget_exceeded`, with `remaining` and "
                   "`resets_at`)",
              403: "the key's role may not do this (`forbidden`), or a cross-site request was refused",
-             404: "not found", 409: "idempotency key reused", 413: "body too large",
+             404: "not found", 409: "idempotency key reused (`job_id` names the job)", 413: "body too large",
              415: "the bytes are not the declared type (`unsupported_media_type`, with `declared` and `detected`)",
              500: "internal error (no detail)", 502: "provider error",
              503: "the relay's storage is full (`storage_full`); retry later"}
@@ -165,6 +165,7 @@ def _schemas() -> dict[str, Any]:
                 "detected": {"type": ["string", "null"], "description": "415: the type the bytes show"},
                 "status": {"type": "string", "description": "409 `job_ended`: the job's status"},
                 "outcome": {"type": ["string", "null"], "description": "409 `job_ended`: its recorded outcome"},
+                "job_id": {"type": "string", "description": "409 `idempotency_key_reused`: the job that used the key"},
                 "errors": {"type": "array", "items": {"type": "object", "properties": {
                     "field": {"type": "string"}, "code": {"type": "string"},
                     "message": {"type": "string"}}}}}}}},
