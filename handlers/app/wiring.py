@@ -16,7 +16,7 @@ from handlers.app.settings import Settings
 from handlers.base.errors import ConfigurationError
 from handlers.base.logs import register_secret
 from handlers.domain.admission import IN_FLIGHT_LIMIT, Throttle
-from handlers.domain.events import TENANT_FILTER, event_type
+from handlers.domain.events import ALL_TYPES, EVENT_TYPES, TENANT_FILTER, TYPE_PREFIX, full_type, short_type
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, load_price_table
 from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.domain.tokens import TokenSigner
@@ -71,13 +71,28 @@ def local_secret(path: Path, nbytes: int = 32) -> str:
 
 
 def subscriber_filters(settings: Settings) -> dict[str, list[str]]:
-    """Each subscriber's filter as the buses take it: event types (or ``*``) and its ``tenant:`` items."""
+    """Each subscriber's filter as the buses take it: full event types (or ``*``) and its ``tenant:`` items.
+
+    A type may be named as :func:`~handlers.domain.events.full_type` reads it (``completed``,
+    ``storyboard.completed`` or the full type); one the relay never publishes is a configuration error
+    naming the subscriber and the accepted names."""
     filters = {}
     for name, items in settings.subscribers:
         tenants = [i for i in items if i.startswith(TENANT_FILTER)]
-        outcomes = [i for i in items if not i.startswith(TENANT_FILTER)]
-        filters[name] = (["*"] if "*" in outcomes else [event_type(o) for o in outcomes]) + tenants
+        named = [i for i in items if not i.startswith(TENANT_FILTER)]
+        types = [ALL_TYPES] if ALL_TYPES in named else [_subscribed_type(name, n) for n in named]
+        filters[name] = list(dict.fromkeys(types)) + tenants
     return filters
+
+
+def _subscribed_type(subscriber: str, name: str) -> str:
+    chosen = full_type(name)
+    if chosen not in EVENT_TYPES:
+        accepted = ", ".join(short_type(t) for t in EVENT_TYPES)
+        raise ConfigurationError(f"RELAY_SUBSCRIBERS: subscriber {subscriber!r} names unknown event type {name!r}; "
+                                 f"accepted: {ALL_TYPES}, {accepted} (or the full type, such as "
+                                 f"{TYPE_PREFIX}completed)")
+    return chosen
 
 
 def result_policy(settings: Settings) -> AddressPolicy:

@@ -73,7 +73,8 @@ def _print_events(bus: SqliteEventBus, types: list[str] | None, follow: bool, in
               help="Only events published since TIME: RFC 3339 (2026-05-01T12:00:00Z) or a duration back from "
                    "now (30m, 2h, 3d) [default: as far back as the log keeps, RELAY_EVENT_RETENTION].")
 @click.option("--type", "types", multiple=True, metavar="TYPE",
-              help="Only this event type (an outcome such as completed, or the full type); repeatable.")
+              help="Only this event type (an outcome such as completed, storyboard.completed, or the full "
+                   "type); repeatable.")
 @click.option("--tenant", default=None, help="Only this tenant's events.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="The relay's data folder [env RELAY_DATA_DIR, default ./.relay].")

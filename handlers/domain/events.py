@@ -12,7 +12,9 @@ as in the API's jobs (:func:`handlers.domain.jobs.rfc3339`). ``tenant`` is a Clo
 extension attribute naming the job's tenant, and subscribers may filter on it as on ``type``.
 
 A subscriber's filter is a list of event types (or ``"*"`` for all) and, optionally, of
-``tenant:<name>`` items: then only those tenants' events reach it (:func:`wants`).
+``tenant:<name>`` items: then only those tenants' events reach it (:func:`wants`). People name a type
+the short way (:func:`full_type` reads ``completed``, ``job.completed`` and ``storyboard.completed``;
+:func:`short_type` shows a type that way).
 
 Each output carries its ``media`` facts, ``checks`` and ``frames`` (role → URI of its stored pictures).
 Given a ``presign`` function (a blob store's: key and seconds → URL, or ``None``), each output also carries
@@ -27,13 +29,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from handlers.domain.jobs import Job, Outcome, Output, rfc3339
-from handlers.domain.storyboards import STORYBOARD_EVENT_TYPES
+from handlers.domain.storyboards import STORYBOARD_EVENT_TYPES, STORYBOARD_TYPE_PREFIX
 
-__all__ = ["ALL_TYPES", "AT_RISK", "EVENT_TYPES", "FRAME_URL_SECONDS", "OUTCOME_TYPES", "SOURCE", "TENANT_FILTER",
-           "TYPE_PREFIX", "build_at_risk_event", "build_event", "event_id", "event_type", "split_filter", "wants"]
+__all__ = ["ALL_TYPES", "AT_RISK", "EVENT_TYPES", "FAMILY", "FRAME_URL_SECONDS", "OUTCOME_TYPES", "SOURCE",
+           "TENANT_FILTER", "TYPE_PREFIX", "build_at_risk_event", "build_event", "event_id", "event_type", "full_type",
+           "short_type", "split_filter", "wants"]
 
 SOURCE = "urn:seedance-relay"
-TYPE_PREFIX = "io.seedance-relay.job."
+FAMILY = "io.seedance-relay."
+"""What every event type of the relay starts with: a type that does is taken as a full type."""
+TYPE_PREFIX = FAMILY + "job."
 OUTCOMES = tuple(outcome.value for outcome in Outcome)
 AT_RISK = "at_risk"
 OUTCOME_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
@@ -41,6 +46,7 @@ OUTCOME_TYPES = tuple(TYPE_PREFIX + outcome for outcome in OUTCOMES)
 EVENT_TYPES = (*OUTCOME_TYPES, TYPE_PREFIX + AT_RISK, *STORYBOARD_EVENT_TYPES)
 ALL_TYPES = "*"
 TENANT_FILTER = "tenant:"
+_SHORT_PREFIXES = {"job.": TYPE_PREFIX, "storyboard.": STORYBOARD_TYPE_PREFIX}
 FRAME_URL_SECONDS = 24 * 3600
 """How long an event's presigned picture URLs stay valid (less when the signing credentials expire first)."""
 
@@ -57,6 +63,24 @@ def wants(items: Iterable[str], event_type: str, tenant: str | None) -> bool:
     """Whether a subscriber with filter ``items`` gets an event of ``event_type`` and ``tenant``."""
     types, tenants = split_filter(items)
     return (ALL_TYPES in types or event_type in types) and (not tenants or tenant in tenants)
+
+
+def full_type(name: str) -> str:
+    """The event type ``name`` names: a full type (``io.seedance-relay.…``) as it is, ``storyboard.<outcome>``
+    and ``job.<outcome>`` under their family, and a bare outcome (``completed``) as a job's. The result need
+    not be a type the relay publishes: check it against :data:`EVENT_TYPES`."""
+    if name.startswith(FAMILY):
+        return name
+    for short, prefix in _SHORT_PREFIXES.items():
+        if name.startswith(short):
+            return prefix + name.removeprefix(short)
+    return event_type(name)
+
+
+def short_type(full: str) -> str:
+    """How a type is shown: a job's by its outcome (``completed``), others without the family
+    (``storyboard.completed``)."""
+    return full.removeprefix(TYPE_PREFIX).removeprefix(FAMILY)
 
 
 def event_id(job_id: str, outcome: str) -> str:

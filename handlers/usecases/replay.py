@@ -19,20 +19,15 @@ from datetime import datetime
 
 from handlers.base.errors import InvalidRequest, Violation
 from handlers.base.logs import get_logger
-from handlers.domain.events import EVENT_TYPES, TYPE_PREFIX, event_type, split_filter
+from handlers.domain.events import EVENT_TYPES, TYPE_PREFIX, full_type, short_type, split_filter
 from handlers.domain.jobs import rfc3339
-from handlers.domain.storyboards import STORYBOARD_TYPE_PREFIX
 from handlers.ports import EventBus, EventLog
 
-__all__ = ["DEFAULT_BATCH", "FAMILY", "ReplayRequest", "ReplaySummary", "full_type", "parse_since", "replay",
-           "replay_filter", "short_type"]
+__all__ = ["DEFAULT_BATCH", "ReplayRequest", "ReplaySummary", "parse_since", "replay", "replay_filter"]
 
 log = get_logger(__name__)
 
 DEFAULT_BATCH = 100
-FAMILY = "io.seedance-relay."
-"""What every event type of the relay starts with: a type that does is taken as a full type."""
-_SHORT_PREFIXES = {"job.": TYPE_PREFIX, "storyboard.": STORYBOARD_TYPE_PREFIX}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 
@@ -56,8 +51,8 @@ def parse_since(text: str, now: float) -> float:
 @dataclass(frozen=True, slots=True)
 class ReplayRequest:
     """Which events to re-deliver to ``subscriber``: published in [``since``, ``until``), of ``types``
-    (as :func:`full_type` reads them; none: every type the subscriber takes) and of ``tenant`` (none: every
-    tenant it takes)."""
+    (as :func:`~handlers.domain.events.full_type` reads them; none: every type the subscriber takes) and
+    of ``tenant`` (none: every tenant it takes)."""
 
     subscriber: str
     since: float | None = None
@@ -80,23 +75,6 @@ class ReplaySummary:
 
 def _refused(field: str, code: str, message: str) -> InvalidRequest:
     return InvalidRequest([Violation(field, code, message)], message=message)
-
-
-def full_type(name: str) -> str:
-    """The event type ``name`` names: a full type (``io.seedance-relay.…``) as it is, ``storyboard.<outcome>``
-    and ``job.<outcome>`` under their family, and a bare outcome (``completed``) as a job's."""
-    if name.startswith(FAMILY):
-        return name
-    for short, prefix in _SHORT_PREFIXES.items():
-        if name.startswith(short):
-            return prefix + name.removeprefix(short)
-    return event_type(name)
-
-
-def short_type(full: str) -> str:
-    """How a type is shown: a job's by its outcome (``completed``), others without the family
-    (``storyboard.completed``)."""
-    return full.removeprefix(TYPE_PREFIX).removeprefix(FAMILY)
 
 
 def _types(requested: Sequence[str]) -> frozenset[str]:
