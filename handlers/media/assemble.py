@@ -148,7 +148,7 @@ def _remux(sources: Sequence[MediaSource], target: Path) -> None:
 
     with av.open(str(target), "w", format="mp4", options={"movflags": "faststart"}) as out:
         with av.open(_openable(sources[0]), mode="r") as first:
-            video_out = out.add_stream_from_template(first.streams.video[0])
+            video_out = out.add_stream_from_template(first.streams.video[0], opaque=True)
             audio_out = out.add_stream_from_template(first.streams.audio[0]) if first.streams.audio else None
         _rewind(sources[0])
         joiner = _Joiner(out, video_out, audio_out)

@@ -59,7 +59,7 @@ def _moov_last(clip: Path) -> bytes:
 
     out = io.BytesIO()
     with av.open(str(clip)) as source, av.open(out, "w", format="mp4") as target:
-        stream = target.add_stream_from_template(source.streams.video[0])
+        stream = target.add_stream_from_template(source.streams.video[0], opaque=True)
         for packet in source.demux(source.streams.video[0]):
             if packet.dts is not None:
                 packet.stream = stream
