@@ -27,7 +27,7 @@ def estimate_routes(relay: Relay, api_keys: ApiKeys, *, estimator: Estimator | N
     async def create(request: Request) -> Response:
         caller = await run_in_threadpool(api_keys.submitter, request)
         parsed = parse_job_request(await read_limited(request, REQUEST_BODY_MAX))
-        body = check_job_request(relay.settings, parsed.body, parsed.metadata)
+        body = check_job_request(relay.settings, parsed.body, parsed.metadata, parsed.cancel_after)
         result = await run_in_threadpool(estimate_for_tenant, relay, pricing, caller.tenant, body)
         return JSONResponse(result.as_dict())
 

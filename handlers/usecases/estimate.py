@@ -17,7 +17,7 @@ from handlers.app.relay import Relay
 from handlers.app.settings import Settings
 from handlers.base.errors import InvalidRequest
 from handlers.domain.contract import VIDEO
-from handlers.domain.jobrequest import check_metadata
+from handlers.domain.jobrequest import check_cancel_after, check_metadata
 from handlers.domain.pricing import DEFAULT_PRICE_TABLE, Estimate, PriceTable, estimate
 from handlers.provider.validation import check_request
 from handlers.usecases.references import check_references
@@ -123,10 +123,11 @@ def estimate_for_tenant(relay: Relay, estimator: Estimator, tenant: str, request
     return estimate_job(estimator, request, check_references(relay, tenant, request).video_seconds())
 
 
-def check_job_request(settings: Settings, request: object, metadata: object) -> dict[str, Any]:
-    """A copy of ``request`` if ``POST /v1/jobs`` would accept it with ``metadata`` (``job://`` references
-    checked for their form only); else ``InvalidRequest`` with every violation of both, as a submit names them."""
-    problems = check_metadata(metadata)
+def check_job_request(settings: Settings, request: object, metadata: object, cancel_after: object = None
+                      ) -> dict[str, Any]:
+    """A copy of ``request`` if ``POST /v1/jobs`` would accept it with ``metadata`` and ``cancel_after`` (``job://``
+    references checked for their form only); else ``InvalidRequest`` with every violation, as a submit names them."""
+    problems = check_metadata(metadata) + check_cancel_after(cancel_after)
     try:
         checked = check_request(request, allow_http=settings.uses_sandbox, callback="forbidden", references=True)
     except InvalidRequest as exc:
