@@ -5,7 +5,7 @@
 | ``POST /v1/storyboards`` | submitter | create it (``Idempotency-Key`` honoured): 202 and the storyboard |
 | ``GET /v1/storyboards/{id}`` | the tenant, or an admin | its newest revision: each shot's job, the joined output |
 | ``POST /v1/storyboards/{id}/shots/{shot}/rerun`` | the tenant, or an admin | the next revision: 202 |
-| ``POST /v1/storyboards/estimates`` | submitter | what its shots would cost, nothing created |
+| ``POST /v1/storyboards/estimates`` | submitter | what its shots would cost the caller's tenant, nothing created |
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ def storyboard_routes(relay: Relay, api_keys: ApiKeys) -> list[Route]:
         return JSONResponse(view, status_code=202)
 
     async def estimate(request: Request) -> Response:
-        await run_in_threadpool(api_keys.submitter, request)
+        caller = await run_in_threadpool(api_keys.submitter, request)
         body = parse_object(await read_limited(request, REQUEST_BODY_MAX), what="the body", strict=True)
-        return JSONResponse(estimate_storyboard(relay, parse_storyboard(body)).as_dict())
+        cost = await run_in_threadpool(estimate_storyboard, relay, parse_storyboard(body), tenant=caller.tenant)
+        return JSONResponse(cost.as_dict())
 
     return [Route("/v1/storyboards", answering(create), methods=["POST"]),
             Route("/v1/storyboards/estimates", answering(estimate), methods=["POST"]),

@@ -81,9 +81,14 @@ def _check_shots(relay: Relay, tenant: str, spec: StoryboardSpec, jobs: Mapping[
             external = {k: v for k, v in request.items() if k in ("image_urls", "video_urls")}
             _check_external(relay, tenant, external, set(jobs.values()))
         except InvalidRequest as exc:
-            problems += [Violation(f"shots[{index}].request.{v.field}", v.code, v.message) for v in exc.violations]
+            problems += _in_shot(index, exc)
     if problems:
         raise InvalidRequest(problems)
+
+
+def _in_shot(index: int, exc: InvalidRequest) -> list[Violation]:
+    """``exc``'s violations of shot ``index``'s request, each field named from the storyboard's body."""
+    return [Violation(f"shots[{index}].request.{v.field}", v.code, v.message) for v in exc.violations]
 
 
 def _check_external(relay: Relay, tenant: str, arrays: Mapping[str, Any], own: set[str]) -> None:
@@ -119,13 +124,29 @@ def _lengths(request: Mapping[str, Any], durations: Mapping[str, float]) -> list
             else None for url in request.get("video_urls") or []]
 
 
-def estimate_storyboard(relay: Relay, spec: StoryboardSpec, shots: list[str] | None = None) -> StoryboardEstimate:
-    """What the storyboard's shots (or only ``shots``) should cost, each shot as the estimator prices a job
-    (another shot's output counted at that shot's duration; other reference videos at the worst case)."""
+def estimate_storyboard(relay: Relay, spec: StoryboardSpec, shots: list[str] | None = None, *,
+                        tenant: str = DEFAULT_TENANT) -> StoryboardEstimate:
+    """What the storyboard's shots (or only ``shots``) should cost ``tenant``, each shot as the estimator prices a
+    job: another shot's output at the duration that shot asks for, an earlier job of the tenant's (``job://``) at
+    its video's real length as a submit counts it, other reference videos at the worst case. A ``job://``
+    reference a submit would refuse is ``InvalidRequest``, naming the shot's field (``shots[i].request.…``)."""
     durations = _durations(spec)
     wanted = shots if shots is not None else [s.id for s in spec.shots]
-    return StoryboardEstimate({s.id: estimate(s.request, _lengths(s.request, durations), relay.prices).credits
-                               for s in spec.shots if s.id in wanted})
+    credits: dict[str, float] = {}
+    problems: list[Violation] = []
+    for index, shot in enumerate(spec.shots):
+        if shot.id not in wanted:
+            continue
+        try:
+            known = check_references(relay, tenant, shot.request).video_seconds()
+        except InvalidRequest as exc:
+            problems += _in_shot(index, exc)
+            continue
+        lengths = [known.get(i, length) for i, length in enumerate(_lengths(shot.request, durations))]
+        credits[shot.id] = estimate(shot.request, lengths, relay.prices).credits
+    if problems:
+        raise InvalidRequest(problems)
+    return StoryboardEstimate(credits)
 
 
 def _check_budget(relay: Relay, tenant: str, cost: StoryboardEstimate) -> None:
@@ -188,7 +209,7 @@ def create_storyboard(relay: Relay, body: object, *, tenant: str = DEFAULT_TENAN
     jobs = {s.id: _shot_job_id(tenant, storyboard, 1, s.id) for s in spec.shots}
     _check_shots(relay, tenant, spec, jobs)
     if not relay.jobs.existing([revision_job_id(storyboard, 1)]):
-        _check_budget(relay, tenant, estimate_storyboard(relay, spec))
+        _check_budget(relay, tenant, estimate_storyboard(relay, spec, tenant=tenant))
     revision_job = _revision_job(relay, tenant, storyboard, 1, spec, jobs, None)
     _run_revision(relay, tenant, spec, revision_job, [s.id for s in spec.shots])
     log.info("storyboard.created", storyboard=storyboard, shots=len(spec.shots), assemble=spec.assemble)
@@ -211,7 +232,7 @@ def rerun_shot(relay: Relay, storyboard: str, shot: str, *, tenant: str | None) 
     kept = {str(s["id"]): str(s["job_id"]) for s in latest.request["shots"]}
     jobs = {s.id: _shot_job_id(latest.tenant, storyboard, revision, s.id) if s.id in new else kept[s.id]
             for s in spec.shots}
-    _check_budget(relay, latest.tenant, estimate_storyboard(relay, spec, new))
+    _check_budget(relay, latest.tenant, estimate_storyboard(relay, spec, new, tenant=latest.tenant))
     revision_job = _revision_job(relay, latest.tenant, storyboard, revision, spec, jobs, shot)
     _run_revision(relay, latest.tenant, spec, revision_job, new)
     log.info("storyboard.rerun", storyboard=storyboard, shot=shot, revision=revision, new_jobs=new)
