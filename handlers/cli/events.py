@@ -20,7 +20,7 @@ from handlers.usecases.replay import ReplayRequest, ReplaySummary, parse_since, 
 __all__ = ["events"]
 
 
-@click.group()
+@click.group(short_help="Look at published events, and replay them to a subscriber.")
 def events() -> None:
     """Look at the events the relay published, and re-deliver them to a subscriber."""
 

@@ -42,12 +42,12 @@ def _read(file: Path) -> dict[str, Any]:
                                  param_hint="FILE") from exc
 
 
-@click.group()
+@click.group(short_help="Shots that build on earlier shots, joined into one video.")
 def storyboard() -> None:
     """Storyboards: shots that build on earlier shots, joined into one video."""
 
 
-@storyboard.command("run")
+@storyboard.command("run", short_help="Create every shot of a storyboard file at once.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--estimate", is_flag=True, help="Print what the shots would cost; create nothing.")
 @click.option("--idempotency-key", help="Running the same file again with this key finds the same storyboard.")
@@ -73,7 +73,7 @@ def run(file: Path, estimate: bool, idempotency_key: str | None, wait: bool, tim
         client.close()
 
 
-@storyboard.command("rerun")
+@storyboard.command("rerun", short_help="New jobs for one shot and the shots naming it.")
 @click.argument("storyboard_id")
 @click.argument("shot")
 @_WAIT

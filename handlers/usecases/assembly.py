@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Any
 from handlers.app.relay import Relay
 from handlers.base.errors import Conflict, DownloadFailed, NotFound, RelayError
 from handlers.base.logs import get_logger
-from handlers.domain.jobs import Job, Outcome, Output
+from handlers.domain.jobs import Job, JobStatus, Outcome, Output
 from handlers.domain.storyboards import STORYBOARD_MODEL
 from handlers.usecases.outcomes import conclude, publish_outcome
 
 if TYPE_CHECKING:
     from handlers.media.assemble import Assembly
 
-__all__ = ["ASSEMBLY_LEASE", "is_storyboard_job", "run_storyboard"]
+__all__ = ["ASSEMBLY_LEASE", "ASSEMBLY_MESSAGE", "is_storyboard_job", "run_assembly", "run_storyboard"]
 
 log = get_logger(__name__)
 ASSEMBLY_LEASE = 900.0  # seconds a claimed run may take before another process runs it again
@@ -39,6 +39,19 @@ _WRITE_ATTEMPTS = 5
 def is_storyboard_job(job: Job) -> bool:
     """Whether ``job`` is a storyboard's own job (its provider is the relay)."""
     return job.model == STORYBOARD_MODEL and job.storyboard is not None and job.shot is None
+
+
+ASSEMBLY_MESSAGE = "assembly"
+"""The ``source`` of the ingest message that asks a worker to run a ready storyboard job: the join needs the CPU
+and the PyAV an ingest worker has (on Lambda, the function with the media layer and the most memory)."""
+
+
+def run_assembly(relay: Relay, job_id: str) -> Job:
+    """Run the storyboard job ``job_id`` if it is still ready to run (a repeated message finds it done or claimed)."""
+    job = relay.jobs.get(job_id)
+    if not is_storyboard_job(job) or job.outcome is not None or job.status is not JobStatus.ACCEPTED:
+        return job
+    return run_storyboard(relay, job)
 
 
 def run_storyboard(relay: Relay, job: Job) -> Job:

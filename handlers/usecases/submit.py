@@ -40,7 +40,7 @@ from handlers.domain.tenancy import DEFAULT_TENANT
 from handlers.provider.evolink.task import Task
 from handlers.provider.validation import check_request
 from handlers.usecases.admission import admit, admit_queued, keep_slot, rate_limited, running, wait_in_queue
-from handlers.usecases.assembly import is_storyboard_job, run_storyboard
+from handlers.usecases.assembly import ASSEMBLY_MESSAGE, is_storyboard_job
 from handlers.usecases.budget import budget_for, take_hold
 from handlers.usecases.dependencies import wait_for
 from handlers.usecases.estimate import Estimator, estimator_for, reference_lengths
@@ -174,8 +174,9 @@ def admit_waiting(relay: Relay) -> int:
 
 def send_to_provider(relay: Relay, job: Job) -> Job:
     """Create the provider task for an accepted job, at most once."""
-    if is_storyboard_job(job):  # the relay is its provider
-        return run_storyboard(relay, job)
+    if is_storyboard_job(job):  # the relay is its provider: an ingest worker joins the shots (the CPU is there)
+        relay.ingest_queue.send({"job_id": job.id, "task_id": None, "source": ASSEMBLY_MESSAGE})
+        return job
     now = relay.clock()
     if job.submit_claimed_at is not None:
         if now - job.submit_claimed_at < SUBMIT_LEASE:

@@ -10,6 +10,7 @@ from handlers.app.relay import Relay
 from handlers.base.errors import Conflict, DownloadFailed, NotFound, RelayError
 from handlers.base.logs import get_logger
 from handlers.usecases.admission import ADMISSION_MESSAGE
+from handlers.usecases.assembly import ASSEMBLY_MESSAGE, run_assembly
 from handlers.usecases.ingest import Busy, ingest
 from handlers.usecases.submit import admit_waiting
 
@@ -62,6 +63,8 @@ def _handle(relay: Relay, body: Mapping[str, Any], *, receive_count: int, worker
     if not isinstance(job_id, str):
         log.error("ingest.bad_message", body=dict(body))
         return Disposition(done=True, reason="malformed message", outcome="dropped")
+    if body.get("source") == ASSEMBLY_MESSAGE:
+        return _assemble(relay, job_id, receive_count)
     hint = body.get("task_id") if isinstance(body.get("task_id"), str) else None
     try:
         job = ingest(relay, job_id, task_hint=hint, worker=worker, callback_at=_callback_at(relay, body))
@@ -78,4 +81,15 @@ def _handle(relay: Relay, body: Mapping[str, Any], *, receive_count: int, worker
         relay.metrics.ingest_failure(exc.code)
         return Disposition(done=False, delay=delay, reason=exc.code, outcome="retry")
     log.debug("ingest.done", job_id=job_id, status=job.status.value, source=body.get("source"))
+    return Disposition(done=True)
+
+
+def _assemble(relay: Relay, job_id: str, receive_count: int) -> Disposition:
+    try:
+        run_assembly(relay, job_id)
+    except NotFound:
+        return Disposition(done=True, reason="job not found", outcome="dropped")
+    except RelayError as exc:
+        log.warning("assembly.retry", job_id=job_id, code=exc.code, error=exc.message, receive_count=receive_count)
+        return Disposition(done=False, delay=min(MAX_BACKOFF, 2.0 ** receive_count), reason=exc.code, outcome="retry")
     return Disposition(done=True)

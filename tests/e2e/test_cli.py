@@ -128,7 +128,7 @@ def test_serve_runs_the_whole_pipeline_and_events_tail_prints_the_event(tmp_path
                                  capture_output=True, text=True, timeout=30)
     output = (tmp_path / "serve.log").read_text()
     [event] = [json.loads(line) for line in tail.stdout.splitlines()]
-    stored = [{k: v for k, v in o.items() if k != "url"} for o in final["outputs"]]  # the API adds its route
+    stored = [{k: v for k, v in o.items() if k not in ("url", "frame_urls")} for o in final["outputs"]]  # API routes
     assert event["subject"] == final["id"] and event["data"]["outputs"] == stored
     assert unknown.returncode == 2 and "nope" in unknown.stderr
     assert proc.returncode == 0 and "sandbox" in output and key not in output
