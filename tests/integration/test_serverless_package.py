@@ -59,7 +59,7 @@ SECRET_PARAMS = {
 RESOURCE_SCOPED_SERVICES = ("dynamodb", "s3", "sqs", "sns", "ssm")
 # layer name -> logical id; the functions that read or join videos also get PyAV's `media` layer.
 LAYERS = {"deps": "DepsLambdaLayer", "media": "MediaLambdaLayer"}
-FUNCTION_LAYERS = {"api": ["deps"], "ingest": ["deps", "media"], "reconcile": ["deps", "media"],
+FUNCTION_LAYERS = {"api": ["deps"], "ingest": ["deps", "media"], "reconcile": ["deps"],
                    "submit": ["deps"], "exampleConsumer": ["deps"]}
 
 

@@ -62,10 +62,11 @@ def test_each_function_imports_with_only_its_layers_and_loads_no_media_library(f
     assert loaded == {"av": False, "PIL": False}
 
 
-def test_the_media_layer_goes_to_ingest_and_reconcile_and_deps_to_every_function() -> None:
-    """ingest reads each copied video and, on an admission message, runs ready storyboards (joining their shots);
-    reconcile admits queued jobs too, so a storyboard can be joined there. No other function reads a video."""
-    assert WITH_MEDIA == ["ingest", "reconcile"]
+def test_the_media_layer_goes_to_ingest_only_and_deps_to_every_function() -> None:
+    """ingest reads each copied video and runs ready storyboards (joining their shots) from their assembly
+    messages; a submit or a reconciler pass that finds a storyboard ready only sends that message. No other
+    function reads a video."""
+    assert WITH_MEDIA == ["ingest"]
     assert all(f.layers[0] == "deps" for f in FUNCTIONS.values()), {n: f.layers for n, f in FUNCTIONS.items()}
 
 
