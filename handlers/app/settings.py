@@ -79,7 +79,7 @@ PARAM_SUFFIX = "_PARAM"
 
 
 def parse_subscribers(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """``name:filter`` pairs, comma-separated; a filter is ``*`` or outcomes joined by ``+``, and then
+    """``name:filter`` pairs, comma-separated; a filter is ``*`` or event types joined by ``+``, and then
     optionally ``@`` and tenants joined by ``+``.
 
     ``archive:*,notify:completed+failed@acme`` gives subscriber ``archive`` every event and
@@ -267,7 +267,9 @@ class Settings:
     worker_concurrency: int = knob("RELAY_WORKERS", 2, "ingest worker threads", bounded(1))
     subscribers: tuple[tuple[str, tuple[str, ...]], ...] = knob(
         "RELAY_SUBSCRIBERS", (("default", ("*",)),),
-        "subscribers and their filters: `archive:*,notify:completed+failed`", _subscribers, shown="`default:*`")
+        "subscribers and their filters: `archive:*,notify:completed+failed,art:storyboard.completed` (a job's types "
+        "by outcome, a storyboard's as `storyboard.completed`/`storyboard.failed`, or full types; tenants after `@`)",
+        _subscribers, shown="`default:*`")
     event_retention: float = knob("RELAY_EVENT_RETENTION", 30.0, "days the event log keeps each published event "
                                   "(what `events replay` can re-deliver; fractions allowed)", _days)
     job_retention: float = knob("RELAY_JOB_RETENTION", 90.0, "days a finished job's record is kept (on AWS, through "
