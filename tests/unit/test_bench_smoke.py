@@ -40,10 +40,24 @@ def test_result_copy_stores_every_byte_three_ways() -> None:
 
 
 def test_pipeline_publishes_every_job_and_the_sandbox_calls_back_every_task() -> None:
-    figures = pipeline.main(["--jobs", "3", "--clients", "2", "--timeout", "30"])
+    """The flood, the sandbox's ceiling, then a steady load offered at half the flood's jobs/s."""
+    figures = pipeline.main(["--jobs", "3", "--clients", "2", "--timeout", "30", "--steady-seconds", "1"])
     assert figures["all_published"]
     assert figures["relay"]["callbacks_seen"] == 3
     assert figures["sandbox"]["tasks"] == 3
+    steady = figures["steady"]
+    assert figures["steady_all_published"]
+    assert steady["callbacks_seen"] == steady["jobs"] >= 2
+    assert figures["steady_offered_jobs_per_s"] == round(figures["relay"]["jobs_per_s"] / 2, 2)
+    assert figures["steady_meets_target"] == (figures["steady_callback_to_event_p99_ms"] <= 2000)
+    assert {f"steady_{what}_p{q}_ms" for what in ("callback_to_event", "submit_to_event")
+            for q in (50, 95, 99)} <= set(figures)
+
+
+def test_pipeline_refuses_a_steady_rate_that_is_not_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        pipeline.main(["--steady-rate", "0"])
+    assert "--steady-rate: must be greater than 0, got 0" in capsys.readouterr().err
 
 
 def test_run_all_knows_every_benchmark_module() -> None:
