@@ -7,7 +7,9 @@ that notes when each job's first callback arrives. The driver (another process) 
 the jobs at once over HTTP from ``--clients`` threads and waits until every job's event is on
 the bus; the publish times come from the bus's ``events`` table, the callback times from the
 middleware. Reported: jobs/s (first submit → last event), callback→event and submit→event
-latency, and the relay process's CPU time per job (its in-process sandbox included).
+latency, and the relay process's CPU time per job (its in-process sandbox included), in all and
+by thread group (ingest workers, API, in-process sandbox, threads that ended or are native, such
+as FFmpeg's decoders). The processes are in ``bench/_pipeline_servers.py``.
 
 **sandbox ceiling**: the sandbox alone (``seedance-relay sandbox`` in one process) creates
 the same N tasks from the same client threads and calls back a trivial receiver (a third
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 import tempfile
@@ -50,11 +51,10 @@ if __package__ in (None, ""):
 import httpx
 
 from bench._common import emit, free_port, percentile, ratio, spawned, wait_until_answers
+from bench._pipeline_servers import API_KEY, cpu_by_group, serve_receiver, serve_relay, serve_sandbox
 
 __all__ = ["REQUEST", "STEADY_P99_TARGET_MS", "main"]
 
-API_KEY = "bench-relay-key-0123456789"
-CALLBACK_PREFIX = "/v1/callbacks/evolink/"
 STEADY_P99_TARGET_MS = 2000.0
 """The target for callback→event p99 under the steady load."""
 REQUEST: dict[str, Any] = {
@@ -62,71 +62,6 @@ REQUEST: dict[str, Any] = {
     "image_urls": ["https://example.com/style.png"], "audio_urls": ["https://example.com/bgm.mp3"],
     "duration": 4, "quality": "480p", "aspect_ratio": "16:9", "generate_audio": True,
 }
-
-
-# --- server roles ------------------------------------------------------------------------------
-def _recording(app: Any, arrivals: dict[str, float], prefix: str, key: Callable[[str, bytes], str] | None = None,
-               answer: bool = False) -> Any:
-    """ASGI wrapper: note the first arrival per id under ``prefix``; ``GET /bench/arrivals`` lists them."""
-    from starlette.responses import JSONResponse, Response
-
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and path == "/bench/arrivals":
-            await JSONResponse(arrivals)(scope, receive, send)
-            return
-        if scope["type"] == "http" and path.startswith(prefix):
-            arrivals.setdefault(path[len(prefix):], time.time())
-            if answer:
-                await Response(status_code=200)(scope, receive, send)
-                return
-        await app(scope, receive, send)
-
-    return wrapped
-
-
-def serve_relay(port: int, data_dir: Path, speed: float, workers: int) -> None:
-    """The relay as ``seedance-relay serve`` runs it, with callback arrivals noted."""
-    import uvicorn
-
-    from handlers.app.runtime import LocalRuntime
-    from handlers.app.settings import Settings
-    from handlers.base.logs import configure
-    from handlers.sandbox.settings import SandboxSettings
-
-    settings = Settings.from_env({"RELAY_DATA_DIR": str(data_dir), "RELAY_PORT": str(port), "RELAY_API_KEYS": API_KEY,
-                                  "RELAY_WORKERS": str(workers)})
-    configure(settings.log_level, "json")
-    runtime = LocalRuntime(settings, sandbox=SandboxSettings(speed=speed)).start()
-    try:
-        uvicorn.run(_recording(runtime.app(), {}, CALLBACK_PREFIX), host="127.0.0.1", port=port, log_level="warning")
-    finally:
-        runtime.stop()
-
-
-def serve_sandbox(port: int, data_dir: Path, speed: float) -> None:
-    """The sandbox alone, as ``seedance-relay sandbox`` runs it."""
-    import uvicorn
-
-    from handlers.base.logs import configure
-    from handlers.sandbox.app import create_sandbox_app
-    from handlers.sandbox.engine import SandboxEngine
-    from handlers.sandbox.settings import SandboxSettings
-
-    configure("info", "json")
-    engine = SandboxEngine(SandboxSettings(speed=speed, data_dir=data_dir)).start()
-    try:
-        uvicorn.run(create_sandbox_app(engine), host="127.0.0.1", port=port, log_level="warning")
-    finally:
-        engine.stop()
-
-
-def serve_receiver(port: int) -> None:
-    """A trivial callback receiver: 200 for every POST under ``/cb/``, arrival noted."""
-    import uvicorn
-    from starlette.applications import Starlette
-
-    uvicorn.run(_recording(Starlette(), {}, "/cb/", answer=True), host="127.0.0.1", port=port, log_level="warning")
 
 
 # --- driver ------------------------------------------------------------------------------------
@@ -184,25 +119,16 @@ def _event_count(db: Path) -> int:
         return 0
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``); None where there is none."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class _Run(NamedTuple):
-    """One relay run: when each job was submitted, their ids, callback arrivals, the events, CPU used,
-    and when job i was due (``due(i)``; at once in a flood)."""
+    """One relay run: when job i was due (``due(i)``; at once in a flood) and submitted, the job ids,
+    callback arrivals, the events, the relay process's CPU seconds by thread group, and its log's warnings."""
 
     due: Callable[[int], float]
     started: dict[int, float]
     job_ids: dict[int, str]
     arrivals: dict[str, float]
     events: list[tuple[str, str, float]]
-    cpu_seconds: float | None
+    cpu: dict[str, float]
     warnings: dict[str, int]
 
 
@@ -226,15 +152,15 @@ def _relay_run(jobs: int, speed: float, clients: int, data_dir: Path, timeout: f
         wait_until_answers(f"{url}/healthz", server)
         _fan_out(1, 1, lambda c, _: submit(c, jobs), url, headers)  # warm-up: renders the one MP4
         _wait(lambda: _event_count(db), 1, timeout, "the warm-up job's event")
-        cpu_before = _cpu_seconds(server.pid)
+        cpu_before = httpx.get(f"{url}/bench/threads", timeout=30).json()
         start = time.time() + 0.5  # every client thread is up before the first job is due
         due = (lambda i: start + i / rate) if rate else (lambda i: start)
         started = _fan_out(jobs, clients, submit, url, headers, due=due)
         _wait(lambda: _event_count(db), jobs + 1, timeout, "every job's event")
-        cpu_after = _cpu_seconds(server.pid)
+        cpu_after = httpx.get(f"{url}/bench/threads", timeout=30).json()
         arrivals: dict[str, float] = httpx.get(f"{url}/bench/arrivals", timeout=30).json()
-    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    return _Run(due, started, job_ids, arrivals, _events(db)[1:], cpu, _log_warnings(log))
+    return _Run(due, started, job_ids, arrivals, _events(db)[1:], cpu_by_group(cpu_before, cpu_after),
+                _log_warnings(log))
 
 
 def _latencies(run: _Run) -> tuple[list[float], list[float]]:
@@ -257,11 +183,13 @@ def _ms(values: list[float], q: float) -> float:
     return round(percentile(values, q) * 1000, 1)
 
 
-def _cpu_figures(run: _Run, jobs: int, seconds: float) -> dict[str, float | None]:
-    if run.cpu_seconds is None:
-        return {"cpu_ms_per_job": None, "cpu_cores_busy": None}
-    return {"cpu_ms_per_job": round(run.cpu_seconds * 1000 / jobs, 1),
-            "cpu_cores_busy": round(run.cpu_seconds / seconds, 2) if seconds > 0 else None}
+def _cpu_figures(run: _Run, jobs: int, seconds: float) -> dict[str, Any]:
+    """The relay process's CPU per job (its in-process sandbox's included), in all and by thread group, and
+    how many cores it kept busy on average."""
+    total = sum(run.cpu.values())
+    return {"cpu_ms_per_job": round(total * 1000 / jobs, 1),
+            "cpu_ms_per_job_by_thread": {group: round(cpu * 1000 / jobs, 1) for group, cpu in sorted(run.cpu.items())},
+            "cpu_cores_busy": round(total / seconds, 2) if seconds > 0 else None}
 
 
 def run_relay(jobs: int, speed: float, clients: int, tmp: Path, timeout: float, workers: int) -> dict[str, Any]:

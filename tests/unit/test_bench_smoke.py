@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import aws_costs, callback_ack, cold_start, pipeline, result_copy, run_all, submit_latency
+from bench import _pipeline_servers, aws_costs, callback_ack, cold_start, pipeline, result_copy, run_all, submit_latency
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,10 +48,18 @@ def test_pipeline_publishes_every_job_and_the_sandbox_calls_back_every_task() ->
     steady = figures["steady"]
     assert figures["steady_all_published"]
     assert steady["callbacks_seen"] == steady["jobs"] >= 2
+    assert figures["relay"]["cpu_ms_per_job"] > 0 and "ingest" in figures["relay"]["cpu_ms_per_job_by_thread"]
     assert figures["steady_offered_jobs_per_s"] == round(figures["relay"]["jobs_per_s"] / 2, 2)
     assert figures["steady_meets_target"] == (figures["steady_callback_to_event_p99_ms"] <= 2000)
     assert {f"steady_{what}_p{q}_ms" for what in ("callback_to_event", "submit_to_event")
             for q in (50, 95, 99)} <= set(figures)
+
+
+def test_pipeline_counts_the_cpu_of_threads_that_ended_as_ended_or_native() -> None:
+    before = {"process": 10.0, "threads": {"1": ["ingest", 2.0], "2": ["api", 1.0], "3": ["ingest", 0.5]}}
+    after = {"process": 14.0, "threads": {"1": ["ingest", 3.5], "2": ["api", 1.25], "4": ["sandbox", 0.25]}}
+    assert _pipeline_servers.cpu_by_group(before, after) == {"ingest": 1.5, "api": 0.25, "sandbox": 0.25,
+                                                             "ended_or_native": 2.0}
 
 
 def test_pipeline_refuses_a_steady_rate_that_is_not_positive(capsys: pytest.CaptureFixture[str]) -> None:
