@@ -125,11 +125,16 @@ def _lengths(request: Mapping[str, Any], durations: Mapping[str, float]) -> list
 
 
 def estimate_storyboard(relay: Relay, spec: StoryboardSpec, shots: list[str] | None = None, *,
-                        tenant: str = DEFAULT_TENANT) -> StoryboardEstimate:
+                        tenant: str = DEFAULT_TENANT, checked: bool = False) -> StoryboardEstimate:
     """What the storyboard's shots (or only ``shots``) should cost ``tenant``, each shot as the estimator prices a
     job: another shot's output at the duration that shot asks for, an earlier job of the tenant's (``job://``) at
     its video's real length as a submit counts it, other reference videos at the worst case. A ``job://``
-    reference a submit would refuse is ``InvalidRequest``, naming the shot's field (``shots[i].request.…``)."""
+    reference a submit would refuse is ``InvalidRequest``, naming the shot's field (``shots[i].request.…``).
+
+    Unless the caller ``checked`` them already, every shot's request is first checked as creating the storyboard
+    checks it, so an estimate never prices a request the relay would refuse."""
+    if not checked:
+        _check_shots(relay, tenant, spec, {s.id: _shot_job_id(tenant, "estimate", 1, s.id) for s in spec.shots})
     durations = _durations(spec)
     wanted = shots if shots is not None else [s.id for s in spec.shots]
     credits: dict[str, float] = {}
@@ -209,7 +214,7 @@ def create_storyboard(relay: Relay, body: object, *, tenant: str = DEFAULT_TENAN
     jobs = {s.id: _shot_job_id(tenant, storyboard, 1, s.id) for s in spec.shots}
     _check_shots(relay, tenant, spec, jobs)
     if not relay.jobs.existing([revision_job_id(storyboard, 1)]):
-        _check_budget(relay, tenant, estimate_storyboard(relay, spec, tenant=tenant))
+        _check_budget(relay, tenant, estimate_storyboard(relay, spec, tenant=tenant, checked=True))
     revision_job = _revision_job(relay, tenant, storyboard, 1, spec, jobs, None)
     _run_revision(relay, tenant, spec, revision_job, [s.id for s in spec.shots])
     log.info("storyboard.created", storyboard=storyboard, shots=len(spec.shots), assemble=spec.assemble)

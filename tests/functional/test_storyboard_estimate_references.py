@@ -129,3 +129,11 @@ def test_the_cli_estimate_prices_the_earlier_job_for_the_keys_tenant(tmp_path: P
         result = relay_cli(url, "other-key-1", "storyboard", "run", str(file), "--estimate")
     assert result.exit_code == 0, result.output
     assert f"  more: {more:g}\n" in result.stdout
+
+
+def test_an_estimate_refuses_a_shot_the_relay_would_refuse_naming_its_field(client: httpx.Client) -> None:
+    """An estimate never prices a request that creating the storyboard would refuse (a quality EvoLink has not)."""
+    body = {"shots": [{"id": "intro", "request": {**INTRO, "quality": "AAA"}}]}
+    response = client.post("/v1/storyboards/estimates", json=body, headers=OURS)
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["error"]["errors"]] == ["shots[0].request.quality"]
