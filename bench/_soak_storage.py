@@ -106,10 +106,11 @@ class Storage:
     def dead_letters(self) -> dict[str, int]:
         return {"ingest": self.stores.ingest_queue.depth()["dead"], "audit": self.audit.depth()["dead"]}
 
-    def unfinished(self, job_ids: Collection[str]) -> int:
-        """Job records still kept that are not final (a purged record was final)."""
+    def unfinished(self, job_ids: Collection[str]) -> dict[str, str]:
+        """Job records still kept that are not final, with their status (a purged record was final)."""
         jobs = self.stores.jobs
-        return sum(jobs.get(job_id).status not in TERMINAL for job_id in jobs.existing(job_ids))
+        kept = [jobs.get(job_id) for job_id in sorted(jobs.existing(job_ids))]
+        return {job.id: job.status.value for job in kept if job.status not in TERMINAL}
 
 
 class Monitor(threading.Thread):

@@ -81,7 +81,8 @@ class Plan:
     retention: float = 300.0  # seconds; 0: no emulated retention pass
     gc_every: float = 60.0
     sample_every: float = 10.0
-    drain_timeout: float = 900.0
+    drain_timeout: float = 1200.0
+    expire_after: float = 900.0
     clients: int = 8
     seed: int = 1
 
@@ -198,7 +199,10 @@ def _aws(moto: str) -> dict[str, str]:
 
 
 def relay_env(plan: Plan, sandbox_url: str, aws: dict[str, str] | None) -> dict[str, str]:
-    env = {"RELAY_DATA_DIR": str(plan.out / "data"), "RELAY_PORT": str(free_port()), "RELAY_API_KEYS": API_KEY,
+    """A job whose create was cut off by a kill waits for a callback that may never come (it is never sent
+    again: the outcome is unknown), and expires after ``RELAY_EXPIRE_AFTER``: shortened so it ends in the run."""
+    env = {"RELAY_EXPIRE_AFTER": str(plan.expire_after),
+           "RELAY_DATA_DIR": str(plan.out / "data"), "RELAY_PORT": str(free_port()), "RELAY_API_KEYS": API_KEY,
            "RELAY_CALLBACK_SECRET": SECRET, "EVOLINK_BASE_URL": sandbox_url, "RELAY_SUBSCRIBERS": "audit:*",
            "RELAY_LOG_LEVEL": "info", **RELAY_TUNING, **(aws or {})}
     return env
@@ -282,8 +286,9 @@ def run(plan: Plan) -> dict[str, Any]:
         _wait_for_every_job(plan, monitor, observed)
         monitor.stop()
         relay.stop()
-        end = {"dead_letters": storage.dead_letters(),
-               "unfinished_records": storage.unfinished([job for job, _ in observed.submitted.values()])}
+        unfinished = storage.unfinished([job for job, _ in observed.submitted.values()])
+        end = {"dead_letters": storage.dead_letters(), "unfinished_records": len(unfinished),
+               "unfinished_jobs": dict(list(unfinished.items())[:20])}
     return _report(plan, observed, end, submitter.failures)
 
 
@@ -338,7 +343,8 @@ def _report(plan: Plan, observed: Observed, end: dict[str, Any], submit_failures
              f"{plan.kill_every:g} min, faults {plan.fault_rate:.0%}")
     image = plot(observed, plan.out / "soak.png", title)
     result = {"backend": plan.backend, "jobs": plan.jobs, "minutes": plan.minutes, "kill_every_min": plan.kill_every,
-              "fault_rate": plan.fault_rate, "retention_s": plan.retention, "duration_min": round(duration / 60, 1),
+              "fault_rate": plan.fault_rate, "retention_s": plan.retention, "expire_after_s": plan.expire_after,
+              "duration_min": round(duration / 60, 1),
               "date": f"{datetime.now(UTC):%Y-%m-%d}", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               **figures(observed, duration=duration, submit_seconds=plan.submit_seconds,
                         retention_window=plan.retention),
@@ -428,8 +434,10 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan | None]:
                         help="seconds of retention the clean-up pass emulates; 0: only the relay's own (1 day)")
     parser.add_argument("--gc-every", type=_positive(float), default=60.0, help="seconds between clean-up passes")
     parser.add_argument("--sample", type=_positive(float), default=10.0, help="seconds between samples")
-    parser.add_argument("--drain-timeout", type=_positive(float), default=900.0,
+    parser.add_argument("--drain-timeout", type=_positive(float), default=1200.0,
                         help="seconds to wait for the last jobs after the last submit")
+    parser.add_argument("--expire-after", type=_positive(float), default=900.0,
+                        help="RELAY_EXPIRE_AFTER: when a job cut off mid-create by a kill ends (expired)")
     parser.add_argument("--role", choices=("driver", "relay"), default="driver", help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help="seed of the injected faults")
     args = parser.parse_args(argv)
@@ -441,7 +449,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan | None]:
                 kill_every=defaults["kill_every"] if args.kill_every is None else args.kill_every,
                 fault_rate=args.fault_rate, out=args.out or ROOT / "bench" / "soak-out" / args.backend,
                 speed=args.speed, retention=args.retention, gc_every=args.gc_every, sample_every=args.sample,
-                drain_timeout=args.drain_timeout, seed=args.seed)
+                drain_timeout=args.drain_timeout, expire_after=args.expire_after, seed=args.seed)
     return args, plan
 
 
