@@ -16,7 +16,8 @@ beside them. Both, and Lambda's own START/END/REPORT lines (about 330 bytes per 
 Dollars per 1,000 jobs use the list prices in ``PRICES`` (us-east-1, dated), the measured calls,
 the measured handler durations times each function's memory in ``serverless.yml``, and one month
 of S3 storage for the stored bytes. EvoLink's credits are not in it. Beside it: a naive design, a
-Lambda that polls EvoLink every 10 s until the task ends (``--generation-seconds``, default 180).
+Lambda that polls EvoLink every 10 s until the task ends (``--generation-seconds``, default 180) and then
+stores what the relay stores.
 
     python bench/aws_costs.py [--quick] [--jobs 5] [--generation-seconds 180]
 """
@@ -416,19 +417,20 @@ def _write_units(name: str, request_bytes: int) -> int:
     return max(1, math.ceil(request_bytes / 1024))
 
 
-def naive_dollars(generation_seconds: float, stored_bytes: int, copy_seconds: float,
-                  prices: dict[str, Any] = PRICES) -> dict[str, float]:
-    """A Lambda (256 MB) that polls EvoLink every 10 s and then copies: one invocation, one DynamoDB read and
-    one write per poll; then the copy as ours."""
+def naive_dollars(generation_seconds: float, run: Run, prices: dict[str, Any] = PRICES) -> dict[str, float]:
+    """A Lambda (256 MB) that polls EvoLink every 10 s until the task ends: one invocation, one DynamoDB read and
+    one write per poll; then it stores what the relay stores (the same S3 writes and reads and the same ingest
+    work, taken from the relay's measured ``run``) and publishes one event. Only how the end is found differs."""
     polls = math.ceil(generation_seconds / 10) + 1
     poll_seconds = 0.12  # one HTTPS GET to EvoLink and one DynamoDB write, warm
+    ours = dollars(run, prices)
     return {
         "lambda_requests": (polls + 1) * prices["lambda_request"],
-        "lambda_compute": (polls * poll_seconds * 256 + copy_seconds * 1024) / 1024 * prices["lambda_gb_second"],
+        "lambda_compute": (polls * poll_seconds * 256 / 1024 + run.seconds.get("ingest", 0.0)
+                           * MEMORY_MB["ingest"] / 1024) * prices["lambda_gb_second"],
         "dynamodb": polls * (prices["dynamodb_read_unit"] + prices["dynamodb_write_unit"]),
         "sqs": 0.0, "sns": prices["sns_publish"],
-        "s3_requests": 2 * prices["s3_write_request"],
-        "s3_storage_month": stored_bytes / 1e9 * prices["s3_gb_month"],
+        "s3_requests": ours["s3_requests"], "s3_storage_month": ours["s3_storage_month"],
         "cloudwatch_logs": (polls + 1) * (LAMBDA_REPORT_BYTES + 200) / 1e9 * prices["logs_ingested_gb"],
     }
 
@@ -491,7 +493,7 @@ def report(runs: dict[str, list[Run]], generation_seconds: float) -> dict[str, A
             rows.append(["", name, run.keyed.get(name, 0), MINIMUM.get(name, (0, ""))[0], "", ""])
     normal = figures["normal"]
     median_run = sorted(runs["normal"], key=lambda r: sum(r.calls.values()))[len(runs["normal"]) // 2]
-    naive = naive_dollars(generation_seconds, median_run.stored_bytes, median_run.seconds.get("ingest", 0.0))
+    naive = naive_dollars(generation_seconds, median_run)
     naive_1000 = round(sum(naive.values()) * 1000, 4)
     rows.append([f"naive poller ({generation_seconds:.0f} s, every 10 s)", "", "", "", "", naive_1000])
     figures.update(calls_per_job=normal["calls_per_job"], minimum_calls_per_job=minimum,
