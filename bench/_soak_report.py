@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MIB", "RSS_TARGET_MIB", "TERMINAL_TYPES", "Observed", "Sample", "figures", "plot"]
+__all__ = ["MIB", "RSS_TARGET_MIB", "TERMINAL_TYPES", "Observed", "Sample", "dump", "figures", "plot"]
 
 MIB = 1024 * 1024
 RSS_TARGET_MIB = 50.0
@@ -119,15 +119,16 @@ def rss_figures(samples: Sequence[Sample], duration: float) -> dict[str, Any]:
             "rss_target_mib": RSS_TARGET_MIB, "rss_target_met": growth < RSS_TARGET_MIB}
 
 
-def storage_figures(samples: Sequence[Sample], retention_from: float | None) -> dict[str, Any]:
-    """Storage size over time; once retention applies (its first removal plus one window), the median of
-    the first and second halves of what is left, and the growth between them."""
+def storage_figures(samples: Sequence[Sample], retention_from: float | None, until: float) -> dict[str, Any]:
+    """Storage size over time; from when retention applies (its first removal plus one window) to the last
+    submit (after it, storage only shrinks), the median of the first and second halves, and the growth
+    between them."""
     sizes = [(s.at, s.storage) for s in samples]
     if not sizes:
         return {}
     out: dict[str, Any] = {"storage_mib": {"first": _mib(sizes[0][1]), "peak": _mib(max(v for _, v in sizes)),
                                            "last": _mib(sizes[-1][1])}}
-    steady = [v for at, v in sizes if retention_from is not None and at >= retention_from]
+    steady = [v for at, v in sizes if retention_from is not None and retention_from <= at <= until]
     if len(steady) >= 4:
         half = len(steady) // 2
         before, after = statistics.median(steady[:half]), statistics.median(steady[half:])
@@ -175,7 +176,8 @@ def figures(observed: Observed, *, duration: float, submit_seconds: float, reten
     removed_at = [p["at"] for p in observed.gc_passes if p.get("removed", 0) > 0]
     retention_from = removed_at[0] + retention_window if removed_at else None
     return {**event_figures(observed), **rss_figures(observed.samples, duration),
-            **storage_figures(observed.samples, retention_from), **throughput_figures(observed, submit_seconds),
+            **storage_figures(observed.samples, retention_from, submit_seconds),
+            **throughput_figures(observed, submit_seconds),
             "kills": len(observed.kills), "kill_minutes": [round(k / 60, 1) for k in observed.kills],
             "restart_seconds": [round(s, 2) for s in observed.restart_seconds],
             "gc_passes": len(observed.gc_passes),
@@ -188,6 +190,14 @@ def _sum_removed(passes: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         for kind, count in one.get("kinds", {}).items():
             total[kind] = total.get(kind, 0) + int(count)
     return total
+
+
+def dump(observed: Observed, path: Path) -> None:
+    """The observations (samples, kills, clean-up passes, submits, events) as JSON, to plot or count again."""
+    import json
+    from dataclasses import asdict
+
+    path.write_text(json.dumps({**asdict(observed), "samples": [asdict(s) for s in observed.samples]}))
 
 
 def plot(observed: Observed, path: Path, title: str) -> Path:

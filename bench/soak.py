@@ -52,7 +52,7 @@ if __package__ in (None, ""):
 import httpx
 
 from bench._common import FAKE_AWS, PYTHON, ROOT, emit, free_port, python_env, running_moto, wait_until_answers
-from bench._soak_report import Observed, figures, plot
+from bench._soak_report import Observed, dump, figures, plot
 from bench._soak_storage import Monitor, Storage
 
 __all__ = ["API_KEY", "REQUEST", "Plan", "main", "run"]
@@ -341,6 +341,7 @@ def _report(plan: Plan, observed: Observed, end: dict[str, Any], submit_failures
     faults, warnings = _relay_log(plan.out / "relay.log")
     title = (f"soak ({plan.backend}): {plan.jobs} jobs over {plan.minutes:g} min, SIGKILL every "
              f"{plan.kill_every:g} min, faults {plan.fault_rate:.0%}")
+    dump(observed, plan.out / "observed.json")
     image = plot(observed, plan.out / "soak.png", title)
     result = {"backend": plan.backend, "jobs": plan.jobs, "minutes": plan.minutes, "kill_every_min": plan.kill_every,
               "fault_rate": plan.fault_rate, "retention_s": plan.retention, "expire_after_s": plan.expire_after,
