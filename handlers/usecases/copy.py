@@ -11,17 +11,28 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from handlers.app.relay import Relay
 from handlers.base.errors import Conflict, DownloadFailed, NotFound, RelayError
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, Output
 
-__all__ = ["Busy", "LeaseKeeper", "copy_results", "note_unplayable", "owned_update", "release_lease", "take_lease",
-           "unplayable_key"]
+__all__ = [
+    "Busy",
+    "LeaseKeeper",
+    "copy_results",
+    "failed_copy",
+    "note_unplayable",
+    "owned_update",
+    "release_lease",
+    "take_lease",
+    "under_lease",
+    "unplayable_key",
+]
 
 log = get_logger(__name__)
+_T = TypeVar("_T")
 
 
 class Busy(RelayError):
@@ -54,23 +65,37 @@ def copy_results(relay: Relay, job: Job, results: tuple[str, ...],
     Returns the job and its outputs, or the permanent failure that fails the job; a failure that is
     retried releases the lease and raises.
     """
+    job, outputs = under_lease(relay, job, worker, lambda: tuple(
+        _copy_one(relay, job, index, url) for index, url in enumerate(results)))
+    if isinstance(outputs, tuple):
+        log.debug("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
+    return job, outputs
+
+
+def under_lease(relay: Relay, job: Job, worker: str, step: Callable[[], _T]) -> tuple[Job, _T | DownloadFailed]:
+    """Run ``step`` under the job's lease, renewed while it runs: the job and what ``step`` returned, or the
+    permanent :class:`DownloadFailed` that fails the job (logged and counted). A failure that is retried
+    releases the lease and raises."""
     keeper = LeaseKeeper(relay, job, worker)
     try:
-        outputs = tuple(_copy_one(relay, job, index, url) for index, url in enumerate(results))
+        done = step()
     except DownloadFailed as exc:
         job = keeper.stop()
         if not exc.permanent:
             release_lease(relay, job, worker)
             raise
-        log.warning("job.copy_failed", job_id=job.id, code=exc.code, reason=exc.message)
-        relay.metrics.ingest_failure(exc.code)
-        return relay.jobs.get(job.id), exc
+        return failed_copy(relay, job, exc)
     except RelayError:
         release_lease(relay, keeper.stop(), worker)
         raise
-    job = keeper.stop()
-    log.debug("job.stored", job_id=job.id, outputs=len(outputs), bytes=sum(o.size for o in outputs))
-    return job, outputs
+    return keeper.stop(), done
+
+
+def failed_copy(relay: Relay, job: Job, error: DownloadFailed) -> tuple[Job, DownloadFailed]:
+    """Log and count a failure that fails the job; the job as it is stored now, and the failure."""
+    log.warning("job.copy_failed", job_id=job.id, code=error.code, reason=error.message)
+    relay.metrics.ingest_failure(error.code)
+    return relay.jobs.get(job.id), error
 
 
 def _copy_one(relay: Relay, job: Job, index: int, url: str) -> Output:

@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from handlers.app.relay import Relay
-from handlers.base.errors import DownloadFailed, RelayError
+from handlers.base.errors import DownloadFailed
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, Output
 from handlers.domain.sniff import SNIFF_BYTES, sniff
@@ -36,7 +36,7 @@ from handlers.media.checks import Check, check_facts, failed
 from handlers.media.facts import UnplayableOutput, open_media
 from handlers.media.frames import POSTER_AT, frames_of
 from handlers.media.ranged import blob_source
-from handlers.usecases.copy import LeaseKeeper, note_unplayable, release_lease
+from handlers.usecases.copy import failed_copy, note_unplayable, under_lease
 
 __all__ = [
     "STRICT",
@@ -89,22 +89,13 @@ def describe_outputs(relay: Relay, job: Job, outputs: tuple[Output, ...], worker
     the last attempt, ``output_mismatch`` in strict mode). An unplayable copy with attempts left, or a store
     that failed, releases the lease and raises.
     """
-    keeper = LeaseKeeper(relay, job, worker)
-    try:
-        described = tuple(_describe(relay, job, index, output) for index, output in enumerate(outputs))
-    except UnplayableOutput as exc:
-        job = keeper.stop()
-        if not exc.permanent:
-            release_lease(relay, job, worker)
-            raise
-        return _failed(relay, job, exc)
-    except RelayError:
-        release_lease(relay, keeper.stop(), worker)
-        raise
-    job = keeper.stop()
+    job, described = under_lease(relay, job, worker, lambda: tuple(
+        _describe(relay, job, index, output) for index, output in enumerate(outputs)))
+    if not isinstance(described, tuple):
+        return job, described
     mismatch = _mismatch(relay, described)
     if mismatch is not None:
-        return _failed(relay, job, mismatch)
+        return failed_copy(relay, job, mismatch)
     write_manifest(relay, job, described, report or {})
     return job, described
 
@@ -163,12 +154,6 @@ def _mismatch(relay: Relay, outputs: tuple[Output, ...]) -> OutputMismatch | Non
             if relay.settings.output_checks == STRICT:
                 return OutputMismatch(index, checks)
     return None
-
-
-def _failed(relay: Relay, job: Job, error: DownloadFailed) -> tuple[Job, DownloadFailed]:
-    log.warning("job.copy_failed", job_id=job.id, code=error.code, reason=error.message)
-    relay.metrics.ingest_failure(error.code)
-    return relay.jobs.get(job.id), error
 
 
 def write_manifest(relay: Relay, job: Job, outputs: tuple[Output, ...], report: Mapping[str, Any]) -> None:
