@@ -106,6 +106,10 @@ class Storage:
     def dead_letters(self) -> dict[str, int]:
         return {"ingest": self.stores.ingest_queue.depth()["dead"], "audit": self.audit.depth()["dead"]}
 
+    def dead_letter_jobs(self) -> list[str]:
+        """The job of each ingest message that was dead-lettered."""
+        return [str(m.body.get("job_id")) for m in self.stores.ingest_queue.dead_letters(limit=1000)]
+
     def unfinished(self, job_ids: Collection[str]) -> dict[str, str]:
         """Job records still kept that are not final, with their status (a purged record was final)."""
         jobs = self.stores.jobs
