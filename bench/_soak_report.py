@@ -217,7 +217,13 @@ def plot(observed: Observed, path: Path, title: str) -> Path:
     disk_ax.set_ylabel("storage (MiB)")
     ended = [(s.at / 60, s.ended) for s in samples]
     rates = [(b[0], (b[1] - a[1]) / max(b[0] - a[0], 1e-9)) for a, b in itertools.pairwise(ended)]
-    rate_ax.plot([m for m, _ in rates], _smooth([r for _, r in rates], 6), color="tab:orange")
+    rate_ax.plot([m for m, _ in rates], _smooth([r for _, r in rates], 6), color="tab:orange", label="ended")
+    submitted = sorted(at - observed.started for _, at in observed.submitted.values())
+    if len(submitted) > 1:
+        offered = (len(submitted) - 1) / max(submitted[-1] - submitted[0], 1e-9) * 60
+        rate_ax.hlines(offered, submitted[0] / 60, submitted[-1] / 60, colors="grey", linestyles=":",
+                       label="submitted")
+    rate_ax.legend(loc="lower left", fontsize=8)
     rate_ax.set_ylabel("jobs ended / minute")
     rate_ax.set_xlabel("minutes since start")
     for axis in (rss_ax, disk_ax, rate_ax):
