@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from handlers.app.relay import Relay
@@ -77,7 +77,8 @@ class FaultyBlobs(_Delegating):
 
 
 class FaultyQueue(_Delegating):
-    """``send``, ``receive`` and ``ack`` fail before they reach the queue."""
+    """``send`` and ``send_batch`` (callbacks go in batches), ``receive`` and ``ack`` fail before they reach
+    the queue."""
 
     def _maybe_fail(self, kind: str) -> None:
         if self.dice.hit(kind):
@@ -86,6 +87,11 @@ class FaultyQueue(_Delegating):
     def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
         self._maybe_fail("queue_send")
         return str(self.inner.send(body, delay=delay))
+
+    def send_batch(self, bodies: Sequence[Mapping[str, Any]]) -> list[str]:
+        self._maybe_fail("queue_send")
+        sent: list[str] = self.inner.send_batch(bodies)
+        return sent
 
     def receive(self, *, max_messages: int = 10, wait: float = 0.0) -> list[Message]:
         self._maybe_fail("queue_receive")
