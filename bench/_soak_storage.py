@@ -127,6 +127,9 @@ class Monitor(threading.Thread):
         self._done = threading.Event()
 
     def stop(self) -> None:
+        """Stop, then drain and sample once more (once: later calls do nothing)."""
+        if self._done.is_set():
+            return
         self._done.set()
         self.join(timeout=120)
         self._guarded(self._drain)

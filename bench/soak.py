@@ -222,6 +222,7 @@ class Submitter(threading.Thread):
         super().__init__(name="submitter", daemon=True)
         self.plan, self.url, self.observed = plan, url, observed
         self.failures: list[str] = []
+        self.halt = threading.Event()  # set on the way out: no more submits, no more retries
 
     def run(self) -> None:
         interval = self.plan.submit_seconds / self.plan.jobs
@@ -230,14 +231,14 @@ class Submitter(threading.Thread):
                           limits=limits) as client, ThreadPoolExecutor(self.plan.clients) as pool:
             for index in range(self.plan.jobs):
                 delay = self.observed.started + index * interval - time.time()
-                if delay > 0:
-                    time.sleep(delay)
+                if self.halt.wait(max(delay, 0.0)):
+                    return
                 pool.submit(self._one, client, index)
 
     def _one(self, client: httpx.Client, index: int) -> None:
         body = {**REQUEST, "metadata": {"n": index}}
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.halt.is_set():
             try:
                 answer = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": f"soak-{index}"})
             except httpx.TransportError:  # the relay is down (killed): try again once it is back
@@ -279,8 +280,10 @@ def run(plan: Plan) -> dict[str, Any]:
         monitor = Monitor(storage, observed, relay_pid=lambda: relay.pid, sample_every=plan.sample_every,
                           gc_every=plan.gc_every if plan.retention else 0.0)
         monitor.start()
+        stack.callback(monitor.stop)
         submitter = Submitter(plan, relay.url, observed)
         submitter.start()
+        stack.callback(submitter.halt.set)
         _kill_on_schedule(plan, relay, observed, submitter)
         submitter.join()
         _wait_for_every_job(plan, monitor, observed)
@@ -417,8 +420,8 @@ def _at_least_zero(text: str) -> float:
     return value
 
 
-DEFAULTS = {"local": {"jobs": 10_000, "minutes": 31.0, "kill_every": 10.0},
-            "aws": {"jobs": 2_000, "minutes": 12.0, "kill_every": 5.0}}
+DEFAULTS = {"local": {"jobs": 10_000, "minutes": 31.0, "kill_every": 10.0, "drain_timeout": 1200.0},
+            "aws": {"jobs": 2_000, "minutes": 12.0, "kill_every": 5.0, "drain_timeout": 2700.0}}
 
 
 def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan | None]:
@@ -437,8 +440,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan | None]:
                         help="seconds of retention the clean-up pass emulates; 0: only the relay's own (1 day)")
     parser.add_argument("--gc-every", type=_positive(float), default=60.0, help="seconds between clean-up passes")
     parser.add_argument("--sample", type=_positive(float), default=10.0, help="seconds between samples")
-    parser.add_argument("--drain-timeout", type=_positive(float), default=1200.0,
-                        help="seconds to wait for the last jobs after the last submit")
+    parser.add_argument("--drain-timeout", type=_positive(float),
+                        help="seconds to wait for the last jobs after the last submit (local 1200, aws 2700)")
     parser.add_argument("--expire-after", type=_positive(float), default=900.0,
                         help="RELAY_EXPIRE_AFTER: when a job cut off mid-create by a kill ends (expired)")
     parser.add_argument("--role", choices=("driver", "relay"), default="driver", help=argparse.SUPPRESS)
@@ -452,7 +455,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan | None]:
                 kill_every=defaults["kill_every"] if args.kill_every is None else args.kill_every,
                 fault_rate=args.fault_rate, out=args.out or ROOT / "bench" / "soak-out" / args.backend,
                 speed=args.speed, retention=args.retention, gc_every=args.gc_every, sample_every=args.sample,
-                drain_timeout=args.drain_timeout, expire_after=args.expire_after, seed=args.seed)
+                drain_timeout=args.drain_timeout or defaults["drain_timeout"], expire_after=args.expire_after,
+                seed=args.seed)
     return args, plan
 
 
