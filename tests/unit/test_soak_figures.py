@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,7 +51,7 @@ def test_at_risk_is_not_an_end() -> None:
     assert event_figures(_observed(_event("e0", "job_0", "at_risk")))["jobs_ended"] == 0
 
 
-def _samples(points: list[tuple[float, int, float]]) -> list[Sample]:
+def _samples(points: Sequence[tuple[float, int, float]]) -> list[Sample]:
     return [Sample(at=at, pid=pid, rss=int(mib * MIB), storage=int(mib * MIB), ended=0) for at, pid, mib in points]
 
 
