@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 
 from handlers.app.relay import Relay
-from handlers.base.errors import Conflict
+from handlers.base.errors import Conflict, RelayError
 from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, JobStatus, Outcome
 from handlers.usecases.admission import reclaim
@@ -42,6 +42,9 @@ def reconcile(relay: Relay, *, limit: int = 500) -> dict[str, int]:
             counts[_reconcile_one(relay, job)] += 1
         except Conflict:
             counts["raced"] += 1  # someone else moved the job on; it is due again later
+        except RelayError as exc:  # a store or queue failed for this job: it stays due, the others still go
+            log.warning("reconcile.job_failed", job_id=job.id, code=exc.code, error=exc.message)
+            counts["failed"] += 1
     counts = +counts  # only what happened
     if counts:
         log.info("reconcile.pass", **counts)

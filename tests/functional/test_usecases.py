@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from handlers.app.relay import Relay
 from handlers.app.runtime import run_worker_once
-from handlers.base.errors import ProviderRejected, ProviderUnavailable
+from handlers.base.errors import ProviderRejected, ProviderUnavailable, QueueError
 from handlers.domain.jobs import JobStatus, Outcome
 from handlers.provider.evolink.task import new_task_id
 from handlers.usecases import accept_callback, ingest, reconcile, submit
@@ -20,6 +21,7 @@ from handlers.usecases.ingest import MAX_OTHER_TASKS, late_callback_key
 from handlers.usecases.outcomes import record_outcome
 from tests.functional.conftest import VIDEO
 from tests.support.fakes import Clock, FakeProvider, local_relay
+from tests.support.faults import QueueWrapper
 from tests.support.media_server import MediaServer
 
 REQUEST = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse in a storm", "duration": 4}
@@ -144,6 +146,35 @@ def test_the_reconciler_reads_jobs_whose_callback_never_came(relay: Relay, provi
     assert reconcile(relay) == {"enqueued": 1}
     drain(relay)
     assert relay.jobs.get(job.id).status is JobStatus.PUBLISHED
+
+
+class FailFirstSend(QueueWrapper):
+    """The ingest queue, whose first send fails (a queue that is down for a moment)."""
+
+    failed = False
+
+    def send(self, body: Mapping[str, Any], *, delay: float = 0.0) -> str:
+        if not self.failed:
+            self.failed = True
+            raise QueueError("injected: the queue is down")
+        return self.inner.send(body, delay=delay)
+
+
+def test_a_job_the_reconciler_cannot_hand_on_does_not_stop_the_pass(relay: Relay, provider: FakeProvider,
+                                                                      clock: Clock) -> None:
+    """One failed queue send leaves that job due for the next pass; the jobs after it are still handed on."""
+    jobs = [submit(relay, {**REQUEST, "prompt": f"{REQUEST['prompt']} {n}"}) for n in range(3)]
+    for job in jobs:
+        provider.finish(job.task_id or "")
+    clock.advance(60 + 31)
+    relay.ingest_queue = FailFirstSend(relay.ingest_queue)
+    assert reconcile(relay) == {"failed": 1, "enqueued": 2}
+    drain(relay)
+    assert sorted(relay.jobs.get(job.id).status.value for job in jobs) == ["published", "published", "submitted"]
+    clock.advance(relay.settings.reconcile_every + 1)
+    assert reconcile(relay) == {"enqueued": 1}
+    drain(relay)
+    assert {relay.jobs.get(job.id).status for job in jobs} == {JobStatus.PUBLISHED}
 
 
 def test_an_expired_result_url_fails_the_job_once_without_a_retry_loop(
