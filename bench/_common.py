@@ -144,11 +144,12 @@ def run_python(args: Sequence[str], *, env: Mapping[str, str] | None = None,
 
 
 @contextmanager
-def spawned(args: Sequence[str], *, env: Mapping[str, str] | None = None,
-            log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """``python ARGS`` in the background for the ``with`` block; terminated (then killed) after."""
-    sink = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen([PYTHON, *args], stdout=sink, stderr=sink, env=python_env(env), cwd=ROOT)
+def spawned(args: Sequence[str], *, env: Mapping[str, str] | None = None, log: Path | None = None,
+            program: str = PYTHON, append: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    """``PROGRAM ARGS`` (python, unless told) in the background for the ``with`` block; terminated (then
+    killed) after. Its output goes to ``log`` (added to it with ``append``), else nowhere."""
+    sink = open(log, "ab" if append else "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen([program, *args], stdout=sink, stderr=sink, env=python_env(env), cwd=ROOT)
     try:
         yield process
     finally:

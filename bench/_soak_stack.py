@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._common import FAKE_AWS, PYTHON, ROOT, free_port, python_env, wait_until_answers
+from bench._common import FAKE_AWS, PYTHON, ROOT, free_port, python_env, spawned, wait_until_answers
 
 __all__ = [
     "API_KEY",
@@ -135,17 +135,9 @@ class RelayProcess:
 # --- the stack ------------------------------------------------------------------------------------
 @contextmanager
 def running_exe(args: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as sink:
-        process = subprocess.Popen([EXE, *args], stdout=sink, stderr=sink, env=python_env(), cwd=ROOT)
-    try:
+    """``seedance-relay ARGS`` in the background for the ``with`` block, its output added to ``log``."""
+    with spawned(args, log=log, program=EXE, append=True) as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
 
 @contextmanager
