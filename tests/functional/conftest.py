@@ -10,7 +10,7 @@ import pytest
 
 from handlers.app.relay import Relay
 from handlers.sandbox.media import render_video
-from tests.support.fakes import FakeProvider, local_relay
+from tests.support.fakes import Clock, FakeProvider, local_relay
 from tests.support.media_server import MediaServer
 
 VIDEO = render_video(seconds=1, width=320, height=240, audio=False)
@@ -37,3 +37,9 @@ def media() -> Iterator[MediaServer]:
 def provider(media: MediaServer) -> FakeProvider:
     """A fake provider whose tasks complete with the ``media`` server's video."""
     return FakeProvider(results=[media.url("/video.mp4")])
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock the test moves by hand (see :class:`tests.support.fakes.Clock`)."""
+    return Clock()

@@ -23,11 +23,6 @@ def request(n: int) -> dict[str, object]:
     return {**REQUEST, "prompt": f"shot {n}"}
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def _relay(tmp_path: Path, provider: FakeProvider, clock: Clock, **env: str) -> Iterator[Relay]:
     """The relay, with the fake provider's result host (the media server, plain http) allowed as the sandbox's."""
     base = provider.results[0].rsplit("/", 1)[0]

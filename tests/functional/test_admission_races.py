@@ -66,11 +66,6 @@ def as_read_before(relay: Relay, job: Job, leases: list[SlotLease]) -> Iterator[
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def one_slot(tmp_path: Path, provider: FakeProvider, clock: Clock) -> Iterator[Relay]:
     base = provider.results[0].rsplit("/", 1)[0]
     relay = local_relay(tmp_path, provider, clock=clock, EVOLINK_BASE_URL=base, RELAY_MAX_IN_FLIGHT="1")

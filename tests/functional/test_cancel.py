@@ -11,22 +11,16 @@ from pathlib import Path
 import pytest
 
 from handlers.app.relay import Relay
-from handlers.app.runtime import run_worker_once
 from handlers.base.errors import InvalidRequest
 from handlers.domain.jobs import Job, JobStatus, Outcome
 from handlers.usecases import accept_callback, reconcile, submit
 from handlers.usecases.cancel import CancelReason, JobEnded, cancel
 from handlers.usecases.ingest import late_callback_key
 from handlers.usecases.outcomes import record_outcome
-from tests.support.fakes import Clock, FakeProvider, local_relay
+from tests.support.fakes import Clock, FakeProvider, drain, local_relay
 from tests.support.media_server import MediaServer
 
 REQUEST = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse in a storm", "duration": 4}
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -35,11 +29,6 @@ def relay(tmp_path: Path, provider: FakeProvider, media: MediaServer, clock: Clo
                         RELAY_RECONCILE_EVERY="60", RELAY_BUDGETS="default=1000/day")
     yield relay
     relay.close()
-
-
-def drain(relay: Relay) -> None:
-    while run_worker_once(relay, relay.ingest_queue, worker="test", wait=0):
-        pass
 
 
 def callback(relay: Relay, job_id: str, task_id: str | None) -> None:

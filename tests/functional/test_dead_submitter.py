@@ -42,11 +42,6 @@ class DiesRecordingTheTask:
         return getattr(self.store, name)
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def relay_on(tmp_path: Path, provider: FakeProvider, clock: Clock) -> Relay:
     base = provider.results[0].rsplit("/", 1)[0]
     return local_relay(tmp_path, provider, clock=clock, EVOLINK_BASE_URL=base, RELAY_MAX_IN_FLIGHT="1")

@@ -23,7 +23,7 @@ from handlers.net.server import BackgroundServer
 from handlers.provider.evolink.task import Task
 from handlers.usecases import submit
 from tests.functional.conftest import VIDEO
-from tests.support.fakes import FakeProvider, local_relay
+from tests.support.fakes import FakeProvider, drain, local_relay
 from tests.support.media_server import MediaServer
 
 KEY = "key-1"
@@ -59,11 +59,6 @@ def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 
 def value(figures: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
     return figures.get((name, frozenset(labels.items())), 0.0)
-
-
-def drain(relay: Relay) -> None:
-    while run_worker_once(relay, relay.ingest_queue, worker="test", wait=0):
-        pass
 
 
 def test_metrics_without_an_api_key_is_refused_with_the_json_error_body(relay: Relay) -> None:

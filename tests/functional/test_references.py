@@ -12,14 +12,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from handlers.app.relay import Relay
-from handlers.app.runtime import run_worker_once
 from handlers.base.errors import InvalidRequest
 from handlers.domain.jobs import Job, JobStatus
 from handlers.domain.pricing import estimate
 from handlers.usecases import accept_callback, reconcile, submit
 from handlers.usecases.estimate import Estimator, estimate_for_tenant
 from handlers.usecases.references import check_job_file_url
-from tests.support.fakes import Clock, FakeProvider, local_relay
+from tests.support.fakes import Clock, FakeProvider, drain, local_relay
 from tests.support.media_server import MediaServer
 
 T2V = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse in a storm", "duration": 4, "quality": "480p"}
@@ -31,21 +30,11 @@ def extend(job_id: str, *, prompt: str = "continue @video1", **extra: Any) -> di
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def relay(tmp_path: Path, provider: FakeProvider, media: MediaServer, clock: Clock) -> Iterator[Relay]:
     relay = local_relay(tmp_path, provider, clock, EVOLINK_BASE_URL=media.url(""), RELAY_EXPIRE_AFTER="3600",
                         RELAY_RECONCILE_GRACE="30", RELAY_RECONCILE_EVERY="60")
     yield relay
     relay.close()
-
-
-def drain(relay: Relay) -> None:
-    while run_worker_once(relay, relay.ingest_queue, worker="test", wait=0):
-        pass
 
 
 def finish(relay: Relay, provider: FakeProvider, job: Job, status: str = "completed",

@@ -18,11 +18,6 @@ VISIBILITY = 30.0
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def queue(tmp_path: Path, clock: Clock) -> Iterator[SqliteWorkQueue]:
     queue = SqliteWorkQueue(tmp_path / "queue.db", "ingest", visibility_timeout=VISIBILITY, clock=clock.now,
                             sleep=clock.sleep)

@@ -12,7 +12,6 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from handlers.app.relay import Relay
-from handlers.app.runtime import run_worker_once
 from handlers.base.errors import InvalidRequest
 from handlers.domain.jobs import Job, JobStatus
 from handlers.domain.storyboards import parse_storyboard
@@ -20,7 +19,7 @@ from handlers.media.facts import read_facts
 from handlers.tooling.event_schemas import event_schema
 from handlers.usecases import accept_callback
 from handlers.usecases.storyboards import create_storyboard, estimate_storyboard, rerun_shot, show_storyboard
-from tests.support.fakes import Clock, FakeProvider, local_relay
+from tests.support.fakes import Clock, FakeProvider, drain, local_relay
 from tests.support.media_server import MediaServer
 
 SHOT = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse at dawn", "duration": 4, "quality": "480p"}
@@ -35,11 +34,6 @@ def relay(tmp_path: Path, provider: FakeProvider, media: MediaServer) -> Iterato
     relay = local_relay(tmp_path, provider, Clock(), EVOLINK_BASE_URL=media.url(""), RELAY_EXPIRE_AFTER="3600")
     yield relay
     relay.close()
-
-
-def drain(relay: Relay) -> None:
-    while run_worker_once(relay, relay.ingest_queue, worker="test", wait=0):
-        pass
 
 
 def finish(relay: Relay, provider: FakeProvider, job_id: str, status: str = "completed") -> Job:

@@ -28,11 +28,6 @@ REQUEST = {"model": "seedance-2.0-text-to-video", "prompt": "a lighthouse in a s
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def relay(tmp_path: Path, provider: FakeProvider, media: MediaServer, clock: Clock) -> Iterator[Relay]:
     relay = local_relay(tmp_path, provider, clock, EVOLINK_BASE_URL=media.url(""), RELAY_EXPIRE_AFTER="3600",
                         RELAY_RECONCILE_GRACE="30", RELAY_RECONCILE_EVERY="60")

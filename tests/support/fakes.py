@@ -84,3 +84,13 @@ def local_relay(tmp_path: Path, provider: FakeProvider, clock: Callable[[], floa
     settings = Settings.from_env({"RELAY_DATA_DIR": str(tmp_path / "relay"),
                                   "RELAY_CALLBACK_SECRET": "k1:" + "s" * 32, "RELAY_API_KEYS": "key-1", **env})
     return build_relay(settings, provider=provider, clock=clock or time.time)
+
+
+def drain(relay: Relay) -> int:
+    """Run the relay's ingest queue until it is empty, in this thread; how many messages were handled."""
+    from handlers.app.runtime import run_worker_once
+
+    total = 0
+    while count := run_worker_once(relay, relay.ingest_queue, worker="test", wait=0):
+        total += count
+    return total
