@@ -16,8 +16,10 @@ callback or copy competes with the submits.
 
 The load comes from another process: ``--connections`` threads, each a closed loop on its own
 keep-alive connection. Rounds alternate off/on (on/off on odd rounds) so this machine's noise
-lands on both. Each variant's latencies are pooled over its rounds for p50 and p99 (one round's
-p99 is its second-slowest submit); the p99 ratio of each round is reported beside the pooled one.
+lands on both. The target is met on the median over rounds of each round's on/off p99 ratio (each
+round's noise lands on both variants; one round's p99 is its second-slowest submit), as for the
+other benchmarks. Each variant's latencies are also pooled over its rounds for p50 and p99, and the
+pooled ratio is reported beside it: one stall in one process moves it.
 
     python bench/submit_latency.py [--quick] [--requests 100] [--rounds 5] [--connections 4]
 """
@@ -141,14 +143,15 @@ def summarise(results: dict[str, list[dict[str, Any]]], connections: int, reques
             "off": pick["off"], "on": pick["on"], "p99_ratio": p99_ratio,
             "p50_ratio": ratio(pick["on"]["p50_ms"], pick["off"]["p50_ms"]), "round_p99_ratios": p99,
             "median_round_p99_ratio": median(p99), "statuses": statuses, "all_submitted": accepted,
-            "target": {"p99_ratio": f"<= {TARGET_P99_RATIO}"},
-            "meets_target": accepted and p99_ratio <= TARGET_P99_RATIO}
+            "target": {"median_round_p99_ratio": f"<= {TARGET_P99_RATIO}"},
+            "meets_target": accepted and median(p99) <= TARGET_P99_RATIO}
 
 
 def report(figures: dict[str, Any]) -> None:
     rows: list[list[Any]] = [[v, figures[v]["rps"], figures[v]["p50_ms"], figures[v]["p99_ms"], figures[v]["max_ms"]]
                              for v in VARIANTS]
-    rows.append(["on / off", "", figures["p50_ratio"], figures["p99_ratio"], ""])
+    rows.append(["on / off, pooled", "", figures["p50_ratio"], figures["p99_ratio"], ""])
+    rows.append(["on / off, median round", "", "", figures["median_round_p99_ratio"], ""])
     emit("submit_latency", ["budgets and caps", "req/s", "p50 ms", "p99 ms", "max ms"], rows, figures)
 
 

@@ -223,9 +223,13 @@ def _check_format(container: av.container.InputContainer) -> None:
 
 
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The first video stream, set to decode on the calling thread: a relay reads several videos at once on its
+    workers, so FFmpeg's own decoding threads (started and stopped for every file) would only add work."""
     if not container.streams.video:
         raise UnplayableOutput("the file has no video stream")
-    return container.streams.video[0]
+    video = container.streams.video[0]
+    video.codec_context.thread_count = 1
+    return video
 
 
 def _rate(video: av.video.stream.VideoStream) -> float:

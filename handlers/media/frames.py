@@ -9,6 +9,7 @@ functions.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from handlers.media.facts import MediaFile, MediaSource, open_media
 
 if TYPE_CHECKING:
     import av.video.frame
+    import av.video.reformatter
     import PIL.Image
 
 __all__ = ["FRAME_ROLES", "JPEG_QUALITY", "POSTER_AT", "THUMBNAIL_WIDTH", "FrameSet", "extract_frames", "frames_of"]
@@ -63,19 +65,42 @@ def extract_frames(source: MediaSource, *, size: int | None = None) -> FrameSet:
 
 def _jpegs(frame: av.video.frame.VideoFrame) -> tuple[bytes, bytes]:
     """The frame as JPEG at its size, and its thumbnail."""
+    from av.video.reformatter import Interpolation
 
+    picture_scaler, thumbnail_scaler = _scalers()
     height = max(1, round(frame.height * THUMBNAIL_WIDTH / frame.width))
-    picture = _rgb(frame.reformat(format="rgb24"))
+    picture = _rgb(picture_scaler.reformat(frame, format="rgb24"))
     # FFmpeg's scaler makes the thumbnail from the decoded frame: a third of the CPU of resizing the picture.
-    thumbnail = _rgb(frame.reformat(width=THUMBNAIL_WIDTH, height=height, format="rgb24", interpolation="BILINEAR"))
+    thumbnail = _rgb(thumbnail_scaler.reformat(frame, width=THUMBNAIL_WIDTH, height=height, format="rgb24",
+                                               interpolation=Interpolation.BILINEAR))
     return _encoded(picture), _encoded(thumbnail)
 
 
+_local = threading.local()
+
+
+def _scalers() -> tuple[av.video.reformatter.VideoReformatter, av.video.reformatter.VideoReformatter]:
+    """This thread's two scalers, one for pictures and one for thumbnails.
+
+    Each keeps its FFmpeg scaling context while the size and format stay the same, so a worker sets one up per
+    video size rather than two per frame (``VideoFrame.reformat`` starts from nothing on every call, and setting
+    up a context costs more than converting a frame).
+    """
+    scalers = getattr(_local, "scalers", None)
+    if scalers is None:
+        from av.video.reformatter import VideoReformatter
+
+        scalers = _local.scalers = (VideoReformatter(), VideoReformatter())
+    return scalers
+
+
 def _rgb(rgb: av.video.frame.VideoFrame) -> PIL.Image.Image:
+    """A Pillow image over the frame's own plane, rows padded to its line size, without a copy."""
     from PIL import Image
 
     plane = rgb.planes[0]
-    return Image.frombuffer("RGB", (rgb.width, rgb.height), bytes(plane), "raw", "RGB", plane.line_size, 1)
+    return Image.frombuffer("RGB", (rgb.width, rgb.height), plane,  # type: ignore[arg-type]  # any buffer does
+                            "raw", "RGB", plane.line_size, 1)
 
 
 def _encoded(picture: PIL.Image.Image) -> bytes:

@@ -110,3 +110,15 @@ def test_a_function_without_the_media_layer_knows_it_cannot_read_videos(function
             "    missing = exc.name\n"
             "print(json.dumps({'available': media_reader_available(), 'missing': missing}))\n")
     assert run_as(function, code, str(clip)) == {"available": False, "missing": "av"}
+
+
+@pytest.mark.parametrize("module", cold_start.entry_modules())
+def test_an_entry_keeps_rich_out_of_structlog_even_where_rich_is_installed(module: str) -> None:
+    """A package built with the CLI's dependencies carries rich; a Lambda entry still does not load it (its logs are
+    JSON lines), and a later ``import rich`` in the same process works."""
+    script = (f"import importlib, json, sys\nimportlib.import_module({module!r})\n"
+              "loaded = 'rich' in sys.modules\nimport structlog.dev, rich.console\n"
+              "print(json.dumps({'loaded': loaded, 'dev_sees_rich': structlog.dev.rich is not None}))")
+    done = run_python(["-c", script], timeout=120)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"loaded": False, "dev_sees_rich": False}

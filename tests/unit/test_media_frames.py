@@ -55,6 +55,18 @@ def test_a_thumbnail_shows_the_same_picture(clip: Path) -> None:
     assert brightness(frames.poster_thumbnail) == pytest.approx(brightness(frames.poster), abs=2)
 
 
+def test_videos_of_other_sizes_one_after_another_each_get_pictures_at_their_own_size(clip: Path,
+                                                                                   tmp_path: Path) -> None:
+    """A worker keeps its scalers between videos: a new size must set them up again, not reuse the last one."""
+    small = graded_clip(tmp_path / "small.mp4", seconds=2, width=480, height=272, fps=FPS, gop=FPS)
+    for path, size, thumbnail in ((clip, (640, 360), (THUMBNAIL_WIDTH, 180)), (small, (480, 272),
+                                  (THUMBNAIL_WIDTH, 181)), (clip, (640, 360), (THUMBNAIL_WIDTH, 180))):
+        frames = extract_frames(path)
+        assert size_of(frames.last_frame) == size
+        assert size_of(frames.last_frame_thumbnail) == thumbnail
+        assert brightness(frames.last_frame_thumbnail) == pytest.approx(brightness(frames.last_frame), abs=2)
+
+
 def test_frames_are_decoded_from_the_nearest_keyframe_not_from_the_start(tmp_path: Path) -> None:
     """A 60 s clip with a keyframe each second: both frames, read through byte ranges, cost a small part of it."""
     data = graded_clip(tmp_path / "long.mp4", seconds=60, fps=FPS, gop=FPS, noise=True).read_bytes()
