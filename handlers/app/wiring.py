@@ -160,8 +160,9 @@ def check_budget_tenants(settings: Settings, store: KeyStore) -> None:
 
 
 def build_accounts(settings: Settings, clock: Callable[[], float] = time.time) -> Accounts:
-    """The run-time API keys, the budget ledger and the slot pool (plus their closers), in the job store's
-    database (SQLite file, or DynamoDB table): for the relay and for tools such as ``keys`` and ``tenants``."""
+    """The run-time API keys, the budget ledger and the slot pool (plus their closers): in the job store's
+    database (SQLite file, or DynamoDB table), the local slot pool in a file of its own; for the relay and for
+    tools such as ``keys`` and ``tenants``."""
     if settings.backend == "aws":
         from handlers.adapters.aws import DynamoBudgetLedger, DynamoKeyStore, DynamoSlotPool, aws_clients
 
@@ -172,7 +173,8 @@ def build_accounts(settings: Settings, clock: Callable[[], float] = time.time) -
     from handlers.adapters.local import SqliteBudgetLedger, SqliteKeyStore, SqliteSlotPool
 
     db = _local_database(settings)
-    keys, ledger, slots = SqliteKeyStore(db), SqliteBudgetLedger(db, clock=clock), SqliteSlotPool(db)
+    keys, ledger = SqliteKeyStore(db), SqliteBudgetLedger(db, clock=clock)
+    slots = SqliteSlotPool(settings.data_dir / "slots.sqlite3", legacy=db)
     return keys, ledger, slots, [keys.close, ledger.close, slots.close]
 
 

@@ -24,7 +24,7 @@ LEASE = 600.0
 
 
 def _local(folder: Path) -> tuple[SlotPool, JobStore]:
-    return SqliteSlotPool(folder / "jobs.db"), SqliteJobStore(folder / "jobs.db")
+    return SqliteSlotPool(folder / "slots.db", legacy=folder / "jobs.db"), SqliteJobStore(folder / "jobs.db")
 
 
 def _aws(folder: Path) -> tuple[SlotPool, JobStore]:
@@ -276,5 +276,37 @@ def test_local_concurrent_acquires_from_processes_never_pass_the_cap(tmp_path: P
     pool = recipe()
     try:
         assert sorted(held(pool)) == sorted(taken)
+    finally:
+        pool.close()
+
+
+def test_leases_an_older_version_kept_in_the_job_store_s_file_move_to_the_slot_pool_s_own(tmp_path: Path) -> None:
+    """Local only: an upgrade keeps the jobs in flight counted, and moving twice counts nothing twice."""
+    old = SqliteSlotPool(tmp_path / "relay.sqlite3")
+    assert old.acquire("job_a", "acme", now=T0, until=T0 + LEASE, cap=2, tenant_cap=None)
+    assert old.acquire("job_b", "beta", now=T0, until=T0 + LEASE, cap=2, tenant_cap=None)
+    old.close()
+    pool = SqliteSlotPool(tmp_path / "slots.sqlite3", legacy=tmp_path / "relay.sqlite3")
+    try:
+        assert [lease.job_id for lease in pool.leases(T0)] == ["job_a", "job_b"]
+        assert not pool.acquire("job_c", "acme", now=T0, until=T0 + LEASE, cap=2, tenant_cap=None)
+        pool.release("job_a")
+    finally:
+        pool.close()
+    again = SqliteSlotPool(tmp_path / "slots.sqlite3", legacy=tmp_path / "relay.sqlite3")
+    left = SqliteSlotPool(tmp_path / "relay.sqlite3")
+    try:
+        assert [lease.job_id for lease in again.leases(T0)] == ["job_b"]  # a released lease does not come back
+        assert left.leases(T0) == []
+    finally:
+        again.close()
+        left.close()
+
+
+def test_a_job_store_file_without_slot_leases_moves_nothing(tmp_path: Path) -> None:
+    SqliteJobStore(tmp_path / "relay.sqlite3").close()
+    pool = SqliteSlotPool(tmp_path / "slots.sqlite3", legacy=tmp_path / "relay.sqlite3")
+    try:
+        assert pool.leases(T0) == []
     finally:
         pool.close()
