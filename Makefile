@@ -52,18 +52,8 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# pytest runs as two processes at once: the reliability scenarios (which mostly wait on moto, the
-# SDK's retry backoff and reconciler passes) beside the rest of the suite. Each has its own moto
-# server and temporary folder; the scenarios' output is printed after the rest's, and either
-# failing fails the target.
-RELIABILITY_LOG ?= $(or $(TMPDIR),/tmp)/seedance-relay-reliability.log
 test: lint typecheck browser  ## the whole suite: ruff, mypy (strict), lint-imports, pytest
-	@$(BIN)/pytest tests/reliability > $(RELIABILITY_LOG) 2>&1 & scenarios=$$!; \
-	trap 'kill $$scenarios 2>/dev/null' INT TERM; \
-	status=0; $(BIN)/pytest --ignore=tests/reliability || status=1; \
-	wait $$scenarios || status=1; \
-	echo "=== tests/reliability (run beside the rest) ==="; cat $(RELIABILITY_LOG); \
-	exit $$status
+	$(BIN)/pytest
 
 bench: $(DEV_STAMP)  ## all benchmarks, full mode; writes bench/results.json
 	$(BIN)/python bench/run_all.py
