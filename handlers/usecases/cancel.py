@@ -10,9 +10,7 @@ publishing gives back its slot and its budget hold, and fails the jobs waiting f
 Cancel and completion can arrive together: whichever records its outcome first wins, the other's
 write fails its version check, and the loser finds the outcome recorded. So a job ends in exactly one
 terminal state with one event. A cancel that loses (the job is ended, or its outcome is already
-recorded: stored, failed…) is refused with :class:`JobEnded` (``409 job_ended``, naming the status). A job
-whose cancellation is recorded but not yet published is published and answered as cancelled: two cancels at
-once both succeed, and so does one whose write the SDK retried after it had landed.
+recorded: stored, failed…) is refused with :class:`JobEnded` (``409 job_ended``, naming the status).
 A late callback or reconciler pass for a cancelled job only records that it came
 (:func:`handlers.usecases.ingest.late_callback_key`): it never stores, publishes or changes the status.
 """
@@ -79,10 +77,6 @@ def cancel(relay: Relay, job_id: str, reason: CancelReason = CancelReason.CALLER
 def cancel_job(relay: Relay, job: Job, reason: CancelReason = CancelReason.CALLER) -> Job:
     """Record the outcome ``cancelled`` and publish its event; :class:`JobEnded` if the job ended first."""
     for _ in range(_ATTEMPTS):
-        if job.outcome == Outcome.CANCELLED and not job.terminal:
-            # Recorded but not yet published: by this call (the SDK retried a write that had landed), by a cancel
-            # running at the same time, or by one whose process died before it published. Finish it.
-            return publish_outcome(relay, job)
         if job.terminal or job.outcome is not None:
             raise JobEnded(job)
         try:

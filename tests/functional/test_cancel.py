@@ -94,20 +94,6 @@ def test_a_job_whose_outcome_is_recorded_is_not_cancelled(relay: Relay, provider
     assert relay.jobs.get(job.id).version == recorded.version and events(relay) == []
 
 
-def test_a_cancellation_recorded_but_not_published_is_finished_by_the_next_cancel(
-        relay: Relay, provider: FakeProvider) -> None:
-    """As when the SDK retried a cancel's write after it had landed, or a cancelling process died before publishing."""
-    job = submit(relay, REQUEST)
-    recorded = record_outcome(relay, job, Outcome.CANCELLED, {"code": "cancelled", "reason": "caller", "message": "m"})
-    assert events(relay) == []
-    cancelled = cancel(relay, job.id)
-    assert cancelled.status is JobStatus.CANCELLED and cancelled.version > recorded.version
-    assert [event["type"] for event in events(relay)] == ["io.seedance-relay.job.cancelled"]
-    with pytest.raises(JobEnded):  # now published: a further cancel is refused as before
-        cancel(relay, job.id)
-    assert len(events(relay)) == 1
-
-
 def test_a_published_job_is_not_cancelled_and_the_refusal_names_its_status(
         relay: Relay, provider: FakeProvider) -> None:
     job = submit(relay, REQUEST)
