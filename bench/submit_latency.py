@@ -95,7 +95,7 @@ def load(url: str, key: str, first: int, count: int, connections: int) -> dict[s
 
 # --- driver ------------------------------------------------------------------------------------
 def _client(url: str, key: str, first: int, count: int, connections: int) -> dict[str, Any]:
-    done = run_python([__file__, "--role", "client", "--url", url, "--key", key, "--first", str(first),
+    done = run_python([__file__, "--role", "client", "--url", url, f"--key={key}", "--first", str(first),
                        "--requests", str(count), "--connections", str(connections)])
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
