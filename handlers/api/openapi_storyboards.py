@@ -93,7 +93,10 @@ def storyboard_schemas() -> dict[str, Any]:
         "Storyboard": {"type": "object", "properties": {
             "id": {"type": "string", "pattern": "^sb_[0-9a-f]{26}$"},
             "revision": {"type": "integer", "minimum": 1, "description": "1, then one more per rerun"},
-            "status": {"type": "string", "enum": ["running", "assembling", "completing", "completed", "failed"]},
+            "status": {"type": "string", "enum": ["running", "assembling", "completing", "completed", "failed"],
+                       "description": "running: shots not all published; assembling: joining them; completing: "
+                                      "done, its event going out; completed: its event is out; failed: a shot or "
+                                      "the join failed (error says which)"},
             "job_id": {"type": "string", "description": "the revision's own job, which waits for every shot"},
             "tenant": {"type": "string"}, "assemble": {"type": "boolean"},
             "rerun": {"type": ["string", "null"], "description": "the shot this revision reran"},

@@ -25,7 +25,7 @@ from handlers.base.errors import BudgetExceeded, Conflict, InvalidRequest, NotFo
 from handlers.base.logs import get_logger
 from handlers.domain.budgets import period_of, period_resets_at
 from handlers.domain.contract import VIDEO
-from handlers.domain.jobs import Job, JobStatus, derive_job_id, request_fingerprint, rfc3339
+from handlers.domain.jobs import Job, JobStatus, Outcome, derive_job_id, request_fingerprint, rfc3339
 from handlers.domain.pricing import estimate
 from handlers.domain.storyboards import (
     MAX_REVISIONS,
@@ -266,10 +266,14 @@ def _latest(relay: Relay, storyboard: str, tenant: str | None) -> Job:
 
 
 def _status(revision: Job, shots: list[Job | None]) -> str:
+    """``completed`` once the revision's job is published; ``failed`` once its failure is decided (its error says
+    why, and its event is out or on its way); ``completing`` while a finished revision's event goes out."""
     if revision.status is JobStatus.PUBLISHED:
         return "completed"
-    if revision.terminal or revision.outcome is not None:
+    if revision.terminal or (revision.outcome is not None and revision.outcome is not Outcome.COMPLETED):
         return "failed"
+    if revision.outcome is Outcome.COMPLETED:
+        return "completing"  # joined and stored; the storyboard.completed event is being published
     if all(job is not None and job.status is JobStatus.PUBLISHED for job in shots):
         return "assembling" if revision.request.get("assemble") else "completing"
     return "running"

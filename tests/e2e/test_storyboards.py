@@ -158,7 +158,8 @@ def test_a_rerun_replaces_the_shot_and_those_naming_it_and_joins_again(stack: Te
     second = wait_storyboard(stack, tenant, view["id"], revision=2)
     before = {s["id"]: s["job_id"] for s in first["shots"]}
     after = {s["id"]: s["job_id"] for s in second["shots"]}
-    assert second["status"] == "completed" and after["storm"] == before["storm"], second
+    assert second["status"] == "completed", second
+    assert after["storm"] == before["storm"], second
     assert after["intro"] != before["intro"] and after["night"] != before["night"]
     assert second["outputs"][0]["key"] != first["outputs"][0]["key"]
     assert len(stack.sandbox_tasks()) == tasks_before + 2  # intro and night again; storm is not paid again

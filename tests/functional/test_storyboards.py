@@ -90,6 +90,23 @@ def test_the_published_shots_are_joined_in_order_into_one_mp4_lasting_their_sum(
     assert [s["id"] for s in event["data"]["shots"]] == ["intro", "dusk"]
 
 
+def test_a_joined_storyboard_whose_event_is_not_out_yet_is_completing_not_failed(
+        relay: Relay, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    from handlers.usecases import assembly
+    from handlers.usecases.outcomes import publish_outcome
+
+    monkeypatch.setattr(assembly, "publish_outcome", lambda relay, job: job)  # stored; the event not out yet
+    view = create_storyboard(relay, BOARD)
+    jobs = shot_jobs(view)
+    finish(relay, provider, jobs["intro"])
+    finish(relay, provider, jobs["dusk"])
+    stored = relay.jobs.get(view["job_id"])
+    assert stored.status is JobStatus.STORED and stored.outcome is not None
+    assert show_storyboard(relay, view["id"], tenant="default")["status"] == "completing"
+    publish_outcome(relay, stored)
+    assert show_storyboard(relay, view["id"], tenant="default")["status"] == "completed"
+
+
 def test_a_failed_shot_fails_the_storyboard_naming_that_shot(relay: Relay, provider: FakeProvider) -> None:
     view = create_storyboard(relay, BOARD)
     finish(relay, provider, shot_jobs(view)["intro"], "failed")
