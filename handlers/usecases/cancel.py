@@ -12,7 +12,9 @@ write fails its version check, and the loser finds the outcome recorded. So a jo
 terminal state with one event. A cancel that loses (the job is ended, or its outcome is already
 recorded: stored, failed…) is refused with :class:`JobEnded` (``409 job_ended``, naming the status).
 A late callback or reconciler pass for a cancelled job only records that it came
-(:func:`handlers.usecases.ingest.late_callback_key`): it never stores, publishes or changes the status.
+(:func:`handlers.usecases.ingest.late_callback_key`) and, if the cancellation's event is not out yet, publishes
+that same event: it never stores a result. When it publishes before the cancel does, the cancel finds the event
+recorded and answers the cancelled job.
 """
 
 from __future__ import annotations

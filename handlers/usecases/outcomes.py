@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers.app.relay import Relay
-from handlers.base.errors import NotFound, RelayError
+from handlers.base.errors import Conflict, NotFound, RelayError
 from handlers.base.logs import get_logger
 from handlers.domain.events import SOURCE, build_event
 from handlers.domain.jobs import Job, JobStatus, Outcome
@@ -31,6 +31,7 @@ from handlers.usecases.references import NEVER_PUBLISHED
 __all__ = ["conclude", "publish_outcome", "record_outcome", "settle_waiting", "wake_dependents"]
 
 log = get_logger(__name__)
+_PUBLISH_ATTEMPTS = 5
 
 
 def record_outcome(relay: Relay, job: Job, outcome: Outcome, error: Mapping[str, Any] | None) -> Job:
@@ -57,9 +58,28 @@ def publish_outcome(relay: Relay, job: Job) -> Job:
     _give_back(relay, job)
     relay.bus.publish(event)
     log.info("job.published", job_id=job.id, event_id=event["id"], type=event["type"])
-    published = relay.jobs.update(job.published(relay.clock(), event["id"]))
+    published = _record_published(relay, job, event["id"])
     wake_dependents(relay, published)
     return published
+
+
+def _record_published(relay: Relay, job: Job, event_id: str) -> Job:
+    """Record the event published. Two publishers of one outcome can race (a cancel and the ingest its task's late
+    callback started both publish the cancellation): the event is the same, so the loser of the version check
+    finds it recorded and answers the job as it now is, and a write that moved the job without touching its outcome
+    is retried on the job as it now is."""
+    for _ in range(_PUBLISH_ATTEMPTS):
+        try:
+            return relay.jobs.update(job.published(relay.clock(), event_id))
+        except Conflict:
+            current = relay.jobs.get(job.id)
+            if event_id in current.event_ids:
+                return current
+            if current.outcome != job.outcome or current.terminal:
+                raise
+            job = current
+    raise Conflict(f"job {job.id} kept changing while its event {event_id} was recorded; it is published again "
+                   "on its next look")
 
 
 def _event(relay: Relay, job: Job, now: float) -> dict[str, Any]:

@@ -178,3 +178,30 @@ def test_a_job_waiting_for_a_cancelled_job_fails_with_dependency_failed(relay: R
     assert failed.status is JobStatus.FAILED and failed.error and failed.error["code"] == "dependency_failed"
     assert failed.error["dependency"] == first.id and "cancelled" in failed.error["message"]
     assert len(provider.creates) == 1
+
+
+def test_a_cancel_whose_callback_published_the_cancellation_first_answers_the_cancelled_job(
+        relay: Relay, provider: FakeProvider) -> None:
+    """A cancel and its task's callback race: the cancel records the outcome, the callback's ingest publishes it,
+    then the cancel publishes the same event and loses the version check. The cancel answers the cancelled job,
+    not a conflict, and there is still one event."""
+    from handlers.usecases.outcomes import publish_outcome
+
+    job = submit(relay, REQUEST)
+    recorded = record_outcome(relay, job, Outcome.CANCELLED, {"code": "cancelled", "reason": "caller", "message": "m"})
+    provider.finish(job.task_id or "")
+    callback(relay, job.id, job.task_id)
+    drain(relay)  # the callback's ingest published the cancellation
+    answered = publish_outcome(relay, recorded)  # the cancel, on the job as it read it
+    [event] = events(relay)
+    assert answered.status is JobStatus.CANCELLED and answered.event_ids == (event["id"],)
+
+
+def test_publishing_retries_on_a_write_that_moved_the_job_without_touching_its_outcome(relay: Relay) -> None:
+    from handlers.usecases.outcomes import publish_outcome
+
+    job = submit(relay, REQUEST)
+    recorded = record_outcome(relay, job, Outcome.CANCELLED, {"code": "cancelled", "reason": "caller", "message": "m"})
+    relay.jobs.update(recorded.rescheduled(relay.clock(), relay.clock() + 30))  # a reconciler pass moved it on
+    published = publish_outcome(relay, recorded)
+    assert published.status is JobStatus.CANCELLED and len(events(relay)) == 1
