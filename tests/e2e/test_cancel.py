@@ -81,7 +81,8 @@ def test_a_queued_job_is_cancelled_at_once_and_never_reaches_the_sandbox(stack: 
     answer = stack.api(tenant).delete(f"/v1/jobs/{second['id']}")
     stack.api(tenant).delete(f"/v1/jobs/{first['id']}")
     [event] = wait_events(stack, second["id"], 1)
-    assert answer.status_code == 200 and answer.json()["status"] == "cancelled" and answer.json()["task_id"] is None
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "cancelled" and answer.json()["task_id"] is None
     assert event["type"] == "io.seedance-relay.job.cancelled" and event["data"]["task_id"] is None
     assert [t["id"] for t in stack.sandbox_tasks() if t["id"] == first["task_id"]] == [first["task_id"]]
     assert stack.job(tenant, second["id"])["status"] == "cancelled"
