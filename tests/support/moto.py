@@ -1,7 +1,7 @@
 """moto in server mode: a real AWS-compatible endpoint over HTTP on 127.0.0.1.
 
 ``running_moto()`` starts moto's server (what the ``moto_server`` executable beside the
-running Python runs) as a subprocess on a free loopback port, waits until it answers,
+running Python runs, with the two changes :data:`bench._common.MOTO_LAUNCH` describes) as a subprocess on a free loopback port, waits until it answers,
 yields its URL and stops it. ``FAKE_CREDENTIALS`` is what boto3 needs to sign requests
 to it (moto accepts any); ``reset_moto(url)`` drops every resource the server holds.
 """
@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from bench._common import MOTO_LAUNCH
 from handlers.net.server import free_port
 
 __all__ = ["FAKE_CREDENTIALS", "HIDDEN", "MOTO_REGION", "reset_moto", "running_moto"]
@@ -35,12 +36,6 @@ FAKE_CREDENTIALS = {
 HIDDEN = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
-# What the ``moto_server`` script runs, with one change: moto's backends check a condition
-# and then write without a lock, so under CPU contention two threads of its server could
-# both pass a conditional write that AWS would let only one pass. A long GIL switch interval
-# lets each request's pure-Python work finish before another thread runs (waiting, as in a
-# long poll, still lets the others in), which restores the atomicity the tests rely on.
-_LAUNCH = "import sys; sys.setswitchinterval(1.0); from moto.server import main; sys.exit(main())"
 
 
 def _answers(url: str) -> bool:
@@ -66,7 +61,7 @@ def running_moto(timeout: float = 30.0) -> Iterator[str]:
     """Run ``moto_server`` on ``127.0.0.1:<free port>``; yield ``http://127.0.0.1:<port>``."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen([sys.executable, "-c", _LAUNCH, "-H", "127.0.0.1", "-p", str(port)],
+    process = subprocess.Popen([sys.executable, "-c", MOTO_LAUNCH, "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_until_up(process, url, timeout)
