@@ -1,9 +1,10 @@
 """moto in server mode: a real AWS-compatible endpoint over HTTP on 127.0.0.1.
 
-``running_moto()`` starts moto's server (what the ``moto_server`` executable beside the
-running Python runs, with the two changes :data:`bench._common.MOTO_LAUNCH` describes) as a subprocess on a free loopback port, waits until it answers,
-yields its URL and stops it. ``FAKE_CREDENTIALS`` is what boto3 needs to sign requests
-to it (moto accepts any); ``reset_moto(url)`` drops every resource the server holds.
+``running_moto()`` starts moto's server (what the ``moto_server`` executable beside the running
+Python runs, with the two changes :data:`bench._common.MOTO_LAUNCH` describes) as a subprocess on
+a free loopback port, waits until it answers, yields its URL and stops it. ``FAKE_CREDENTIALS`` is
+what boto3 needs to sign requests to it (moto accepts any); ``reset_moto(url)`` drops every
+resource the server holds.
 """
 
 from __future__ import annotations
