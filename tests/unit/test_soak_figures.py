@@ -91,4 +91,4 @@ def test_each_backend_has_its_own_defaults_and_flags_win() -> None:
     _, aws = soak.parse(["--backend", "aws", "--jobs", "50"])
     assert local is not None and aws is not None
     assert (local.jobs, local.minutes, local.kill_every, local.fault_rate) == (10_000, 31.0, 10.0, 0.1)
-    assert (aws.jobs, aws.minutes, aws.kill_every) == (50, 12.0, 5.0)
+    assert (aws.jobs, aws.minutes, aws.kill_every) == (50, 40.0, 10.0)
