@@ -287,7 +287,8 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, Plan | None]:
     parser.add_argument("--jobs", type=_positive(int), help="jobs to submit (local 10000, aws 2000)")
     parser.add_argument("--minutes", type=_positive(float),
                         help="minutes the submits are spread over (local 31, aws 40)")
-    parser.add_argument("--kill-every", type=_at_least_zero, help="minutes between SIGKILLs; 0: none (local 10, aws 10)")
+    parser.add_argument("--kill-every", type=_at_least_zero,
+                        help="minutes between SIGKILLs; 0: none (local 10, aws 10)")
     parser.add_argument("--fault-rate", type=_rate, default=0.1, help="probability of each storage and provider fault")
     parser.add_argument("--out", type=Path, help="where the logs, figures.json and soak.png go "
                         "(default bench/soak-out/BACKEND)")
