@@ -184,7 +184,16 @@ class Monitor(threading.Thread):
 
 
 def _rss(pid: int | None) -> int | None:
-    """A process's resident set in bytes, from ``/proc`` (None if it is gone)."""
+    """The relay's resident set in bytes with its child processes' (the media readers of
+    ``RELAY_MEDIA_PROCESSES``), from ``/proc``; None if it is gone."""
+    own = _own_rss(pid)
+    if own is None or pid is None:
+        return own
+    return own + sum(_own_rss(child) or 0 for child in _children(pid))
+
+
+def _own_rss(pid: int | None) -> int | None:
+    """One process's resident set in bytes (None if it is gone)."""
     if pid is None:
         return None
     try:
@@ -194,3 +203,14 @@ def _rss(pid: int | None) -> int | None:
     except (FileNotFoundError, ProcessLookupError):
         return None
     return None
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids of ``pid``'s children, from each of its threads' ``children`` list."""
+    found: list[int] = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(child) for child in listing.read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found

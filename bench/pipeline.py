@@ -133,7 +133,7 @@ class _Run(NamedTuple):
 
 
 def _relay_run(jobs: int, speed: float, clients: int, data_dir: Path, timeout: float, workers: int,
-               rate: float | None = None) -> _Run:
+               rate: float | None = None, media_processes: int | None = None) -> _Run:
     """A fresh relay process: one warm-up job, then ``jobs`` submits, all at once or ``rate`` a second."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -148,7 +148,9 @@ def _relay_run(jobs: int, speed: float, clients: int, data_dir: Path, timeout: f
         job_ids[index] = answer.json()["id"]
 
     with spawned([__file__, "--role", "relay", "--port", str(port), "--data-dir", str(data_dir),
-                  "--speed", str(speed), "--workers", str(workers)], log=log) as server:
+                  "--speed", str(speed), "--workers", str(workers),
+                  *(("--media-processes", str(media_processes)) if media_processes is not None else ())],
+                 log=log) as server:
         wait_until_answers(f"{url}/healthz", server)
         _fan_out(1, 1, lambda c, _: submit(c, jobs), url, headers)  # warm-up: renders the one MP4
         _wait(lambda: _event_count(db), 1, timeout, "the warm-up job's event")
@@ -192,9 +194,11 @@ def _cpu_figures(run: _Run, jobs: int, seconds: float) -> dict[str, Any]:
             "cpu_cores_busy": round(total / seconds, 2) if seconds > 0 else None}
 
 
-def run_relay(jobs: int, speed: float, clients: int, tmp: Path, timeout: float, workers: int) -> dict[str, Any]:
+def run_relay(jobs: int, speed: float, clients: int, tmp: Path, timeout: float, workers: int,
+              media_processes: int | None = None) -> dict[str, Any]:
     """The flood: every job submitted at once; the relay's ceiling in jobs/s."""
-    run = _relay_run(jobs, speed, clients, tmp / "relay", timeout, workers)
+    name = "relay" if media_processes is None else f"relay-media-{media_processes}"
+    run = _relay_run(jobs, speed, clients, tmp / name, timeout, workers, media_processes=media_processes)
     callback_to_event, submit_to_event = _latencies(run)
     first, last = min(run.started.values()), max(at for _, _, at in run.events)
     return {"jobs": jobs, "seconds": round(last - first, 2), "jobs_per_s": round(jobs / (last - first), 1),
@@ -275,9 +279,12 @@ def measure(jobs: int, speed: float, clients: int, timeout: float, workers: int,
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         ceiling = run_sandbox(jobs, speed, clients, Path(tmp), timeout)
         relay = run_relay(jobs, speed, clients, Path(tmp), timeout, workers)
+        in_threads = run_relay(jobs, speed, clients, Path(tmp), timeout, workers, media_processes=0)
         figures = {"jobs": jobs, "speed": speed, "clients": clients, "workers": workers, "relay": relay,
                    "sandbox": ceiling, "throughput_ratio": ratio(relay["jobs_per_s"], ceiling["tasks_per_s"]),
-                   "all_published": relay["outcomes"].get("completed", 0) == jobs}
+                   "all_published": relay["outcomes"].get("completed", 0) == jobs,
+                   "relay_media_in_threads": in_threads,
+                   "media_processes_speedup": ratio(relay["jobs_per_s"], in_threads["jobs_per_s"])}
         if steady_seconds > 0:
             rate = steady_rate or relay["jobs_per_s"] / 2
             figures.update(_steady_figures(run_steady(rate, steady_seconds, speed, clients, Path(tmp), timeout,
@@ -303,6 +310,11 @@ def report(figures: dict[str, Any]) -> None:
              relay["callback_to_event_p50_ms"], "", relay["callback_to_event_p99_ms"]],
             ["", "", "", "submit→event", relay["submit_to_event_p50_ms"], "", relay["submit_to_event_p99_ms"]],
             ["relay / sandbox", figures["throughput_ratio"], "", "", "", "", ""]]
+    if "relay_media_in_threads" in figures:
+        threads = figures["relay_media_in_threads"]
+        rows += [["relay, media read in the ingest threads", threads["jobs_per_s"], threads["seconds"],
+                  "callback→event", threads["callback_to_event_p50_ms"], "", threads["callback_to_event_p99_ms"]],
+                 ["media processes / in threads", figures["media_processes_speedup"], "", "", "", "", ""]]
     if "steady" in figures:
         steady = figures["steady"]
         met = "met" if figures["steady_meets_target"] else "NOT met"
@@ -349,9 +361,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--media-processes", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.role == "relay":
-        serve_relay(args.port, args.data_dir, args.speed, args.workers)
+        serve_relay(args.port, args.data_dir, args.speed, args.workers, args.media_processes)
     elif args.role == "sandbox":
         serve_sandbox(args.port, args.data_dir, args.speed)
     elif args.role == "receiver":

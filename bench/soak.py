@@ -18,9 +18,10 @@ clock one day minus ``--retention`` seconds ahead: it removes what a retention o
 seconds would (jobs, videos, uploads and the event log; never queue messages).
 
 **What it watches.** The audit subscriber is drained every second (each completed event's video is
-looked up in storage), and every ``--sample`` seconds the relay's RSS (``/proc``), the storage's
-size and its videos are sampled. At the end: jobs published, videos stored, unique events, dead
-letters, RSS and storage over time, throughput; a PNG plot and one JSON line of figures in ``--out``.
+looked up in storage), and every ``--sample`` seconds the relay's RSS (``/proc``, its media reader
+processes included), the storage's size and its videos are sampled. At the end: jobs published,
+videos stored, unique events, dead letters, RSS and storage over time, throughput; a PNG plot and
+one JSON line of figures in ``--out``.
 
     python bench/soak.py [--jobs 10000] [--minutes 31] [--kill-every 10] [--fault-rate 0.1]
                          [--backend local|aws] [--out DIR]

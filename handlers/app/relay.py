@@ -15,6 +15,7 @@ from handlers.ports import BlobStore, BudgetLedger, EventBus, JobStore, KeyStore
 
 if TYPE_CHECKING:
     from handlers.app.metrics import RelayMetrics
+    from handlers.media.processes import MediaProcesses
     from handlers.net.download import ResultFetcher
 
 __all__ = ["Relay"]
@@ -40,6 +41,8 @@ class Relay:
     throttle: Throttle = field(default_factory=lambda: Throttle(IN_FLIGHT_LIMIT))
     """This process's answer to EvoLink's 429s (each process keeps its own)."""
     closers: list[Callable[[], None]] = field(default_factory=list)
+    media_processes: MediaProcesses | None = None
+    """Child processes that read stored videos (``serve`` on a local folder); ``None``: read in the calling thread."""
 
     def callback_url(self, job_id: str) -> str:
         token = self.signer.sign(job_id)

@@ -37,12 +37,14 @@ from handlers.app.settings import DEFAULT_EVOLINK_URL, Settings
 from handlers.app.wiring import build_event_log, build_relay, local_secret
 from handlers.base.logs import get_logger
 from handlers.domain.pricing import load_price_table
+from handlers.media.processes import MediaProcesses
 from handlers.net.server import BackgroundServer, free_port
 from handlers.ports import WorkQueue, settle
 from handlers.sandbox.app import create_sandbox_app
 from handlers.sandbox.engine import SandboxEngine
 from handlers.sandbox.settings import SandboxSettings
 from handlers.usecases import reconcile
+from handlers.usecases.media import media_reader_available
 from handlers.usecases.retention import collect_garbage
 from handlers.usecases.work import handle_ingest_message
 from handlers.webhooks import WebhookDeliverer, build_deliverer, run_webhook_loop
@@ -88,6 +90,9 @@ class LocalRuntime:
             self.admin_keys = (local_secret(settings.data_dir / "api-key", 24),)
         self.settings = settings
         self.relay = self.build(settings)
+        self.relay.media_processes = _media_processes(settings)
+        if self.relay.media_processes is not None:
+            self.relay.closers.append(self.relay.media_processes.close)
         self._webhooks = build_deliverer(settings)
         for name in self._webhooks.names:
             loop = partial(run_webhook_loop, self._webhooks, name, self.relay.bus.subscriber(name), self._stop,
@@ -193,6 +198,13 @@ class LocalRuntime:
             self._sandbox_server.stop()
         if self._engine is not None:
             self._engine.stop()
+
+
+def _media_processes(settings: Settings) -> MediaProcesses | None:
+    """The child processes ``serve`` reads stored videos in (``RELAY_MEDIA_PROCESSES``, one per ingest worker by
+    default); ``None`` for none, or where PyAV is not installed."""
+    count = settings.worker_concurrency if settings.media_processes is None else settings.media_processes
+    return MediaProcesses(count) if count > 0 and media_reader_available() else None
 
 
 def _remembered_port(path: Path) -> int | None:

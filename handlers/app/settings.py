@@ -146,6 +146,13 @@ def _cap(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     return int(bounded(1, IN_FLIGHT_LIMIT)(env, name, 1))
 
 
+def _processes(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """A number of processes from 0 to 64; unset gives the default (``None``: one per ingest worker)."""
+    if not (env.get(name) or "").strip():
+        return default
+    return int(bounded(0, 64)(env, name, 0))
+
+
 def _days(env: Mapping[str, str], name: str, default: float | None) -> float | None:
     """A number of days above 0 and at most 36500, fractions allowed (`0.5` is twelve hours); unset gives
     the default."""
@@ -265,6 +272,11 @@ class Settings:
                                 "URL expires 24 h after completion; then the job fails with `result_expired`)",
                                 positive)
     worker_concurrency: int = knob("RELAY_WORKERS", 2, "ingest worker threads", bounded(1))
+    media_processes: int | None = knob(
+        "RELAY_MEDIA_PROCESSES", None, "child processes `serve` reads stored videos in (facts, the decode that proves "
+        "they play, poster and last frame), so it uses more than one core; `0` reads them in the ingest threads. "
+        "Videos in S3 and Lambda functions always read in the calling thread", _processes,
+        shown="one per ingest worker")
     subscribers: tuple[tuple[str, tuple[str, ...]], ...] = knob(
         "RELAY_SUBSCRIBERS", (("default", ("*",)),),
         "subscribers and their filters: `archive:*,notify:completed+failed,art:storyboard.completed` (a job's types "

@@ -13,14 +13,15 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from handlers.media.facts import MediaFile, MediaSource, open_media
+from handlers.media.facts import MediaFacts, MediaFile, MediaSource, open_media
 
 if TYPE_CHECKING:
     import av.video.frame
     import av.video.reformatter
     import PIL.Image
 
-__all__ = ["FRAME_ROLES", "JPEG_QUALITY", "POSTER_AT", "THUMBNAIL_WIDTH", "FrameSet", "extract_frames", "frames_of"]
+__all__ = ["FRAME_ROLES", "JPEG_QUALITY", "POSTER_AT", "THUMBNAIL_WIDTH", "FrameSet", "describe_file",
+           "extract_frames", "frames_of"]
 
 POSTER_AT = 1 / 3
 """Where the poster is taken, as a fraction of the duration."""
@@ -55,6 +56,13 @@ def frames_of(media: MediaFile) -> FrameSet:
     return FrameSet(poster=poster_jpegs[0], poster_thumbnail=poster_jpegs[1], last_frame=last_jpegs[0],
                     last_frame_thumbnail=last_jpegs[1], poster_at=round(poster.time or 0.0, 3),
                     last_frame_at=round(last.time or 0.0, 3))
+
+
+def describe_file(source: MediaSource, size: int | None = None) -> tuple[MediaFacts, dict[str, bytes]]:
+    """A playable MP4's facts and its pictures by role (:data:`FRAME_ROLES`), from one opening;
+    :class:`~handlers.media.facts.UnplayableOutput` if it is not one."""
+    with open_media(source, size=size, mark=POSTER_AT) as media:
+        return media.facts, frames_of(media).pictures()
 
 
 def extract_frames(source: MediaSource, *, size: int | None = None) -> FrameSet:

@@ -15,6 +15,10 @@ so that the next attempt downloads it again, retried, and after :data:`UNPLAYABL
 fails with ``unplayable_output``. A failed check does not fail the job unless ``RELAY_OUTPUT_CHECKS=strict``:
 then it fails with ``output_mismatch``, naming the checks.
 
+A ``serve`` process on a local folder reads each video in a child process
+(:class:`~handlers.media.processes.MediaProcesses`, ``RELAY_MEDIA_PROCESSES``), so the media step runs on more than
+one core; objects in S3 are read in the calling thread.
+
 Where PyAV is not installed (the Lambda layer leaves it out), nothing is decoded: each video's first bytes
 are still checked to be an MP4, and the outputs are kept without ``media``, ``checks`` or ``frames``.
 """
@@ -25,6 +29,7 @@ import importlib.util
 import json
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from handlers.app.relay import Relay
@@ -33,8 +38,8 @@ from handlers.base.logs import get_logger
 from handlers.domain.jobs import Job, Output
 from handlers.domain.sniff import SNIFF_BYTES, sniff
 from handlers.media.checks import Check, check_facts, failed
-from handlers.media.facts import UnplayableOutput, open_media
-from handlers.media.frames import POSTER_AT, frames_of
+from handlers.media.facts import UnplayableOutput
+from handlers.media.frames import describe_file
 from handlers.media.ranged import blob_source
 from handlers.usecases.copy import failed_copy, note_unplayable, under_lease
 
@@ -120,9 +125,11 @@ def _describe(relay: Relay, job: Job, index: int, output: Output) -> Output:
 
 
 def _read(relay: Relay, job: Job, output: Output) -> Output:
-    with open_media(blob_source(relay.blobs, output.key, output.size), size=output.size, mark=POSTER_AT) as media:
-        facts = media.facts
-        pictures = frames_of(media).pictures()
+    source = blob_source(relay.blobs, output.key, output.size)
+    if isinstance(source, Path) and relay.media_processes is not None:
+        facts, pictures = relay.media_processes.describe(source, output.size)
+    else:
+        facts, pictures = describe_file(source, output.size)
     checks = check_facts(facts, job.request)
     frames = {role: _store_picture(relay, job, output.frame_key(role), data) for role, data in pictures.items()}
     log.info("job.output_described", job_id=job.id, key=output.key, duration=facts.duration,

@@ -114,3 +114,25 @@ def test_a_job_that_never_finishes_expires_with_an_expired_event(tmp_path: Path)
         final = pipeline.wait_final(pipeline.submit()["id"], timeout=30)
         [event] = pipeline.events()
     assert final["status"] == "expired" and event["type"] == "io.seedance-relay.job.expired"
+
+
+@pytest.mark.parametrize("processes", ["2", "0"], ids=["child-processes", "in-threads"])
+def test_a_served_relay_reads_its_videos_in_child_processes_unless_told_not_to(tmp_path: Path,
+                                                                               processes: str) -> None:
+    """Read by a child of the relay or by its ingest thread, the output has the same facts and pictures; a
+    relay that stops leaves no child behind."""
+    with running_pipeline(tmp_path, relay_env={"RELAY_MEDIA_PROCESSES": processes}) as pipeline:
+        final = pipeline.wait_final(pipeline.submit()["id"])
+        assert pipeline.relay is not None and pipeline.relay.runtime.relay is not None
+        readers = pipeline.relay.runtime.relay.media_processes
+        pids = readers.pids if readers is not None else []
+    [output] = final["outputs"]
+    assert final["status"] == "published"
+    assert (output["media"]["duration"], output["media"]["width"], output["media"]["has_audio"]) == (4.0, 864, True)
+    assert all(check["ok"] for check in output["checks"])
+    assert sorted(output["frames"]) == ["last-frame", "last-frame-thumbnail", "poster", "poster-thumbnail"]
+    if processes == "0":
+        assert readers is None
+    else:
+        assert readers is not None and readers.count == 2 and len(pids) == 1  # started on first use
+        assert not Path(f"/proc/{pids[0]}").exists() or "Z" in Path(f"/proc/{pids[0]}/stat").read_text().split()[2]
