@@ -1,7 +1,8 @@
 """Pipeline: N jobs through the relay on embedded defaults vs the sandbox's own ceiling, then a steady load.
 
 **relay** (throughput, a flood): one process runs what ``seedance-relay serve`` runs:
-``LocalRuntime`` (SQLite, a folder, 2 ingest workers, the sandbox in-process at ``--speed``)
+``LocalRuntime`` (SQLite, a folder, 2 ingest workers each reading videos in a child process, the
+sandbox in-process at ``--speed``)
 under ``uvicorn.run(app, log_level="warning")``. The app is wrapped in a tiny ASGI middleware
 that notes when each job's first callback arrives. The driver (another process) submits all
 the jobs at once over HTTP from ``--clients`` threads and waits until every job's event is on
@@ -10,6 +11,11 @@ middleware. Reported: jobs/s (first submit → last event), callback→event and
 latency, and the relay process's CPU time per job (its in-process sandbox included), in all and
 by thread group (ingest workers, API, in-process sandbox, threads that ended or are native, such
 as FFmpeg's decoders). The processes are in ``bench/_pipeline_servers.py``.
+
+**media in threads**: the same flood through a relay with ``RELAY_MEDIA_PROCESSES=0``, which reads each
+stored video in its ingest thread rather than in a child process. Reported: its jobs/s, and the default
+relay's jobs/s over it (``media_processes_speedup``). The relay's CPU figures include its media reader
+processes' CPU (``media_processes``, from ``/proc``).
 
 **sandbox ceiling**: the sandbox alone (``seedance-relay sandbox`` in one process) creates
 the same N tasks from the same client threads and calls back a trivial receiver (a third

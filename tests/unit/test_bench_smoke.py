@@ -49,6 +49,11 @@ def test_pipeline_publishes_every_job_and_the_sandbox_calls_back_every_task() ->
     assert figures["steady_all_published"]
     assert steady["callbacks_seen"] == steady["jobs"] >= 2
     assert figures["relay"]["cpu_ms_per_job"] > 0 and "ingest" in figures["relay"]["cpu_ms_per_job_by_thread"]
+    assert figures["relay"]["cpu_ms_per_job_by_thread"]["media_processes"] > 0  # the videos were read in children
+    in_threads = figures["relay_media_in_threads"]
+    assert in_threads["outcomes"] == {"completed": 3}
+    assert "media_processes" not in in_threads["cpu_ms_per_job_by_thread"]
+    assert figures["media_processes_speedup"] == round(figures["relay"]["jobs_per_s"] / in_threads["jobs_per_s"], 3)
     assert figures["steady_offered_jobs_per_s"] == round(figures["relay"]["jobs_per_s"] / 2, 2)
     assert figures["steady_meets_target"] == (figures["steady_callback_to_event_p99_ms"] <= 2000)
     assert {f"steady_{what}_p{q}_ms" for what in ("callback_to_event", "submit_to_event")
@@ -66,6 +71,13 @@ def test_pipeline_refuses_a_steady_rate_that_is_not_positive(capsys: pytest.Capt
     with pytest.raises(SystemExit):
         pipeline.main(["--steady-rate", "0"])
     assert "--steady-rate: must be greater than 0, got 0" in capsys.readouterr().err
+
+
+def test_pipeline_counts_the_cpu_of_the_media_reader_processes() -> None:
+    before = {"process": 10.0, "threads": {"1": ["ingest", 2.0]}, "children": {"70": 1.0}}
+    after = {"process": 11.0, "threads": {"1": ["ingest", 3.0]}, "children": {"70": 1.5, "71": 0.25}}
+    assert _pipeline_servers.cpu_by_group(before, after) == {"ingest": 1.0, "ended_or_native": 0.0,
+                                                             "media_processes": 0.75}
 
 
 def test_run_all_knows_every_benchmark_module() -> None:
