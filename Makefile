@@ -1,7 +1,8 @@
 # seedance-relay — the two commands a fresh machine needs: `make run` and `make test`.
 #   make run   installs the runtime dependencies only, then serves the relay on embedded defaults.
 #   make test  installs the dev extras and headless Chromium (for the dashboard's browser tests),
-#              then runs ruff, mypy (strict), the import-layer contracts (lint-imports) and pytest.
+#              then runs ruff, mypy (strict), the import-layer contracts (lint-imports) and pytest, in two
+#              processes (TEST_PROCESSES).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,6 +10,8 @@ SUM    := $(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 RUNTIME_STAMP := $(VENV)/.runtime-$(SUM)
 DEV_STAMP     := $(VENV)/.dev-$(SUM)
 CHROMIUM      ?= /usr/bin/chromium
+# pytest-xdist workers for `make test`; each file's tests stay in one worker (--dist loadfile).
+TEST_PROCESSES ?= 2
 
 .PHONY: install install-dev browser run demo test lint typecheck soak bench clean
 
@@ -53,7 +56,7 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/lint-imports
 
 test: lint typecheck browser  ## the whole suite: ruff, mypy (strict), lint-imports, pytest
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 bench: $(DEV_STAMP)  ## all benchmarks, full mode; writes bench/results.json
 	$(BIN)/python bench/run_all.py

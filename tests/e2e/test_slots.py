@@ -70,9 +70,10 @@ def test_the_202_of_a_queued_job_gives_its_place_in_the_queue(tmp_path: Path) ->
 def test_a_tenant_behind_another_tenants_burst_is_next_in_the_queue(
         backend: str, moto: str | None, tmp_path: Path) -> None:
     """Two slots; acme fills them and queues three more; bravo's one job, queued after, is shown first in the
-    queue and is the next to start."""
+    queue and is the next to start. acme's second job runs three times longer than its first, so the slots free
+    one at a time and "next" is the order of admissions, not a race between two creates."""
     with tenant_stack(backend, tmp_path, moto=moto, relay_env=capped(2), speed=SLOW) as stack:
-        acme = [stack.submit("acme", body(n))["id"] for n in range(5)]
+        acme = [stack.submit("acme", {**body(n), "duration": 12} if n == 1 else body(n))["id"] for n in range(5)]
         bravo = stack.submit("bravo", body(9))["id"]
         places = {job_id: stack.job("admin", job_id).get("queue_position") for job_id in [*acme[2:], bravo]}
         finals = stack.wait_final("admin", [*acme, bravo])
