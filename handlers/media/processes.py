@@ -67,7 +67,7 @@ class _Child:
             pickle.dump((str(path), size), self._requests, protocol=pickle.HIGHEST_PROTOCOL)
             self._requests.flush()
             kind, value = pickle.load(self._answers)  # noqa: S301  # our own child's answer
-        except (OSError, EOFError, pickle.UnpicklingError) as exc:
+        except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:  # ValueError: closed meanwhile
             raise MediaReaderFailed(f"the media reader process (pid {self.process.pid}) stopped while reading "
                                     f"{path.name}: {type(exc).__name__}") from exc
         if kind == "ok":
