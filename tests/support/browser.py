@@ -29,6 +29,8 @@ CHROMIUM = "/usr/bin/chromium"
 INSTALL_HINT = ("headless Chromium is needed at /usr/bin/chromium for the browser tests; install it with "
                 "`apt-get update && apt-get install -y --no-install-recommends chromium fonts-liberation "
                 "fonts-dejavu-core`")
+STARTUP_TIMEOUT = 90.0
+"""Seconds Chromium may take to answer its first command."""
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--disable-extensions", "--disable-default-apps", "--disable-breakpad",
@@ -79,7 +81,11 @@ class Chromium:
             for fd in (to_browser[0], from_browser[1], log):
                 os.close(fd)
         self._commands, self._replies = to_browser[1], from_browser[0]
-        self.send("Browser.getVersion")
+        try:  # a first start on a busy machine (fonts, profile, GPU probing) can take far longer than a command
+            self.send("Browser.getVersion", timeout=max(STARTUP_TIMEOUT, self.timeout))
+        except BrowserError as exc:
+            self.close()
+            raise BrowserError(f"{exc}; its log ends:\n{self.log_tail()}") from exc
 
     def send(self, method: str, session: str | None = None, timeout: float | None = None,
              **params: Any) -> dict[str, Any]:
