@@ -58,3 +58,15 @@ def _logs_to_stderr() -> None:
     from handlers.base.logs import configure
 
     configure(level="info", fmt="console", stream=sys.stderr)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    """Under pytest-xdist, tests that share a node id would run once (its file scheduling keys by node id):
+    refuse such a collection rather than skip tests silently (`make test` runs the API fuzz on its own)."""
+    from collections import Counter
+
+    shared = sorted(node_id for node_id, count in Counter(ids).items() if count > 1)
+    if shared:
+        raise pytest.UsageError(f"{len(shared)} node id(s) name several tests, which pytest-xdist runs once: "
+                                f"{', '.join(shared[:3])}; run them without -n")
