@@ -136,9 +136,12 @@ def submit_job(relay: Relay, request: Mapping[str, Any], *, metadata: Mapping[st
     if job.fingerprint != fingerprint:
         raise IdempotencyKeyReused(job.id)
     replayed = job != fresh  # the store answers the stored job: ours only if it was not there yet
-    if job.status is JobStatus.WAITING and not replayed:
-        return Submission(wait_for(relay, job), replayed)
-    return Submission(start(relay, job) if job.status is JobStatus.ACCEPTED else job, replayed)
+    try:
+        if job.status is JobStatus.WAITING and not replayed:
+            return Submission(wait_for(relay, job), replayed)
+        return Submission(start(relay, job) if job.status is JobStatus.ACCEPTED else job, replayed)
+    except Conflict:  # the reconciler, or a repeat of this submit, moved the job on meanwhile: it is handled
+        return Submission(relay.jobs.get(job.id), replayed)
 
 
 def job_id_for(tenant: str, scope: str, idempotency_key: str | None, fingerprint: str) -> str:
